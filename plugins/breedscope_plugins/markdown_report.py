@@ -1,0 +1,45 @@
+"""The ``markdown`` reporter: ``report.md`` beside the figures it links to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from breedscope.atomic import write_text
+from breedscope.hookspecs import hookimpl
+from breedscope.report.document import Document, Figure, Paragraph, Table
+from breedscope.report.reporter import ReporterSpec
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def table_markdown(table: Table) -> list[str]:
+    lines = ["| " + " | ".join(_cell(h) for h in table.header) + " |",
+             "|" + "|".join("---" for _ in table.header) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows]
+    if table.caption:
+        lines += ["", f"*{table.caption}*"]
+    return lines
+
+
+def render(document: Document, out_dir: Path) -> Path:
+    lines = [f"# {document.title}", "", f"_{document.subtitle}_", ""]
+    for section in document.sections:
+        lines += [f"## {section.title}", ""]
+        for block in section.blocks:
+            if isinstance(block, Paragraph):
+                lines.append(block.text)
+            elif isinstance(block, Table):
+                lines += table_markdown(block)
+            elif isinstance(block, Figure):
+                lines.append(f"![{block.caption}]({block.path.as_posix()})")
+            lines.append("")
+    path = out_dir / "report.md"
+    write_text(path, "\n".join(lines).rstrip() + "\n")
+    return path
+
+
+@hookimpl
+def breedscope_reporters() -> list[ReporterSpec]:
+    return [ReporterSpec("markdown", "Markdown report (report.md) with linked figures", render)]

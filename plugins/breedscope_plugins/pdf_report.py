@@ -1,0 +1,122 @@
+"""The ``pdf`` reporter: an A4 ``report.pdf`` with embedded fonts and page numbers (fpdf2).
+
+fpdf2 is pure Python (no system libraries, unlike WeasyPrint), embeds TrueType fonts and
+has real tables that wrap long cells. The font is DejaVu Sans, which matplotlib ships.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+from fpdf import FPDF
+from fpdf.fonts import FontFace
+
+from breedscope.atomic import atomic_path
+from breedscope.hookspecs import hookimpl
+from breedscope.report.document import Document, Figure, Paragraph, Table
+from breedscope.report.reporter import ReporterSpec
+
+FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+FONT = "DejaVu"
+
+
+class _Pdf(FPDF):
+    def __init__(self, title: str) -> None:
+        super().__init__(format="A4")
+        self.report_title = title
+        self.add_font(FONT, "", FONT_DIR / "DejaVuSans.ttf")
+        self.add_font(FONT, "B", FONT_DIR / "DejaVuSans-Bold.ttf")
+        self.add_font(FONT, "I", FONT_DIR / "DejaVuSans-Oblique.ttf")
+        self.set_margins(18, 18, 18)
+        self.set_auto_page_break(True, margin=18)
+        self.set_title(title)
+        self.set_creator("breedscope")
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font(FONT, "", 8)
+        self.set_text_color(110)
+        self.cell(0, 5, f"{self.report_title} — page {self.page_no()} of {{nb}}", align="C")
+        self.set_text_color(0)
+
+
+def _markdown_bold(text: str) -> str:
+    # The document uses **bold** in paragraphs; fpdf2's markdown mode understands the same.
+    return re.sub(r"\*\*(.+?)\*\*", r"**\1**", text)
+
+
+def _paragraph(pdf: _Pdf, block: Paragraph) -> None:
+    pdf.set_font(FONT, "", 9.5)
+    pdf.multi_cell(0, 5, _markdown_bold(block.text), markdown=True, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+
+
+def _table(pdf: _Pdf, block: Table) -> None:
+    pdf.set_font(FONT, "", 8 if len(block.header) > 3 else 8.5)
+    widths = None
+    if len(block.header) == 2:
+        widths = (35, 65)
+    elif block.header and block.header[0] == "image":
+        widths = (52, 18, 18, 12)
+    with pdf.table(
+        col_widths=widths,
+        headings_style=FontFace(emphasis="BOLD", fill_color=(230, 236, 245)),
+        line_height=4.6,
+        text_align="LEFT",
+        borders_layout="HORIZONTAL_LINES",
+    ) as table:
+        for values in [block.header, *block.rows]:
+            row = table.row()
+            for value in values:
+                row.cell(str(value))
+    if block.caption:
+        pdf.set_font(FONT, "I", 8)
+        pdf.multi_cell(0, 4.5, block.caption, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+
+
+def _figure(pdf: _Pdf, block: Figure, run_dir: Path) -> None:
+    width = pdf.epw * block.width_fraction
+    from PIL import Image
+
+    with Image.open(run_dir / block.path) as image:
+        height = width * image.height / image.width
+    if pdf.get_y() + height + 8 > pdf.page_break_trigger:
+        pdf.add_page()
+    pdf.image(str(run_dir / block.path), x=pdf.l_margin + (pdf.epw - width) / 2, w=width)
+    pdf.set_font(FONT, "I", 8)
+    pdf.multi_cell(0, 4.5, block.caption, align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+
+
+def render(document: Document, out_dir: Path) -> Path:
+    pdf = _Pdf(document.title)
+    pdf.add_page()
+    pdf.set_font(FONT, "B", 16)
+    pdf.multi_cell(0, 8, document.title, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FONT, "I", 9)
+    pdf.multi_cell(0, 5, document.subtitle, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    for section in document.sections:
+        if pdf.get_y() > pdf.page_break_trigger - 30:
+            pdf.add_page()
+        pdf.set_font(FONT, "B", 12.5)
+        pdf.cell(0, 8, section.title, new_x="LMARGIN", new_y="NEXT")
+        for block in section.blocks:
+            if isinstance(block, Paragraph):
+                _paragraph(pdf, block)
+            elif isinstance(block, Table):
+                _table(pdf, block)
+            elif isinstance(block, Figure):
+                _figure(pdf, block, document.run_dir)
+    path = out_dir / "report.pdf"
+    with atomic_path(path) as tmp:
+        pdf.output(str(tmp))
+    return path
+
+
+@hookimpl
+def breedscope_reporters() -> list[ReporterSpec]:
+    return [ReporterSpec("pdf", "A4 PDF report (report.pdf), fonts embedded", render)]

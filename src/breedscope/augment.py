@@ -1,0 +1,52 @@
+"""The augmentation stage: albumentations pipelines, looked up by preset name, training images only.
+
+Presets come from plugins (``breedscope_augmentations``); each view of each image gets its own
+seed derived from the run seed, the image's content hash and the view number, so the same run
+sees the same augmented pixels every time, on any machine.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import albumentations as A
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentPreset:
+    """A named augmentation recipe.
+
+    ``build`` returns the list of albumentations transforms; an empty list means no augmentation.
+    """
+
+    name: str
+    description: str
+    build: Callable[[], list[A.BasicTransform]]
+
+
+class Augmenter:
+    """Applies one preset reproducibly: ``augmenter(image, sha256, view)``."""
+
+    def __init__(self, preset: AugmentPreset, seed: int) -> None:
+        self.preset = preset
+        self.seed = seed
+        self.pipeline = A.Compose(preset.build(), seed=seed)
+        self.is_identity = not self.pipeline.transforms
+
+    def __call__(self, image: np.ndarray, sha256: str, view: int) -> np.ndarray:
+        if self.is_identity:
+            return image
+        self.pipeline.set_random_seed(zlib.crc32(f"{self.seed}:{sha256}:{view}".encode()))
+        return self.pipeline(image=image)["image"]
+
+
+def preview_grid(images: list[np.ndarray], augmenter: Augmenter, hashes: list[str], views: int) -> np.ndarray:
+    """A grid image: one row per input image, its original then ``views`` augmented versions."""
+    rows = []
+    for image, digest in zip(images, hashes, strict=True):
+        tiles = [image] + [augmenter(image, digest, v) for v in range(views)]
+        rows.append(np.concatenate(tiles, axis=1))
+    return np.concatenate(rows, axis=0)

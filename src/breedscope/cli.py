@@ -1,0 +1,354 @@
+"""The ``breedscope`` command line (typer). Every user error ends in one sentence and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.table import Table
+
+from breedscope import __version__, presets
+from breedscope.errors import BreedscopeError
+from breedscope.progress import console
+
+app = typer.Typer(
+    name="breedscope",
+    help="Small-data image classification studies, reproduced with one reliable command.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"breedscope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _registry():
+    from breedscope.plugins import registry
+
+    loaded = registry()
+    for problem in loaded.problems:
+        console.print(f"[yellow]warning:[/] {problem}")
+    return loaded
+
+
+def _dataset_spec(name: str):
+    from breedscope.datasets import store
+
+    loaded = _registry()
+    spec = loaded.dataset(name)
+    if spec is None:
+        stored = store.load(name)
+        spec = loaded.dataset(stored.plugin) if stored else None
+    if spec is None:
+        import difflib
+
+        known = sorted(set(loaded.dataset_names()) | set(store.stored_names()))
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise BreedscopeError(f"Unknown dataset '{name}'.{hint} Known: {', '.join(known)}.")
+    return spec
+
+
+def _print_validation(validation) -> None:
+    by_class = validation.counts_by_class()
+    reasons = sorted({k for counts in by_class.values() for k in counts} - {"found", "kept"})
+    table = Table(title="Validation")
+    for column in ["class", "found", "kept", *reasons]:
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for label, counts in by_class.items():
+        table.add_row(label, *[str(counts.get(c, 0)) for c in ["found", "kept", *reasons]])
+    console.print(table)
+    if validation.exact_duplicate_sets:
+        console.print(f"{len(validation.exact_duplicate_sets)} set(s) of identical files kept on one side of every split.")
+    if validation.near_duplicate_pairs:
+        console.print(f"{len(validation.near_duplicate_pairs)} near-duplicate pair(s) kept on one side of every split.")
+    for conflict in validation.label_conflicts:
+        console.print(f"[yellow]label conflict, excluded:[/] {' = '.join(conflict)}")
+
+
+@app.command()
+def fetch(
+    name: Annotated[str, typer.Argument(help="Dataset plugin: see `breedscope datasets`.")],
+    source: Annotated[Path | None, typer.Option("--from", help="An archive or folder you already have.")] = None,
+    as_name: Annotated[str | None, typer.Option("--name", help="Store it under this name.")] = None,
+    slug: Annotated[str | None, typer.Option(help="Kaggle slug to download instead of the plugin's.")] = None,
+    force: Annotated[bool, typer.Option(help="Fetch and validate again even if already done.")] = False,
+    min_side: Annotated[int, typer.Option(help="Exclude images smaller than this (px).")] = 32,
+) -> None:
+    """Download (or take `--from`) a dataset, validate every image, and store it.
+
+    Examples: `breedscope fetch bccd` ·
+    `breedscope fetch chest_xray --from ~/Downloads/archive.zip` ·
+    `breedscope fetch folder --from ./my_photos --name pets`
+    """
+    from breedscope.datasets.fetch import fetch as do_fetch
+
+    spec = _dataset_spec(name)
+    result = do_fetch(spec, as_name or (None if spec.needs_source else spec.name), source, slug, force, min_side)
+    if result.reused:
+        console.print(f"'{result.dataset.name}' is already fetched ({result.dataset.info['images']} images); "
+                      "use --force to fetch it again.")
+        return
+    for note in result.scan.notes if result.scan else []:
+        console.print(f"note: {note}")
+    _print_validation(result.validation)
+    console.print(f"Stored [bold]{result.dataset.name}[/]: {len(result.validation.kept)} images in "
+                  f"{result.dataset.directory}")
+
+
+@app.command()
+def validate(name: Annotated[str, typer.Argument(help="A fetched dataset.")]) -> None:
+    """Decode and check every image of a fetched dataset again.
+
+    Example: `breedscope validate bccd`
+    """
+    from breedscope.datasets import store
+    from breedscope.datasets.fetch import revalidate
+
+    dataset = store.load(name)
+    if dataset is None:
+        raise BreedscopeError(f"'{name}' is not fetched; run `breedscope fetch {name}` first.")
+    _, validation = revalidate(_dataset_spec(dataset.plugin), dataset)
+    _print_validation(validation)
+
+
+def _parse_ratios(text: str | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise BreedscopeError(f"--split takes train,val,test fractions like 0.7,0.15,0.15, not '{text}'.") from None
+    if len(values) == 2:
+        values = [values[0], 0.0, values[1]]
+    if len(values) != 3:
+        raise BreedscopeError(f"--split takes two or three fractions (train,val,test), not '{text}'.")
+    return dict(zip(("train", "val", "test"), values, strict=True))
+
+
+@app.command()
+def split(
+    name: Annotated[str, typer.Argument(help="A fetched dataset.")],
+    ratios: Annotated[str | None, typer.Option("--split", help="train,val,test fractions, e.g. 0.8,0.1,0.1")] = None,
+    seed: Annotated[int, typer.Option(help="Split seed.")] = 42,
+    balance: Annotated[str, typer.Option(help="none, cap, undersample, oversample, class_weights")] = "none",
+    cap: Annotated[int | None, typer.Option(help="Images per class for --balance cap.")] = None,
+    source_split: Annotated[bool, typer.Option("--source-split", help="Keep the publisher's split.")] = False,
+    output: Annotated[Path | None, typer.Option(help="Folder for manifest.csv and manifest.json.")] = None,
+) -> None:
+    """Write a stratified, grouped split manifest for a fetched dataset.
+
+    Example: `breedscope split chest_xray --split 0.75,0.15,0.10 --seed 1`
+    """
+    from breedscope import config as cfg
+    from breedscope import manifest as manifest_module
+    from breedscope.datasets import store
+    from breedscope.hashing import short_hash
+
+    dataset = store.load(name)
+    if dataset is None:
+        raise BreedscopeError(f"'{name}' is not fetched; run `breedscope fetch {name}` first.")
+    split_layer = {**(_parse_ratios(ratios) or {}), "seed": seed, "use_source_split": source_split}
+    config = cfg.build([{"dataset": {"name": name}, "split": split_layer,
+                         "balance": {"policy": balance, "cap": cap}}])
+    manifest = manifest_module.build(dataset.records(), config.split, config.balance, None, dataset.info)
+    key = short_hash(config.split.model_dump_json() + config.balance.model_dump_json())
+    path = manifest.write(output or dataset.directory / "manifests" / key)
+    table = Table(title=f"Manifest {path}")
+    for column in ("class", "train", "val", "test"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    counts = manifest.counts()
+    for label in manifest.classes:
+        table.add_row(label, *[str(counts[s].get(label, 0)) for s in ("train", "val", "test")])
+    console.print(table)
+    for warning in manifest.header["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"sha256 {manifest.sha256()}")
+
+
+def _flag_layer(**flags) -> dict:
+    """Turn run flags into a config layer; flags left unset (None) do not override anything."""
+    layer: dict = {}
+    for dotted, value in flags.items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition("__")
+        if key:
+            layer.setdefault(section, {})[key] = value
+        else:
+            layer[section] = value
+    return layer
+
+
+@app.command()
+def run(
+    dataset: Annotated[str | None, typer.Option(help="Dataset name (plugin or fetched).")] = None,
+    preset: Annotated[str | None, typer.Option(help=f"Study preset: {', '.join(presets.PRESETS)}.")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML or YAML config file.")] = None,
+    faithful: Annotated[bool, typer.Option(help="Reproduce the study's own (unsound) choices.")] = False,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    image_size: Annotated[int | None, typer.Option()] = None,
+    alpha: Annotated[float | None, typer.Option(help="MobileNetV2 width multiplier.")] = None,
+    weights: Annotated[str | None, typer.Option(help="imagenet, none, or a weights file.")] = None,
+    backbone: Annotated[str | None, typer.Option()] = None,
+    augment: Annotated[str | None, typer.Option(help="Augmentation preset.")] = None,
+    views: Annotated[int | None, typer.Option(help="Cached augmented views per training image.")] = None,
+    split_ratios: Annotated[str | None, typer.Option("--split", help="train,val,test, e.g. 0.8,0.1,0.1")] = None,
+    balance: Annotated[str | None, typer.Option(help="none, cap, undersample, oversample, class_weights")] = None,
+    cap: Annotated[int | None, typer.Option(help="Images per class for --balance cap.")] = None,
+    classes: Annotated[str | None, typer.Option(help="Comma-separated classes to use.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    feature_cache: Annotated[bool | None, typer.Option("--feature-cache/--no-feature-cache")] = None,
+    report_format: Annotated[str | None, typer.Option("--format", help="Reporters, e.g. markdown,pdf")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name (runs/<dataset>/<name>).")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="Where run directories go.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Resume a killed run from its directory.")] = None,
+) -> None:
+    """Train and evaluate on a dataset, and write the report: everything lands in one run directory.
+
+    Examples: `breedscope run --dataset demo` ·
+    `breedscope run --dataset bccd --preset bccd --epochs 5` ·
+    `breedscope run --config study.toml --seed 7` ·
+    `breedscope run --resume runs/bccd/run`
+    """
+    from breedscope import config as cfg
+    from breedscope import pipeline
+
+    loaded = _registry()
+    if resume is not None:
+        outcome = pipeline.run(pipeline.load_run_config(resume), loaded, run_dir=resume)
+    else:
+        split_layer = _parse_ratios(split_ratios) or {}
+        if seed is not None:
+            split_layer["seed"] = seed
+        flags = _flag_layer(
+            dataset__name=dataset, train__epochs=epochs, train__batch_size=batch_size,
+            train__learning_rate=lr, train__seed=seed, train__feature_cache=feature_cache,
+            model__image_size=image_size, model__alpha=alpha, model__weights=weights, model__backbone=backbone,
+            augment__preset=augment, augment__views=views, balance__policy=balance, balance__cap=cap,
+            dataset__classes=classes.split(",") if classes else None,
+            report__formats=report_format.split(",") if report_format else None,
+            name=name, runs_dir=str(runs_dir) if runs_dir else None,
+        )
+        if split_layer:
+            flags["split"] = split_layer
+        file_layer = cfg.read_file(config_file) if config_file else {}
+        layers = pipeline.config_layers(preset, file_layer, flags, faithful, loaded)
+        config = cfg.build(layers, known_datasets=pipeline.known_datasets(loaded))
+        outcome = pipeline.run(config, loaded)
+    evaluation = outcome.evaluation
+    low, high = evaluation["intervals"]["accuracy"]
+    console.print(
+        f"Test accuracy [bold]{evaluation['accuracy']:.4f}[/] (95% CI {low:.3f}–{high:.3f}), "
+        f"macro F1 {evaluation['macro']['f1-score']:.4f} on {evaluation['n_test']} images."
+    )
+    for path in outcome.reports:
+        console.print(f"Report: {path}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    report_format: Annotated[str, typer.Option("--format", help="Reporters, e.g. markdown,pdf")] = "markdown,pdf",
+) -> None:
+    """Render a run's report again from its stored evaluation (no retraining).
+
+    Example: `breedscope report runs/demo/run --format pdf`
+    """
+    from breedscope.pipeline import stored_evaluation
+    from breedscope.report.render import render_reports
+
+    stored_evaluation(run_dir)
+    for path in render_reports(run_dir, report_format.split(","), _registry()):
+        console.print(f"Report: {path}")
+
+
+@app.command()
+def datasets() -> None:
+    """List dataset plugins and fetched datasets.
+
+    Example: `breedscope datasets`
+    """
+    from breedscope.datasets import store
+
+    loaded = _registry()
+    table = Table(title="Dataset plugins")
+    for column in ("name", "aliases", "Kaggle", "preset", "description"):
+        table.add_column(column)
+    for name, spec in sorted(loaded.datasets.items()):
+        table.add_row(name, ", ".join(spec.aliases), ", ".join(spec.kaggle), spec.default_preset or "",
+                      spec.description)
+    console.print(table)
+    fetched = Table(title=f"Fetched (in {store.paths.datasets_dir()})")
+    for column in ("name", "plugin", "images", "source"):
+        fetched.add_column(column)
+    for name in store.stored_names():
+        stored = store.load(name)
+        fetched.add_row(name, stored.plugin, str(stored.info["images"]), stored.info["source"]["location"] or "")
+    console.print(fetched)
+
+
+@app.command()
+def plugins() -> None:
+    """List every plugin with the distribution and version it came from.
+
+    Example: `breedscope plugins`
+    """
+    loaded = _registry()
+    table = Table(title="Plugins (entry-point group 'breedscope')")
+    for column in ("plugin", "module", "distribution", "version", "provides"):
+        table.add_column(column)
+    for info in loaded.plugins:
+        table.add_row(info.name, info.module, info.distribution, info.version, ", ".join(info.provides))
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: run the app, turning errors into one sentence and an exit code."""
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        console.print("Interrupted; finished work (downloads, manifests, checkpoints) is kept.")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        console.print("Interrupted; finished work (downloads, manifests, checkpoints) is kept.")
+        sys.exit(130)
+    except BreedscopeError as exc:
+        if _state["debug"]:
+            raise
+        console.print(f"[bold red]Error:[/] {exc}")
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        console.print(f"[bold red]Unexpected error:[/] {type(exc).__name__}: {exc}. "
+                      "Run again with --debug for the traceback, and please report it.")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

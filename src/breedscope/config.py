@@ -1,0 +1,181 @@
+"""Every setting a run takes, validated by pydantic.
+
+Precedence, lowest first: defaults, the preset, a config file (TOML or YAML), command-line flags.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from breedscope.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetConfig(_Section):
+    name: str = Field("demo", description="A dataset plugin or a fetched dataset name.")
+    classes: list[str] | None = Field(None, description="Use only these classes (for example breeds).")
+    min_side: int = Field(32, ge=1, description="Images smaller than this on a side are excluded.")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str, info: ValidationInfo) -> str:
+        known: list[str] | None = (info.context or {}).get("known_datasets")
+        if known is not None and value not in known:
+            close = difflib.get_close_matches(value, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"unknown dataset '{value}'.{hint} Known: {', '.join(sorted(known))}")
+        return value
+
+
+class SplitConfig(_Section):
+    train: float = Field(0.7, gt=0, lt=1)
+    val: float = Field(0.15, ge=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+    seed: int = 42
+    use_source_split: bool = Field(False, description="Keep the publisher's train/val/test folders.")
+    grouped: bool = Field(True, description="Keep groups (a patient, duplicates) on one side.")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"split ratios train={self.train} val={self.val} test={self.test} sum to "
+                f"{total:g}, not 1"
+            )
+        return self
+
+    def ratios(self) -> dict[str, float]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+class BalanceConfig(_Section):
+    policy: Literal["none", "cap", "undersample", "oversample", "class_weights"] = "none"
+    cap: int | None = Field(None, gt=0, description="Images per class kept by the 'cap' policy.")
+
+    @model_validator(mode="after")
+    def _cap_needs_number(self) -> BalanceConfig:
+        if self.policy == "cap" and self.cap is None:
+            raise ValueError("balance policy 'cap' needs balance.cap (images per class)")
+        return self
+
+
+class AugmentConfig(_Section):
+    preset: str = Field("light", description="An augmentation preset name (see docs).")
+    views: int = Field(4, ge=1, le=64, description="Augmented views per training image cached as features.")
+
+
+class ModelConfig(_Section):
+    backbone: str = "mobilenet_v2"
+    weights: str = Field("imagenet", description="'imagenet', 'none', or a path to a weights file.")
+    alpha: float = Field(1.0, gt=0, le=1.4)
+    image_size: int = Field(224, ge=32, le=1024)
+    head: list[int] = Field(default_factory=lambda: [128], description="Dense layer widths after pooling.")
+    dropout: float | list[float] = Field(0.2, description="One rate, or one per head layer.")
+    train_base: bool = Field(False, description="Train the whole backbone (for weights='none').")
+    pixel_range: Literal["backbone", "unit"] = Field(
+        "backbone", description="'backbone': the backbone's own preprocessing; 'unit': [0, 1]."
+    )
+
+
+    @model_validator(mode="after")
+    def _dropout_per_layer(self) -> ModelConfig:
+        rates = self.dropout if isinstance(self.dropout, list) else [self.dropout]
+        if isinstance(self.dropout, list) and len(rates) != len(self.head):
+            raise ValueError(f"dropout has {len(rates)} rates for {len(self.head)} head layers")
+        if any(not 0 <= rate < 1 for rate in rates):
+            raise ValueError("dropout rates must be at least 0 and below 1")
+        return self
+
+    def dropout_rates(self) -> list[float]:
+        if isinstance(self.dropout, list):
+            return list(self.dropout)
+        return [self.dropout] * len(self.head)
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(32, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    patience: int | None = Field(5, ge=1, description="Early stopping on val loss; null to disable.")
+    feature_cache: bool = Field(True, description="Train the head on cached backbone features.")
+    seed: int = 42
+
+
+class ReportConfig(_Section):
+    formats: list[str] = Field(default_factory=lambda: ["markdown", "pdf"])
+
+
+class RunConfig(_Section):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
+    preset: str | None = None
+    runs_dir: Path = Path("runs")
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    balance: BalanceConfig = Field(default_factory=BalanceConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """Read a TOML or YAML config file into a plain dict."""
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".toml":
+            return tomllib.loads(text)
+        if path.suffix.lower() in (".yaml", ".yml"):
+            return yaml.safe_load(text) or {}
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"Config file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+    raise ConfigError(f"Config file {path} must end in .toml, .yaml or .yml.")
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` into ``base`` (new dict); ``None`` values in override are ignored."""
+    merged = dict(base)
+    for key, value in override.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, each naming the field: ``split: ratios ... sum to 1.1, not 1``."""
+    problems = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"]) or "config"
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{location}: {message}")
+    return "Invalid configuration: " + "; ".join(problems) + "."
+
+
+def build(layers: list[dict[str, Any]], known_datasets: list[str] | None = None) -> RunConfig:
+    """Merge config layers (lowest precedence first) and validate the result."""
+    data: dict[str, Any] = {}
+    for layer in layers:
+        data = merge(data, layer)
+    try:
+        return RunConfig.model_validate(data, context={"known_datasets": known_datasets})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from exc
+
+
+def to_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

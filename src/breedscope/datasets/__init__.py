@@ -1,0 +1,1 @@
+"""Datasets: what a source looks like (spec), getting it (fetch, archive, kaggle), checking it (validate)."""

@@ -1,0 +1,108 @@
+"""What a dataset plugin describes: where a dataset comes from and how to read its layout."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+# Files every archive tool leaves behind; never images, never worth a warning.
+JUNK_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """One file a layout reader believes is an image of ``label``.
+
+    ``path`` is relative to the dataset root. ``group`` ties images that must share a split
+    (one patient's X-rays); ``source_split`` keeps the split the publisher shipped, if any.
+    """
+
+    path: str
+    label: str
+    group: str = ""
+    source_split: str = ""
+
+
+@dataclass
+class Scan:
+    """What a layout reader found: the candidate images, and what it skipped and why."""
+
+    images: list[SourceImage] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset source, as a plugin registers it.
+
+    Attributes:
+        name: the name users type (``breedscope fetch NAME``).
+        description: one line for ``breedscope datasets``.
+        scan: reads an extracted archive or folder and returns a :class:`Scan`.
+        kaggle: Kaggle dataset slugs, the first being the default download.
+        aliases: other names that reach this dataset (``mammography`` for ``breast``).
+        materialize: for datasets that need no download (``demo``): writes the images into a folder.
+        needs_source: ``True`` when ``--from`` is required (the generic ``folder`` plugin).
+        default_preset: the preset ``breedscope run`` applies when the user names none.
+        licence, homepage: shown in ``breedscope datasets`` and the report.
+    """
+
+    name: str
+    description: str
+    scan: Callable[[Path], Scan]
+    kaggle: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    materialize: Callable[[Path], None] | None = None
+    needs_source: bool = False
+    default_preset: str | None = None
+    licence: str = "unknown"
+    homepage: str = ""
+
+
+def is_junk(path: Path) -> bool:
+    """macOS and Windows litter: AppleDouble stubs, ``__MACOSX`` trees, ``.DS_Store``."""
+    return (
+        path.name in JUNK_NAMES
+        or path.name.startswith("._")
+        or "__MACOSX" in path.parts
+    )
+
+
+def iter_files(root: Path) -> Iterable[Path]:
+    """Every regular file under ``root``, sorted, so that scans are deterministic."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def scan_class_folders(root: Path, class_dir_of: Callable[[Path], str | None] | None = None) -> Scan:
+    """Read a ``<class>/<image>`` tree: the label is the name of each image's parent folder.
+
+    Every file is offered to validation (which decides by content what is an image), except
+    known litter. ``class_dir_of`` may map a relative path to its label, or ``None`` to skip it.
+    """
+    scan = Scan()
+    for path in iter_files(root):
+        rel = path.relative_to(root)
+        if is_junk(rel):
+            scan.skipped["system file (.DS_Store, __MACOSX, ._*)"] += 1
+            continue
+        label = class_dir_of(rel) if class_dir_of else (rel.parts[-2] if len(rel.parts) > 1 else None)
+        if label is None:
+            scan.skipped["outside the class folders"] += 1
+            continue
+        scan.images.append(SourceImage(path=rel.as_posix(), label=label))
+    return scan
+
+
+def single_top_folder(root: Path) -> Path:
+    """Descend through folders that hold nothing but one folder (``dataset/dataset/...``)."""
+    current = root
+    while True:
+        entries = [p for p in current.iterdir() if not is_junk(p.relative_to(root))]
+        if len(entries) == 1 and entries[0].is_dir():
+            current = entries[0]
+        else:
+            return current

@@ -1,0 +1,224 @@
+"""Validation: decode every candidate fully, hash it, and decide what is kept and why not.
+
+Runs on every core (decoding is the slow part) and streams results, so memory stays flat
+whatever the number of images.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import imagehash
+
+from breedscope.datasets.spec import SourceImage
+from breedscope.hashing import sha256_file
+from breedscope.images import UnreadableImage, open_image, to_rgb
+from breedscope.progress import progress_bar
+
+DEFAULT_MIN_SIDE = 32
+# Perceptual hashes this close (of 64 bits) are treated as the same picture.
+NEAR_DUPLICATE_BITS = 4
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """A candidate after decoding: either measured (``reason`` empty) or rejected with a reason."""
+
+    path: str
+    label: str
+    group: str
+    source_split: str
+    sha256: str = ""
+    phash: str = ""
+    width: int = 0
+    height: int = 0
+    mode: str = ""
+    reason: str = ""
+
+
+def inspect(root: Path, candidate: SourceImage, min_side: int = DEFAULT_MIN_SIDE) -> ImageRecord:
+    """Decode one candidate and measure it. Never raises for bad image data."""
+    base = {
+        "path": candidate.path,
+        "label": candidate.label,
+        "group": candidate.group,
+        "source_split": candidate.source_split,
+    }
+    path = root / candidate.path
+    try:
+        digest = sha256_file(path)
+        image = open_image(path)
+        mode = image.mode
+        if min(image.size) < min_side:
+            return ImageRecord(**base, sha256=digest, reason=f"smaller than {min_side} px")
+        rgb = to_rgb(image)
+        phash = str(imagehash.phash(rgb))
+    except UnreadableImage as exc:
+        return ImageRecord(**base, reason=exc.reason)
+    except OSError as exc:  # unreadable from disk (permissions, vanished file)
+        return ImageRecord(**base, reason=f"cannot read file ({exc.strerror or exc})")
+    return ImageRecord(
+        **base, sha256=digest, phash=phash, width=rgb.width, height=rgb.height, mode=mode
+    )
+
+
+def _inspect_chunk(args: tuple[Path, list[SourceImage], int]) -> list[ImageRecord]:
+    root, chunk, min_side = args
+    return [inspect(root, candidate, min_side) for candidate in chunk]
+
+
+def inspect_all(
+    root: Path,
+    candidates: list[SourceImage],
+    min_side: int = DEFAULT_MIN_SIDE,
+    workers: int | None = None,
+) -> list[ImageRecord]:
+    """Inspect every candidate on ``workers`` processes (default: every core), in input order."""
+    workers = workers or os.cpu_count() or 1
+    chunk_size = 64
+    chunks = [candidates[i : i + chunk_size] for i in range(0, len(candidates), chunk_size)]
+    records: list[ImageRecord] = []
+    with progress_bar("Validating images", total=len(candidates)) as advance:
+        if workers == 1 or len(chunks) <= 1:
+            results: Iterable[list[ImageRecord]] = (
+                _inspect_chunk((root, chunk, min_side)) for chunk in chunks
+            )
+            for batch in results:
+                records.extend(batch)
+                advance(len(batch))
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for batch in pool.map(_inspect_chunk, ((root, c, min_side) for c in chunks)):
+                    records.extend(batch)
+                    advance(len(batch))
+    return records
+
+
+@dataclass
+class Validation:
+    """The outcome: kept records with their final groups, rejected ones, and duplicate findings."""
+
+    kept: list[ImageRecord]
+    excluded: list[ImageRecord]
+    exact_duplicate_sets: list[list[str]]
+    near_duplicate_pairs: list[tuple[str, str]]
+    label_conflicts: list[list[str]]
+
+    def counts_by_class(self) -> dict[str, dict[str, int]]:
+        table: dict[str, Counter[str]] = defaultdict(Counter)
+        for record in self.kept:
+            table[record.label]["kept"] += 1
+            table[record.label]["found"] += 1
+        for record in self.excluded:
+            table[record.label]["found"] += 1
+            table[record.label][record.reason] += 1
+        return {label: dict(counts) for label, counts in sorted(table.items())}
+
+    def to_json(self) -> dict:
+        return {
+            "kept": len(self.kept),
+            "excluded": [asdict(r) for r in self.excluded],
+            "by_class": self.counts_by_class(),
+            "exact_duplicate_sets": self.exact_duplicate_sets,
+            "near_duplicate_pairs": [list(p) for p in self.near_duplicate_pairs],
+            "label_conflicts": self.label_conflicts,
+        }
+
+
+class _UnionFind:
+    def __init__(self, items: Iterable[str]) -> None:
+        self.parent = {item: item for item in items}
+
+    def find(self, item: str) -> str:
+        while self.parent[item] != item:
+            self.parent[item] = self.parent[self.parent[item]]
+            item = self.parent[item]
+        return item
+
+    def union(self, a: str, b: str) -> None:
+        root_a, root_b = self.find(a), self.find(b)
+        if root_a != root_b:
+            # The smaller name becomes the root, so group ids do not depend on visiting order.
+            low, high = sorted((root_a, root_b))
+            self.parent[high] = low
+
+
+def near_duplicate_pairs(records: list[ImageRecord], max_bits: int) -> list[tuple[str, str]]:
+    """Pairs whose perceptual hashes differ in at most ``max_bits`` of 64 bits.
+
+    Pigeonhole: two hashes within ``max_bits`` agree exactly on at least one of
+    ``max_bits + 1`` slices, so only images sharing a slice are compared (not all pairs).
+    """
+    slices = max_bits + 1
+    width = 64 // slices
+    values = {r.path: int(r.phash, 16) for r in records}
+    buckets: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for path, value in values.items():
+        for index in range(slices):
+            buckets[(index, (value >> (index * width)) & ((1 << width) - 1))].append(path)
+    pairs: set[tuple[str, str]] = set()
+    for members in buckets.values():
+        if len(members) < 2:
+            continue
+        for i, a in enumerate(members):
+            for b in members[i + 1 :]:
+                if (values[a] ^ values[b]).bit_count() <= max_bits:
+                    pairs.add((a, b) if a < b else (b, a))
+    return sorted(pairs)
+
+
+def resolve(records: list[ImageRecord], near_bits: int = NEAR_DUPLICATE_BITS) -> Validation:
+    """Group duplicates, drop conflicting-label duplicates and tie every cluster to one group.
+
+    The final ``group`` of a record merges the layout's group (a patient) with its exact and
+    near-duplicate clusters, so the split never separates any of them.
+    """
+    measured = [r for r in records if not r.reason]
+    excluded = [r for r in records if r.reason]
+
+    by_hash: dict[str, list[ImageRecord]] = defaultdict(list)
+    for record in measured:
+        by_hash[record.sha256].append(record)
+    exact_sets = [sorted(r.path for r in rs) for rs in by_hash.values() if len(rs) > 1]
+
+    conflicts: list[list[str]] = []
+    conflicted: set[str] = set()
+    for members in by_hash.values():
+        if len({r.label for r in members}) > 1:
+            paths = sorted(f"{r.path} ({r.label})" for r in members)
+            conflicts.append(paths)
+            conflicted.update(r.path for r in members)
+    kept = [r for r in measured if r.path not in conflicted]
+    excluded += [
+        ImageRecord(**{**asdict(r), "reason": "duplicate with a conflicting label"})
+        for r in measured
+        if r.path in conflicted
+    ]
+
+    near = near_duplicate_pairs(kept, near_bits)
+    union = _UnionFind(r.path for r in kept)
+    for members in by_hash.values():
+        for other in members[1:]:
+            if other.path in union.parent and members[0].path in union.parent:
+                union.union(members[0].path, other.path)
+    for a, b in near:
+        union.union(a, b)
+    by_layout_group: dict[str, str] = {}
+    for record in kept:
+        if record.group:
+            first = by_layout_group.setdefault(record.group, record.path)
+            union.union(first, record.path)
+
+    regrouped = [ImageRecord(**{**asdict(r), "group": union.find(r.path)}) for r in kept]
+    return Validation(
+        kept=sorted(regrouped, key=lambda r: r.path),
+        excluded=sorted(excluded, key=lambda r: r.path),
+        exact_duplicate_sets=sorted(exact_sets),
+        near_duplicate_pairs=near,
+        label_conflicts=sorted(conflicts),
+    )

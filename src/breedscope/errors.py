@@ -1,0 +1,15 @@
+"""The one exception type the CLI turns into a readable sentence and a non-zero exit code."""
+
+
+class BreedscopeError(Exception):
+    """A problem the user can fix. The message is one sentence: what is wrong and what to do."""
+
+    exit_code = 2
+
+
+class DataError(BreedscopeError):
+    """Input data (an archive, a folder, an image) cannot be used as it is."""
+
+
+class ConfigError(BreedscopeError):
+    """A setting is invalid."""

@@ -1,0 +1,126 @@
+"""Evaluation on the test split, computed once and stored as JSON for every reporter.
+
+Metrics come from scikit-learn's own functions; this module only decides which, and adds
+what scikit-learn does not have: bootstrap intervals (resampling whole groups, so a patient's
+images count once) and calibration bins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from sklearn import metrics
+
+BOOTSTRAP_ROUNDS = 1000
+CALIBRATION_BINS = 10
+
+
+def bootstrap_interval(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    score: Callable[[np.ndarray, np.ndarray], float],
+    groups: Sequence[str] | None = None,
+    rounds: int = BOOTSTRAP_ROUNDS,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``score``, resampling groups (or images) with replacement."""
+    rng = np.random.default_rng(seed)
+    group_ids = np.asarray(groups) if groups is not None else np.arange(len(y_true)).astype(str)
+    unique, inverse = np.unique(group_ids, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
+    scores = []
+    for _ in range(rounds):
+        picked = rng.integers(0, len(unique), size=len(unique))
+        indices = np.concatenate([members[g] for g in picked])
+        scores.append(score(y_true[indices], y_pred[indices]))
+    tail = (1 - level) / 2
+    low, high = np.quantile(scores, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def calibration(y_true: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
+    """Expected calibration error of the top-class confidence, and the reliability-diagram bins."""
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == y_true).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        mask = which == b
+        if not mask.any():
+            continue
+        accuracy, mean_confidence = float(correct[mask].mean()), float(confidence[mask].mean())
+        ece += mask.mean() * abs(accuracy - mean_confidence)
+        table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
+                      "accuracy": accuracy, "confidence": mean_confidence})
+    return {"ece": float(ece), "bins": table}
+
+
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int]) -> float:
+    return float(metrics.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+
+
+def evaluate(
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    classes: list[str],
+    paths: Sequence[str],
+    groups: Sequence[str] | None = None,
+    seed: int = 0,
+    worst: int = 12,
+) -> dict:
+    """Every number a report shows, from true labels and predicted probabilities."""
+    labels = list(range(len(classes)))
+    y_pred = probabilities.argmax(axis=1)
+    report = metrics.classification_report(
+        y_true, y_pred, labels=labels, target_names=classes, output_dict=True, zero_division=0
+    )
+    counts = metrics.confusion_matrix(y_true, y_pred, labels=labels)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normalised = np.nan_to_num(counts / counts.sum(axis=1, keepdims=True))
+    result: dict = {
+        "classes": classes,
+        "n_test": len(y_true),
+        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, y_pred)),
+        "per_class": {name: {k: float(v) for k, v in report[name].items()} for name in classes},
+        "macro": {k: float(v) for k, v in report["macro avg"].items()},
+        "weighted": {k: float(v) for k, v in report["weighted avg"].items()},
+        "confusion_matrix": counts.tolist(),
+        "confusion_matrix_normalised": normalised.round(6).tolist(),
+        "log_loss": float(metrics.log_loss(y_true, probabilities, labels=labels)),
+        "calibration": calibration(y_true, probabilities),
+    }
+    result["intervals"] = {
+        "level": 0.95,
+        "method": f"percentile bootstrap, {BOOTSTRAP_ROUNDS} rounds, resampling "
+        + ("groups" if groups is not None else "images"),
+        "accuracy": bootstrap_interval(y_true, y_pred, metrics.accuracy_score, groups, seed=seed),
+        "macro_f1": bootstrap_interval(
+            y_true, y_pred, lambda t, p: _macro_f1(t, p, labels), groups, seed=seed
+        ),
+    }
+    present = np.unique(y_true)
+    if len(present) == len(classes):
+        if len(classes) == 2:
+            result["roc_auc"] = float(metrics.roc_auc_score(y_true, probabilities[:, 1]))
+            fpr, tpr, _ = metrics.roc_curve(y_true, probabilities[:, 1])
+            result["roc_curve"] = {"fpr": fpr.round(6).tolist(), "tpr": tpr.round(6).tolist()}
+            tn, fp, fn, tp = counts.ravel()
+            result["sensitivity"] = float(tp / (tp + fn)) if tp + fn else 0.0
+            result["specificity"] = float(tn / (tn + fp)) if tn + fp else 0.0
+            result["positive_class"] = classes[1]
+        else:
+            result["roc_auc"] = float(
+                metrics.roc_auc_score(y_true, probabilities, multi_class="ovr", average="macro", labels=labels)
+            )
+    wrong = np.flatnonzero(y_pred != y_true)
+    wrong = wrong[np.argsort(-probabilities[wrong, y_pred[wrong]], kind="stable")][:worst]
+    result["most_confident_errors"] = [
+        {"path": paths[i], "true": classes[y_true[i]], "predicted": classes[y_pred[i]],
+         "confidence": float(probabilities[i, y_pred[i]])}
+        for i in wrong
+    ]
+    return result

@@ -1,0 +1,120 @@
+"""The feature cache: a frozen backbone's pooled output, computed once per image and view.
+
+With the base frozen, an image's features never change between epochs, so the head trains
+on these vectors instead of pushing every image through the backbone every epoch. Files are
+keyed by what determines them (backbone, weights, size, preprocessing; augmentation preset,
+seed and view number; the image's content hash), so any later run on the same images reuses
+them, whatever its manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from breedscope.atomic import atomic_path
+from breedscope.hashing import sha256_file, short_hash
+from breedscope.manifest import Row
+from breedscope.progress import progress_bar
+
+if TYPE_CHECKING:
+    import keras
+
+    from breedscope.augment import Augmenter
+    from breedscope.config import ModelConfig
+
+ImageLoader = Callable[[Row], np.ndarray]
+
+
+def weights_identity(weights: str) -> str:
+    """What identifies a weights setting: a file by its content, ``none`` by nothing (seeded)."""
+    if weights in ("imagenet", "none"):
+        return weights
+    return "file-" + sha256_file(Path(weights).expanduser())[:16]
+
+
+def extractor_key(backbone: str, model: ModelConfig, seed: int) -> str:
+    parts = {
+        "backbone": backbone,
+        "weights": weights_identity(model.weights),
+        "alpha": model.alpha,
+        "size": model.image_size,
+        "pixels": model.pixel_range,
+        # Random weights differ per seed; ImageNet and file weights do not.
+        "seed": seed if model.weights == "none" else None,
+    }
+    return short_hash(json.dumps(parts, sort_keys=True), 16)
+
+
+def view_key(augmenter: Augmenter | None) -> str:
+    if augmenter is None or augmenter.is_identity:
+        return "clean"
+    return f"{augmenter.preset.name}-{short_hash(str(augmenter.seed), 8)}"
+
+
+def batches(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class FeatureCache:
+    def __init__(self, directory: Path, extractor: keras.Model, batch_size: int = 32) -> None:
+        self.directory = directory
+        self.extractor = extractor
+        self.batch_size = batch_size
+
+    def _file(self, row: Row, views: str, view: int) -> Path:
+        suffix = "" if views == "clean" else f"_{view}"
+        return self.directory / views / row.sha256[:2] / f"{row.sha256}{suffix}.npy"
+
+    def features(
+        self,
+        rows: Sequence[Row],
+        load: ImageLoader,
+        augmenter: Augmenter | None = None,
+        view: int = 0,
+        label: str = "Extracting features",
+    ) -> np.ndarray:
+        """Features for ``rows`` (one view), computing and storing only those not cached yet."""
+        views = view_key(augmenter)
+        files = [self._file(row, views, view) for row in rows]
+        missing = [i for i, f in enumerate(files) if not f.is_file()]
+        if missing:
+            self._compute([rows[i] for i in missing], [files[i] for i in missing], load, augmenter, view, label)
+        return np.stack([np.load(f) for f in files]) if files else np.zeros((0, 0), np.float32)
+
+    def _compute(
+        self,
+        rows: Sequence[Row],
+        files: Sequence[Path],
+        load: ImageLoader,
+        augmenter: Augmenter | None,
+        view: int,
+        label: str,
+    ) -> None:
+        def prepare(chunk: Sequence[Row]) -> np.ndarray:
+            images = [load(row) for row in chunk]
+            if augmenter is not None:
+                images = [augmenter(image, row.sha256, view) for row, image in zip(chunk, images, strict=True)]
+            return np.stack(images).astype(np.float32)
+
+        row_batches = list(batches(rows, self.batch_size))
+        file_batches = list(batches(files, self.batch_size))
+        # Decoding (Pillow releases the GIL) overlaps with the forward pass of the previous batch.
+        with ThreadPoolExecutor(max_workers=2) as pool, progress_bar(label, len(rows)) as advance:
+            pending = pool.submit(prepare, row_batches[0])
+            for index, chunk_files in enumerate(file_batches):
+                pixels = pending.result()
+                if index + 1 < len(row_batches):
+                    pending = pool.submit(prepare, row_batches[index + 1])
+                vectors = np.asarray(self.extractor(pixels, training=False))
+                for path, vector in zip(chunk_files, vectors, strict=True):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                        np.save(handle, vector.astype(np.float32))
+                advance(len(chunk_files))

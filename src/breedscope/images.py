@@ -1,0 +1,73 @@
+"""Image decoding, by content and never by file extension, into 8-bit RGB.
+
+Pillow decides the format from the bytes, so a WEBP or PNG saved as ``.jpg`` decodes, and a
+``.DS_Store`` saved as ``.jpg`` does not. Every other module reads pixels through here.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Anything above this many pixels is treated as a decompression bomb, not an image to train on.
+MAX_PIXELS = 64_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class UnreadableImage(Exception):
+    """The file is not an image this tool can use; ``reason`` is a short, stable category."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def open_image(path: Path) -> Image.Image:
+    """Open and fully decode ``path``; raise :class:`UnreadableImage` with the reason otherwise."""
+    if path.stat().st_size == 0:
+        raise UnreadableImage("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+            if image.width * image.height > MAX_PIXELS:
+                raise UnreadableImage("decompression bomb", f"{image.width}x{image.height}")
+            image.load()  # decode every pixel now: truncated files fail here, not in training
+    except UnreadableImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UnreadableImage("decompression bomb", str(exc)) from exc
+    except Image.UnidentifiedImageError as exc:
+        raise UnreadableImage("not an image") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableImage("truncated or corrupt", str(exc)) from exc
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Normalise any mode (16-bit, palette, CMYK, grayscale, alpha) to 8-bit RGB."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # Scale the real range to 8 bits instead of clipping everything above 255 to white.
+        array = np.asarray(image, dtype=np.float64)
+        low, high = float(array.min()), float(array.max())
+        scaled = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
+        image = Image.fromarray(scaled.astype(np.uint8), mode="L")
+    elif image.mode == "F":
+        image = image.convert("L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        background.alpha_composite(image.convert("RGBA"))
+        image = background
+    return image.convert("RGB")
+
+
+def load_rgb(path: Path, size: int | None = None) -> np.ndarray:
+    """Decode ``path`` to an ``(H, W, 3)`` uint8 array, resized (bilinear) to ``size`` if given."""
+    image = to_rgb(open_image(path))
+    if size is not None and image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)

@@ -1,0 +1,246 @@
+"""The split manifest: one schema for every dataset, one row per image, and a JSON sidecar.
+
+Splits are stratified by class and grouped at once (a patient, a duplicate cluster), and the
+same records, parameters and seed always give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from breedscope.atomic import atomic_path, write_json
+from breedscope.config import BalanceConfig, SplitConfig
+from breedscope.datasets.validate import ImageRecord
+from breedscope.errors import ConfigError
+from breedscope.hashing import sha256_bytes
+
+SCHEMA_VERSION = 1
+SPLITS = ("train", "val", "test")
+COLUMNS = ["path", "label", "split", "group", "sha256", "phash", "width", "height", "source_split"]
+
+
+@dataclass(frozen=True)
+class Row:
+    path: str
+    label: str
+    split: str
+    group: str
+    sha256: str
+    phash: str
+    width: int
+    height: int
+    source_split: str
+
+
+@dataclass
+class Manifest:
+    rows: list[Row]
+    header: dict = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted({row.label for row in self.rows})
+
+    def split(self, name: str) -> list[Row]:
+        return [row for row in self.rows if row.split == name]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        table: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
+        for row in self.rows:
+            table[row.split][row.label] += 1
+        return {split: dict(sorted(counts.items())) for split, counts in table.items()}
+
+    def csv_text(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in self.rows:
+            writer.writerow([getattr(row, column) for column in COLUMNS])
+        return buffer.getvalue()
+
+    def sha256(self) -> str:
+        return sha256_bytes(self.csv_text().encode("utf-8"))
+
+    def write(self, directory: Path) -> Path:
+        """Write ``manifest.csv`` and ``manifest.json`` atomically; return the CSV's path."""
+        text = self.csv_text()
+        target = directory / "manifest.csv"
+        with atomic_path(target) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        write_json(directory / "manifest.json", {**self.header, "csv_sha256": self.sha256()})
+        return target
+
+
+def read(directory: Path) -> Manifest:
+    import json
+
+    with open(directory / "manifest.csv", newline="", encoding="utf-8") as handle:
+        rows = [
+            Row(**{**r, "width": int(r["width"]), "height": int(r["height"])})
+            for r in csv.DictReader(handle)
+        ]
+    header = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    return Manifest(rows, header)
+
+
+def select_classes(records: list[ImageRecord], classes: list[str] | None) -> list[ImageRecord]:
+    if classes is None:
+        return records
+    available = sorted({r.label for r in records})
+    missing = [c for c in classes if c not in available]
+    if missing:
+        raise ConfigError(
+            f"dataset.classes: {', '.join(repr(m) for m in missing)} not in this dataset; "
+            f"available: {', '.join(available)}."
+        )
+    wanted = set(classes)
+    return [r for r in records if r.label in wanted]
+
+
+def _rng(seed: int, *salt: str) -> random.Random:
+    # random.Random seeded with a string is stable across Python versions and platforms.
+    return random.Random(":".join([str(seed), *salt]))
+
+
+def cap_per_class(records: list[ImageRecord], cap: int, seed: int) -> list[ImageRecord]:
+    """Keep at most ``cap`` images per class, chosen reproducibly at random."""
+    by_class: dict[str, list[ImageRecord]] = defaultdict(list)
+    for record in records:
+        by_class[record.label].append(record)
+    kept: list[ImageRecord] = []
+    for label in sorted(by_class):
+        members = sorted(by_class[label], key=lambda r: r.path)
+        _rng(seed, "cap", label).shuffle(members)
+        kept.extend(members[:cap])
+    return sorted(kept, key=lambda r: r.path)
+
+
+def group_label(members: list[ImageRecord]) -> str:
+    counts = Counter(r.label for r in members)
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[0][0]
+
+
+def assign_splits(records: list[ImageRecord], ratios: dict[str, float], seed: int) -> dict[str, str]:
+    """Map each path to a split: whole groups go to the split furthest below its target share.
+
+    Per class, groups are shuffled reproducibly and placed largest first, which keeps every
+    class close to the requested ratios while never dividing a group.
+    """
+    groups: dict[str, list[ImageRecord]] = defaultdict(list)
+    for record in records:
+        groups[record.group or record.path].append(record)
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for group_id in sorted(groups):
+        by_class[group_label(groups[group_id])].append(group_id)
+
+    active = [name for name in SPLITS if ratios.get(name, 0) > 0]
+    assignment: dict[str, str] = {}
+    for label in sorted(by_class):
+        group_ids = by_class[label]
+        _rng(seed, "split", label).shuffle(group_ids)
+        group_ids.sort(key=lambda g: -len(groups[g]))  # stable: ties keep the shuffled order
+        total = sum(len(groups[g]) for g in group_ids)
+        filled = Counter[str]()
+        for group_id in group_ids:
+            deficits = {s: ratios[s] * total - filled[s] for s in active}
+            chosen = max(active, key=lambda s: (deficits[s] / ratios[s], deficits[s]))
+            filled[chosen] += len(groups[group_id])
+            for record in groups[group_id]:
+                assignment[record.path] = chosen
+    return assignment
+
+
+def source_splits(records: list[ImageRecord]) -> dict[str, str]:
+    missing = [r.path for r in records if r.source_split not in SPLITS]
+    if missing:
+        raise ConfigError(
+            f"split.use_source_split: {len(missing)} images have no source split (e.g. {missing[0]}); "
+            "this dataset was not published with train/val/test folders."
+        )
+    return {r.path: r.source_split for r in records}
+
+
+def undersample_train(rows: list[Row], seed: int) -> list[Row]:
+    """Drop training rows so every class has as many as the smallest one; val/test untouched."""
+    train_counts = Counter(r.label for r in rows if r.split == "train")
+    floor = min(train_counts.values())
+    kept_train: list[Row] = []
+    for label in sorted(train_counts):
+        members = sorted((r for r in rows if r.split == "train" and r.label == label), key=lambda r: r.path)
+        _rng(seed, "undersample", label).shuffle(members)
+        kept_train.extend(members[:floor])
+    return sorted([*kept_train, *(r for r in rows if r.split != "train")], key=lambda r: r.path)
+
+
+def build(
+    records: list[ImageRecord],
+    split: SplitConfig,
+    balance: BalanceConfig,
+    classes: list[str] | None = None,
+    dataset_info: dict | None = None,
+) -> Manifest:
+    """Select, balance and split ``records`` into a :class:`Manifest`."""
+    warnings: list[str] = []
+    selected = select_classes(sorted(records, key=lambda r: r.path), classes)
+    found = Counter(r.label for r in selected)
+    if balance.policy == "cap":
+        assert balance.cap is not None
+        selected = cap_per_class(selected, balance.cap, split.seed)
+
+    ratios = split.ratios()
+    needed = sum(1 for value in ratios.values() if value > 0)
+    sizes = Counter(r.label for r in selected)
+    too_small = sorted(label for label, n in sizes.items() if n < needed and not split.use_source_split)
+    for label in too_small:
+        warnings.append(
+            f"class '{label}' has {sizes[label]} image(s), too few for {needed} splits; left out"
+        )
+    selected = [r for r in selected if r.label not in too_small]
+    if len({r.label for r in selected}) < 2:
+        raise ConfigError("Fewer than two classes are left to classify after selection; check dataset.classes.")
+
+    if not split.grouped:  # per-image split, only for reproducing studies that did it
+        selected = [replace(r, group="") for r in selected]
+    if split.use_source_split:
+        assignment = source_splits(selected)
+    else:
+        assignment = assign_splits(selected, ratios, split.seed)
+    rows = [
+        Row(r.path, r.label, assignment[r.path], r.group or r.path, r.sha256, r.phash,
+            r.width, r.height, r.source_split)
+        for r in selected
+    ]
+    if balance.policy == "undersample":
+        rows = undersample_train(rows, split.seed)
+
+    manifest = Manifest(rows)
+    for split_name, counts in manifest.counts().items():
+        absent = [label for label in manifest.classes if counts.get(label, 0) == 0 and ratios[split_name] > 0]
+        if absent and not (split_name == "val" and split.use_source_split is False and ratios["val"] == 0):
+            warnings.append(f"the {split_name} split has no images of {', '.join(absent)}")
+    info = dataset_info or {}
+    manifest.header = {
+        "schema_version": SCHEMA_VERSION,
+        "dataset": {
+            "name": info.get("name"),
+            "plugin": info.get("plugin"),
+            "source_sha256": info.get("source", {}).get("sha256"),
+            "source": info.get("source", {}).get("kind"),
+        },
+        "split": split.model_dump(),
+        "balance": {
+            "policy": balance.policy,
+            "cap": balance.cap,
+            "found_per_class": dict(sorted(found.items())),
+        },
+        "seed": split.seed,
+        "classes": manifest.classes,
+        "counts": manifest.counts(),
+        "warnings": warnings,
+    }
+    return manifest

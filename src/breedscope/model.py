@@ -1,0 +1,100 @@
+"""The model: a backbone (from a plugin) with its own preprocessing, pooled, and a dense head.
+
+The saved model takes RGB pixels in [0, 255]; preprocessing lives inside it, so predicting,
+exporting and the feature cache all see exactly the same inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from breedscope.config import ModelConfig
+from breedscope.errors import BreedscopeError
+
+if TYPE_CHECKING:
+    import keras
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A convolutional backbone, as a plugin registers it.
+
+    Attributes:
+        name: the value of ``model.backbone``.
+        build: ``build(image_size, alpha, weights)`` returns a Keras model without its top,
+            taking preprocessed pixels; ``weights`` is ``"imagenet"``, ``None`` or a file path.
+        preprocessing: ``preprocessing(pixel_range)`` returns a Keras layer that maps RGB
+            [0, 255] to what ``build``'s model expects.
+        weights_file: the file name Keras caches ImageNet weights under, for error messages.
+    """
+
+    name: str
+    description: str
+    build: Callable[[int, float, str | None], keras.Model]
+    preprocessing: Callable[[str], keras.layers.Layer]
+    weights_file: Callable[[int, float], str] = lambda size, alpha: "(see Keras applications)"
+
+
+def _weights_argument(weights: str) -> str | None:
+    if weights == "none":
+        return None
+    if weights == "imagenet":
+        return "imagenet"
+    if not Path(weights).expanduser().is_file():
+        raise BreedscopeError(f"model.weights: the weights file {weights} does not exist.")
+    return str(Path(weights).expanduser())
+
+
+def build_feature_extractor(spec: BackboneSpec, config: ModelConfig) -> keras.Model:
+    """RGB [0, 255] in, pooled backbone features out."""
+    import keras
+
+    weights = _weights_argument(config.weights)
+    try:
+        base = spec.build(config.image_size, config.alpha, weights)
+    except Exception as exc:
+        if weights != "imagenet" or isinstance(exc, BreedscopeError):
+            raise
+        file_name = spec.weights_file(config.image_size, config.alpha)
+        raise BreedscopeError(
+            f"The ImageNet weights for {spec.name} could not be downloaded ({exc}). Either connect "
+            f"to the internet once, pass a weights file with --weights PATH, or put {file_name} "
+            "in $KERAS_HOME/models/ (default ~/.keras/models/)."
+        ) from exc
+    base.trainable = config.train_base
+    if config.train_base and weights is None:
+        # Trained from scratch, BatchNorm's moving statistics must settle within a short run;
+        # Keras applications use momentum 0.999, which takes thousands of steps.
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.9
+    inputs = keras.Input((config.image_size, config.image_size, 3), name="rgb_0_255")
+    x = spec.preprocessing(config.pixel_range)(inputs)
+    # training=False keeps BatchNorm in inference mode even when the base is later unfrozen.
+    x = base(x, training=False if not config.train_base else None)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, x, name=f"{spec.name}_features")
+
+
+def build_head(feature_dim: int, n_classes: int, config: ModelConfig) -> keras.Model:
+    """Pooled features in, class probabilities out: ``Dense(width) ReLU, Dropout`` per layer."""
+    import keras
+
+    inputs = keras.Input((feature_dim,), name="features")
+    x = inputs
+    for index, (width, rate) in enumerate(zip(config.head, config.dropout_rates(), strict=True)):
+        x = keras.layers.Dense(width, activation="relu", name=f"head_dense_{index}")(x)
+        if rate > 0:
+            x = keras.layers.Dropout(rate, name=f"head_dropout_{index}")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def assemble(extractor: keras.Model, head: keras.Model) -> keras.Model:
+    """The whole classifier, RGB [0, 255] in, probabilities out."""
+    import keras
+
+    return keras.Model(extractor.input, head(extractor.output), name="classifier")

@@ -1,0 +1,31 @@
+"""Where breedscope keeps its data: one cache root, overridable with BREEDSCOPE_HOME."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+
+def home() -> Path:
+    """The data cache root: ``$BREEDSCOPE_HOME`` or the platform's user cache directory."""
+    configured = os.environ.get("BREEDSCOPE_HOME")
+    root = Path(configured).expanduser() if configured else Path(platformdirs.user_cache_dir("breedscope"))
+    return root
+
+
+def datasets_dir() -> Path:
+    return home() / "datasets"
+
+
+def dataset_dir(name: str) -> Path:
+    return datasets_dir() / name
+
+
+def downloads_dir() -> Path:
+    return home() / "downloads"
+
+
+def features_dir() -> Path:
+    return home() / "features"

@@ -1,0 +1,148 @@
+"""One run, start to finish: dataset, manifest, training, evaluation, reports.
+
+Data flows one way: a fetched dataset becomes a manifest, the manifest feeds the trainer, the
+trainer's predictions become the evaluation, and reporters render only the stored evaluation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from breedscope import config as config_module
+from breedscope import manifest as manifest_module
+from breedscope import presets, runs
+from breedscope.atomic import atomic_path, write_json, write_text
+from breedscope.config import RunConfig
+from breedscope.datasets import fetch, store
+from breedscope.errors import BreedscopeError, DataError
+from breedscope.evaluate import evaluate
+from breedscope.plugins import Registry
+from breedscope.progress import console
+from breedscope.report.render import render_reports
+
+CONFIG_FILE = "config.yaml"
+
+
+def ensure_dataset(name: str, registry: Registry) -> store.StoredDataset:
+    """The fetched dataset ``name``, fetching it first when its plugin can do that on its own."""
+    spec = registry.dataset(name)
+    stored = store.load(spec.name if spec else name)
+    if stored is not None:
+        return stored
+    if spec is None:
+        raise DataError(f"No dataset '{name}' is fetched or provided by a plugin; see `breedscope datasets`.")
+    if spec.needs_source:
+        raise DataError(
+            f"'{name}' is the generic folder plugin: first run `breedscope fetch folder --from PATH "
+            "--name NAME`, then `breedscope run --dataset NAME`."
+        )
+    console.print(f"Dataset '{spec.name}' is not fetched yet; fetching it now.")
+    return fetch.fetch(spec).dataset
+
+
+def config_layers(
+    preset_name: str | None, file_layer: dict, flag_layer: dict, faithful: bool, registry: Registry
+) -> list[dict]:
+    """Defaults < the dataset's or the named preset < ``--faithful`` < config file < flags."""
+    dataset_name = flag_layer.get("dataset", {}).get("name") or file_layer.get("dataset", {}).get("name")
+    preset_name = preset_name or file_layer.get("preset")
+    if preset_name is None and dataset_name:
+        spec = registry.dataset(dataset_name)
+        stored = store.load(spec.name if spec else dataset_name)
+        owner = registry.dataset(stored.plugin) if stored else spec
+        preset_name = owner.default_preset if owner else None
+    layers: list[dict] = []
+    if preset_name:
+        preset = presets.get(preset_name)
+        layers += [preset.config, {"preset": preset_name}]
+        if faithful:
+            layers.append(preset.faithful)
+    elif faithful:
+        raise BreedscopeError("--faithful needs a study preset (--preset NAME).")
+    return [*layers, file_layer, flag_layer]
+
+
+def known_datasets(registry: Registry) -> list[str]:
+    return sorted(set(registry.dataset_names()) | set(store.stored_names()))
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    evaluation: dict
+    reports: list[Path]
+
+
+def write_predictions(path: Path, rows: list, classes: list[str], probabilities: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["path", "label", "predicted", *[f"p_{c}" for c in classes]])
+        for row, p in zip(rows, probabilities, strict=True):
+            writer.writerow([row.path, row.label, classes[int(p.argmax())], *[f"{v:.6f}" for v in p]])
+
+
+def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> RunOutcome:
+    """Execute a run in a new directory, or resume the one given."""
+    from breedscope.train import train
+
+    dataset = ensure_dataset(config.dataset.name, registry)
+    if run_dir is None:
+        run_dir = runs.new_run_dir(config.runs_dir, dataset.name, config.name)
+        manifest = manifest_module.build(
+            dataset.records(), config.split, config.balance, config.dataset.classes, dataset.info
+        )
+        manifest.write(run_dir)
+        write_text(run_dir / CONFIG_FILE, config_module.to_yaml(config))
+    else:
+        manifest = manifest_module.read(run_dir)
+    for warning in manifest.header.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
+    write_json(run_dir / "environment.json", runs.environment(config.train.seed, manifest.sha256()))
+    runs.set_status(run_dir, "running")
+    console.print(f"Run directory: [bold]{run_dir}[/]")
+
+    try:
+        result = train(config, manifest, dataset.image_root, run_dir, registry)
+        result.model.save(run_dir / "model.keras")
+        test_rows = manifest.split("test")
+        classes = manifest.classes
+        y_true = np.array([classes.index(r.label) for r in test_rows])
+        write_predictions(run_dir / "predictions.csv", test_rows, classes, result.test_probabilities)
+        evaluation = evaluate(
+            y_true, result.test_probabilities, classes,
+            paths=[r.path for r in test_rows],
+            groups=[r.group for r in test_rows] if config.split.grouped else None,
+            seed=config.train.seed,
+        )
+        evaluation["training"] = {
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early,
+            "feature_cache": result.feature_cache,
+        }
+        write_json(run_dir / "evaluation.json", evaluation)
+        reports = render_reports(run_dir, config.report.formats, registry)
+    except BaseException as exc:  # KeyboardInterrupt too: the directory must not look finished
+        runs.set_status(run_dir, "failed", error=str(exc) or type(exc).__name__)
+        raise
+    runs.set_status(run_dir, "succeeded", accuracy=evaluation["accuracy"])
+    return RunOutcome(run_dir, evaluation, reports)
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    file = run_dir / CONFIG_FILE
+    if not file.is_file():
+        raise BreedscopeError(f"{run_dir} is not a run directory (it has no {CONFIG_FILE}).")
+    return config_module.build([config_module.read_file(file)])
+
+
+def stored_evaluation(run_dir: Path) -> dict:
+    file = run_dir / "evaluation.json"
+    if not file.is_file():
+        raise BreedscopeError(f"{run_dir} has no evaluation.json; the run did not finish (see status.json).")
+    return json.loads(file.read_text())

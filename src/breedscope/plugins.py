@@ -1,0 +1,135 @@
+"""Finding plugins (entry-point group ``breedscope``) and collecting what they register.
+
+Loading is defensive: a plugin that fails to import, or whose hook raises, becomes one line in
+:attr:`Registry.problems` and is skipped; everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from breedscope import hookspecs
+from breedscope.errors import ConfigError
+
+GROUP = "breedscope"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    module: str
+    distribution: str
+    version: str
+    provides: tuple[str, ...] = ()
+
+
+@dataclass
+class Registry:
+    """Everything the installed plugins provide, by kind and name."""
+
+    plugins: list[PluginInfo] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    datasets: dict[str, Any] = field(default_factory=dict)
+    backbones: dict[str, Any] = field(default_factory=dict)
+    augmentations: dict[str, Any] = field(default_factory=dict)
+    reporters: dict[str, Any] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def dataset(self, name: str) -> Any:
+        return self.datasets[self.aliases.get(name, name)] if self.has_dataset(name) else None
+
+    def has_dataset(self, name: str) -> bool:
+        return name in self.datasets or name in self.aliases
+
+    def dataset_names(self) -> list[str]:
+        return sorted([*self.datasets, *self.aliases])
+
+    def pick(self, kind: str, name: str) -> Any:
+        """The ``kind`` (``backbones``, ``augmentations``, ``reporters``) called ``name``."""
+        table: dict[str, Any] = getattr(self, kind)
+        if name not in table:
+            close = difflib.get_close_matches(name, table, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"No {kind[:-1]} is called '{name}'.{hint} Installed: {', '.join(sorted(table))}."
+            )
+        return table[name]
+
+
+def _manager() -> pluggy.PluginManager:
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
+def _collect(manager: pluggy.PluginManager, hook_name: str, registry: Registry) -> Iterable[tuple[str, Any]]:
+    """Call every implementation of ``hook_name`` on its own, so one failure skips one plugin."""
+    for impl in getattr(manager.hook, hook_name).get_hookimpls():
+        try:
+            for item in impl.function() or []:
+                yield impl.plugin_name, item
+        except Exception as exc:
+            registry.problems.append(
+                f"plugin '{impl.plugin_name}' failed in {hook_name} ({type(exc).__name__}: {exc}); skipped"
+            )
+
+
+def load(extra_modules: Iterable[Any] = ()) -> Registry:
+    """Load every plugin in the entry-point group, plus ``extra_modules`` (for tests)."""
+    registry = Registry()
+    manager = _manager()
+    for entry in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        try:
+            module = entry.load()
+        except Exception as exc:
+            registry.problems.append(
+                f"plugin '{entry.name}' ({entry.value}) failed to import ({type(exc).__name__}: {exc}); skipped"
+            )
+            continue
+        if manager.is_registered(module) or manager.has_plugin(entry.name):
+            continue
+        manager.register(module, name=entry.name)
+        dist = entry.dist
+        registry.plugins.append(
+            PluginInfo(
+                entry.name,
+                entry.value,
+                dist.metadata["Name"] if dist else "?",
+                dist.version if dist else "?",
+            )
+        )
+    for module in extra_modules:
+        manager.register(module)
+        registry.plugins.append(PluginInfo(manager.get_name(module) or "?", module.__name__, "(local)", "-"))
+
+    provided: dict[str, list[str]] = {}
+    tables = {
+        "breedscope_datasets": registry.datasets,
+        "breedscope_backbones": registry.backbones,
+        "breedscope_augmentations": registry.augmentations,
+        "breedscope_reporters": registry.reporters,
+    }
+    for hook_name, table in tables.items():
+        for plugin_name, item in _collect(manager, hook_name, registry):
+            table.setdefault(item.name, item)
+            provided.setdefault(plugin_name, []).append(f"{hook_name.removeprefix('breedscope_')[:-1]}:{item.name}")
+            for alias in getattr(item, "aliases", ()):
+                registry.aliases[alias] = item.name
+    registry.plugins = [
+        PluginInfo(p.name, p.module, p.distribution, p.version, tuple(provided.get(p.name, ())))
+        for p in registry.plugins
+    ]
+    return registry
+
+
+@cache
+def registry() -> Registry:
+    """The process-wide registry, loaded once."""
+    return load()

@@ -1,0 +1,184 @@
+"""Build the report :class:`Document` of a run from what the run stored on disk.
+
+Nothing is computed twice: numbers come from ``evaluation.json``, curves from ``history.csv``,
+counts from ``manifest.json``. Figures are drawn into ``figures/`` beside them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import yaml
+
+from breedscope import presets
+from breedscope.report import figures
+from breedscope.report.document import Document, Figure, Paragraph, Section, Table
+
+
+def _pct(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _interval(evaluation: dict, key: str) -> str:
+    low, high = evaluation["intervals"][key]
+    return f"{low:.3f} – {high:.3f}"
+
+
+def _read_history(run_dir: Path) -> list[dict]:
+    file = run_dir / "history.csv"
+    if not file.is_file():
+        return []
+    with open(file, newline="") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def measured(evaluation: dict, key: str) -> float | None:
+    """Our figure for a study's metric key: ``accuracy``, ``macro_f1``, ``weighted_precision``..."""
+    if key in ("accuracy", "balanced_accuracy"):
+        return evaluation[key]
+    average, _, metric = key.partition("_")
+    metric = {"f1": "f1-score"}.get(metric, metric)
+    return evaluation.get(average, {}).get(metric)
+
+
+def summary_section(config: dict, manifest: dict, evaluation: dict) -> Section:
+    counts = manifest["counts"]
+    classes = manifest["classes"]
+    rows = [[c, *[str(counts[s].get(c, 0)) for s in ("train", "val", "test")]] for c in classes]
+    rows.append(["total", *[str(sum(counts[s].values())) for s in ("train", "val", "test")]])
+    balance = manifest["balance"]
+    policy = balance["policy"] + (f" ({balance['cap']} per class)" if balance["policy"] == "cap" else "")
+    split = manifest["split"]
+    grouping = "grouped (patients and duplicates kept on one side)" if split.get("grouped", True) else "per image"
+    text = (
+        f"Dataset **{manifest['dataset']['name']}** ({len(classes)} classes), preset "
+        f"**{config.get('preset') or 'none'}**. Split train/val/test "
+        f"{split['train']:g}/{split['val']:g}/{split['test']:g}, {grouping}, seed {manifest['seed']}. "
+        f"Balance policy: {policy}. Test accuracy **{_pct(evaluation['accuracy'])}** "
+        f"(95% CI {_interval(evaluation, 'accuracy')}) on {evaluation['n_test']} test images."
+    )
+    blocks: list = [Paragraph(text), Table(["class", "train", "val", "test"], rows, "Images per split")]
+    blocks += [Paragraph(f"Note: {w}.") for w in manifest.get("warnings", [])]
+    return Section("Summary", blocks)
+
+
+def configuration_section(config: dict) -> Section:
+    rows = []
+    for section in ("model", "train", "augment", "split", "balance"):
+        for key, value in config.get(section, {}).items():
+            rows.append([f"{section}.{key}", json.dumps(value) if not isinstance(value, str) else value])
+    return Section("Configuration", [Table(["setting", "value"], rows)])
+
+
+def metrics_section(evaluation: dict) -> Section:
+    overall = [
+        ["accuracy", _pct(evaluation["accuracy"]), _interval(evaluation, "accuracy")],
+        ["macro F1", _pct(evaluation["macro"]["f1-score"]), _interval(evaluation, "macro_f1")],
+        ["balanced accuracy", _pct(evaluation["balanced_accuracy"]), ""],
+        ["macro precision / recall", f"{_pct(evaluation['macro']['precision'])} / "
+                                     f"{_pct(evaluation['macro']['recall'])}", ""],
+        ["weighted precision / recall / F1", " / ".join(_pct(evaluation["weighted"][k])
+                                                        for k in ("precision", "recall", "f1-score")), ""],
+        ["log loss", f"{evaluation['log_loss']:.4f}", ""],
+        ["expected calibration error", f"{evaluation['calibration']['ece']:.4f}", ""],
+    ]
+    if "roc_auc" in evaluation:
+        overall.append(["ROC-AUC" + (" (one-vs-rest, macro)" if len(evaluation["classes"]) > 2 else ""),
+                        _pct(evaluation["roc_auc"]), ""])
+    if "sensitivity" in evaluation:
+        overall += [[f"sensitivity ({evaluation['positive_class']})", _pct(evaluation["sensitivity"]), ""],
+                    ["specificity", _pct(evaluation["specificity"]), ""]]
+    per_class = [
+        [name, _pct(v["precision"]), _pct(v["recall"]), _pct(v["f1-score"]), str(int(v["support"]))]
+        for name, v in evaluation["per_class"].items()
+    ]
+    method = evaluation["intervals"]["method"]
+    return Section("Metrics on the test split", [
+        Table(["metric", "value", "95% CI"], overall, f"Intervals: {method}."),
+        Table(["class", "precision", "recall", "F1", "support"], per_class, "Per class"),
+    ])
+
+
+def comparison_section(config: dict, evaluation: dict) -> Section | None:
+    name = config.get("preset")
+    preset = presets.PRESETS.get(name) if name else None
+    if preset is None or preset.study is None:
+        return None
+    study = preset.study
+    rows = []
+    for key, theirs in study.reported.items():
+        ours = measured(evaluation, key)
+        ci = _interval(evaluation, "accuracy") if key == "accuracy" else (
+            _interval(evaluation, "macro_f1") if key == "macro_f1" else "")
+        rows.append([key.replace("_", " "), f"{theirs:.3f}", _pct(ours) if ours is not None else "n/a", ci])
+    for label, theirs in study.per_class_f1.items():
+        ours = evaluation["per_class"].get(label, {}).get("f1-score")
+        rows.append([f"F1 {label}", f"{theirs:.2f}", _pct(ours) if ours is not None else "not in this run", ""])
+    blocks: list = [Paragraph(f"Study: {study.title}."),
+                    Table(["metric", "study", "this run", "this run, 95% CI"], rows)]
+    low, high = evaluation["intervals"]["accuracy"]
+    reported = study.reported.get("accuracy")
+    if reported is not None:
+        inside = low <= reported <= high
+        blocks.append(Paragraph(
+            f"The study's accuracy of {reported:.3f} lies {'inside' if inside else 'outside'} this run's "
+            f"95% interval ({low:.3f} – {high:.3f}) over {evaluation['n_test']} test images."
+        ))
+    blocks += [Paragraph(sentence) for sentence in (*preset.differences, *study.notes)]
+    return Section("Comparison with the study", blocks)
+
+
+def figures_sections(run_dir: Path, evaluation: dict, history: list[dict]) -> list[Section]:
+    out = run_dir / "figures"
+    sections = []
+    if history:
+        figures.training_curves(history, out / "training_curves.png")
+        sections.append(Section("Training curves", [Figure(Path("figures/training_curves.png"),
+                                                           "Loss and accuracy per epoch.")]))
+    figures.confusion_matrix(evaluation, out / "confusion_matrix.png")
+    sections.append(Section("Confusion matrix", [Figure(
+        Path("figures/confusion_matrix.png"), "Counts and share of each true class (rows).",
+        0.8 if len(evaluation["classes"]) > 4 else 0.6)]))
+    figures.reliability(evaluation, out / "reliability.png")
+    calibration = [Figure(Path("figures/reliability.png"), "Reliability diagram of the top-class confidence.", 0.55)]
+    if "roc_curve" in evaluation:
+        figures.roc(evaluation, out / "roc.png")
+        calibration.append(Figure(Path("figures/roc.png"), "ROC curve.", 0.55))
+    sections.append(Section("Calibration and ROC", calibration))
+    return sections
+
+
+def errors_section(evaluation: dict) -> Section:
+    rows = [[e["path"], e["true"], e["predicted"], f"{e['confidence']:.3f}"]
+            for e in evaluation["most_confident_errors"]]
+    if not rows:
+        return Section("Most confident errors", [Paragraph("No test image was misclassified.")])
+    return Section("Most confident errors", [Table(["image", "true", "predicted", "confidence"], rows)])
+
+
+def environment_section(environment: dict, manifest_sha: str) -> Section:
+    rows = [["seed", str(environment["seed"])], ["manifest sha256", manifest_sha],
+            ["python", environment["python"]], ["platform", environment["platform"]],
+            ["CPU cores", str(environment["cpu_count"])]]
+    rows += [[package, v] for package, v in environment["versions"].items()]
+    return Section("Environment", [Table(["item", "value"], rows)])
+
+
+def build_document(run_dir: Path) -> Document:
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    environment = json.loads((run_dir / "environment.json").read_text())
+    history = _read_history(run_dir)
+    sections = [summary_section(config, manifest, evaluation)]
+    comparison = comparison_section(config, evaluation)
+    if comparison:
+        sections.append(comparison)
+    sections += [metrics_section(evaluation), *figures_sections(run_dir, evaluation, history),
+                 errors_section(evaluation), configuration_section(config),
+                 environment_section(environment, manifest["csv_sha256"])]
+    title = f"breedscope report: {manifest['dataset']['name']}"
+    subtitle = f"run {run_dir.parent.name}/{run_dir.name}, backbone {config['model']['backbone']}"
+    return Document(title, subtitle, run_dir, sections)

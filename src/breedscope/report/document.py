@@ -1,0 +1,56 @@
+"""A report as data: sections of paragraphs, tables and figures, with no format in it.
+
+Every reporter renders the same :class:`Document`, so the Markdown and the PDF cannot drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Paragraph:
+    text: str
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+
+@dataclass
+class Figure:
+    path: Path  # relative to the run directory
+    caption: str
+    width_fraction: float = 1.0  # of the text width, for page-based formats
+
+
+Block = Paragraph | Table | Figure
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+@dataclass
+class Document:
+    title: str
+    subtitle: str
+    run_dir: Path
+    sections: list[Section] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        def block_dict(block: Block) -> dict:
+            return {"type": type(block).__name__.lower(), **{k: str(v) if isinstance(v, Path) else v
+                                                            for k, v in asdict(block).items()}}
+
+        return {
+            "title": self.title,
+            "subtitle": self.subtitle,
+            "sections": [{"title": s.title, "blocks": [block_dict(b) for b in s.blocks]} for s in self.sections],
+        }

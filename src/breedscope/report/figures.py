@@ -1,0 +1,97 @@
+"""The report's pictures, drawn with matplotlib from the stored evaluation and history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+DPI = 150
+
+
+def _save(figure: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+    return path
+
+
+def confusion_matrix(evaluation: dict, path: Path) -> Path:
+    classes = evaluation["classes"]
+    counts = np.array(evaluation["confusion_matrix"])
+    normalised = np.array(evaluation["confusion_matrix_normalised"])
+    n = len(classes)
+    side = max(4.5, 0.6 * n + 2.5)
+    figure, axis = plt.subplots(figsize=(side, side * 0.85))
+    image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the true class")
+    font = 9 if n <= 6 else 7
+    for i in range(n):
+        for j in range(n):
+            colour = "white" if normalised[i, j] > 0.6 else "black"
+            axis.text(j, i, f"{counts[i, j]}\n{normalised[i, j]:.0%}", ha="center", va="center",
+                      fontsize=font, color=colour)
+    short = [c if len(c) <= 14 else c[:13] + "…" for c in classes]
+    axis.set_xticks(range(n), short, rotation=45, ha="right")
+    axis.set_yticks(range(n), short)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    return _save(figure, path)
+
+
+def training_curves(history: list[dict], path: Path) -> Path:
+    epochs = [row["epoch"] for row in history]
+    figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for axis, metric, title in ((loss_axis, "loss", "loss"), (acc_axis, "accuracy", "accuracy")):
+        axis.plot(epochs, [row[metric] for row in history], marker="o", ms=3, label="train")
+        if history and f"val_{metric}" in history[0]:
+            axis.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", ms=3, label="validation")
+        axis.set_xlabel("epoch")
+        axis.set_title(title)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    return _save(figure, path)
+
+
+def reliability(evaluation: dict, path: Path) -> Path:
+    bins = evaluation["calibration"]["bins"]
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    centres = [(b["low"] + b["high"]) / 2 for b in bins]
+    axis.bar(centres, [b["accuracy"] for b in bins], width=0.09, alpha=0.7, label="accuracy in bin")
+    axis.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    axis.plot(centres, [b["confidence"] for b in bins], "o", color="tab:red", ms=4, label="mean confidence")
+    axis.set_xlabel("confidence of the predicted class")
+    axis.set_ylabel("accuracy")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.02)
+    axis.set_title(f"ECE {evaluation['calibration']['ece']:.3f}")
+    axis.legend(fontsize=8, loc="upper left")
+    return _save(figure, path)
+
+
+def roc(evaluation: dict, path: Path) -> Path:
+    curve = evaluation["roc_curve"]
+    figure, axis = plt.subplots(figsize=(4.5, 4))
+    axis.plot(curve["fpr"], curve["tpr"], lw=2, label=f"AUC {evaluation['roc_auc']:.3f}")
+    axis.plot([0, 1], [0, 1], "k--", lw=1)
+    axis.set_xlabel("false positive rate (1 - specificity)")
+    axis.set_ylabel("true positive rate (sensitivity)")
+    axis.set_title(f"positive class: {evaluation['positive_class']}")
+    axis.legend(loc="lower right")
+    return _save(figure, path)
+
+
+def image_grid(images: list[np.ndarray], captions: list[str], path: Path, columns: int = 4) -> Path:
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, image, caption in zip(axes.ravel(), images, captions, strict=False):
+        axis.imshow(image)
+        axis.set_title(caption, fontsize=7)
+    return _save(figure, path)

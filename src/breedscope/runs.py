@@ -1,0 +1,68 @@
+"""Run directories: ``runs/<dataset>/<name>``, never overwritten, holding everything a run made
+and everything needed to make it again (config, manifest and hash, versions, seed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from breedscope.atomic import write_json
+
+STATUS_FILE = "status.json"
+PACKAGES = ("breedscope", "tensorflow", "keras", "albumentations", "scikit-learn", "numpy", "pillow",
+            "pydantic", "pluggy", "matplotlib", "fpdf2")
+
+
+def new_run_dir(runs_dir: Path, dataset: str, name: str) -> Path:
+    """Create and return ``runs_dir/dataset/name``, or ``name-2``, ``name-3``... if taken."""
+    parent = runs_dir / dataset
+    parent.mkdir(parents=True, exist_ok=True)
+    candidate, number = parent / name, 1
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = parent / f"{name}-{number}"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def environment(seed: int, manifest_sha256: str) -> dict:
+    return {
+        "seed": seed,
+        "manifest_sha256": manifest_sha256,
+        "versions": package_versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
+    }
+
+
+def set_status(run_dir: Path, state: str, **details: object) -> None:
+    """``running`` until the very end: a run directory never claims a success it did not have."""
+    write_json(
+        run_dir / STATUS_FILE,
+        {"state": state, "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"), **details},
+    )
+
+
+def status(run_dir: Path) -> dict:
+    file = run_dir / STATUS_FILE
+    return json.loads(file.read_text()) if file.is_file() else {"state": "unknown"}
