@@ -26,7 +26,7 @@ def materialize(target: Path) -> None:
         folder = target / "digits" / str(label)
         folder.mkdir(parents=True, exist_ok=True)
         grey = (pixels / 16.0 * 255.0).astype(np.uint8)
-        image = Image.fromarray(grey, mode="L").resize((SIDE, SIDE), Image.Resampling.BICUBIC)
+        image = Image.fromarray(grey).resize((SIDE, SIDE), Image.Resampling.BICUBIC)
         image.save(folder / f"digit_{index:04d}.png")
 
 

@@ -6,12 +6,12 @@ has real tables that wrap long cells. The font is DejaVu Sans, which matplotlib 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import matplotlib
 from fpdf import FPDF
 from fpdf.fonts import FontFace
+from PIL import Image
 
 from breedscope.atomic import atomic_path
 from breedscope.hookspecs import hookimpl
@@ -42,14 +42,9 @@ class _Pdf(FPDF):
         self.set_text_color(0)
 
 
-def _markdown_bold(text: str) -> str:
-    # The document uses **bold** in paragraphs; fpdf2's markdown mode understands the same.
-    return re.sub(r"\*\*(.+?)\*\*", r"**\1**", text)
-
-
 def _paragraph(pdf: _Pdf, block: Paragraph) -> None:
     pdf.set_font(FONT, "", 9.5)
-    pdf.multi_cell(0, 5, _markdown_bold(block.text), markdown=True, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 5, block.text, markdown=True, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
 
 
@@ -77,12 +72,14 @@ def _table(pdf: _Pdf, block: Table) -> None:
     pdf.ln(3)
 
 
+def _figure_height(pdf: _Pdf, block: Figure, run_dir: Path) -> float:
+    with Image.open(run_dir / block.path) as image:
+        return pdf.epw * block.width_fraction * image.height / image.width
+
+
 def _figure(pdf: _Pdf, block: Figure, run_dir: Path) -> None:
     width = pdf.epw * block.width_fraction
-    from PIL import Image
-
-    with Image.open(run_dir / block.path) as image:
-        height = width * image.height / image.width
+    height = _figure_height(pdf, block, run_dir)
     if pdf.get_y() + height + 8 > pdf.page_break_trigger:
         pdf.add_page()
     pdf.image(str(run_dir / block.path), x=pdf.l_margin + (pdf.epw - width) / 2, w=width)
@@ -100,7 +97,9 @@ def render(document: Document, out_dir: Path) -> Path:
     pdf.multi_cell(0, 5, document.subtitle, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     for section in document.sections:
-        if pdf.get_y() > pdf.page_break_trigger - 30:
+        first = section.blocks[0] if section.blocks else None
+        needed = 30 + (_figure_height(pdf, first, document.run_dir) if isinstance(first, Figure) else 0)
+        if pdf.get_y() + needed > pdf.page_break_trigger:  # keep a heading with what follows it
             pdf.add_page()
         pdf.set_font(FONT, "B", 12.5)
         pdf.cell(0, 8, section.title, new_x="LMARGIN", new_y="NEXT")

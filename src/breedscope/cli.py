@@ -108,6 +108,8 @@ def fetch(
         return
     for note in result.scan.notes if result.scan else []:
         console.print(f"note: {note}")
+    for reason, count in sorted(result.scan.skipped.items()) if result.scan else []:
+        console.print(f"skipped {count} file(s): {reason}")
     _print_validation(result.validation)
     console.print(f"Stored [bold]{result.dataset.name}[/]: {len(result.validation.kept)} images in "
                   f"{result.dataset.directory}")

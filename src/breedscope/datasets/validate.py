@@ -214,7 +214,11 @@ def resolve(records: list[ImageRecord], near_bits: int = NEAR_DUPLICATE_BITS) ->
             first = by_layout_group.setdefault(record.group, record.path)
             union.union(first, record.path)
 
-    regrouped = [ImageRecord(**{**asdict(r), "group": union.find(r.path)}) for r in kept]
+    # Name each cluster after its layout group (a patient) when it has one, else its first path.
+    names: dict[str, str] = {}
+    for record in sorted(kept, key=lambda r: (not r.group, r.group, r.path)):
+        names.setdefault(union.find(record.path), record.group or record.path)
+    regrouped = [ImageRecord(**{**asdict(r), "group": names[union.find(r.path)]}) for r in kept]
     return Validation(
         kept=sorted(regrouped, key=lambda r: r.path),
         excluded=sorted(excluded, key=lambda r: r.path),

@@ -1,0 +1,38 @@
+"""``bccd``: white blood cells cropped from BCCD smears (Kaggle ``brikwerk/bccd-white-blood-cell``).
+
+Layout: ``bccd_wbc/<class>/*.jpg``, no split folders. The Kaggle copy is augmented copies of a
+few hundred cells: validation's exact and near-duplicate clusters keep copies on one side of
+every split, and classes too small for every split are reported by the manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from breedscope.datasets.spec import DatasetSpec, Scan
+from breedscope.hookspecs import hookimpl
+from breedscope_plugins import folder
+
+
+def scan(root: Path) -> Scan:
+    result = folder.scan(root)
+    result.images = [
+        type(image)(image.path, image.label.lower(), image.group, image.source_split) for image in result.images
+    ]
+    return result
+
+
+@hookimpl
+def breedscope_datasets() -> list[DatasetSpec]:
+    return [
+        DatasetSpec(
+            name="bccd",
+            description="White blood cells, 5 types, cropped from BCCD smear photos",
+            scan=scan,
+            kaggle=("brikwerk/bccd-white-blood-cell",),
+            aliases=("wbc",),
+            default_preset="bccd",
+            licence="MIT (BCCD)",
+            homepage="https://github.com/Shenggan/BCCD_Dataset",
+        )
+    ]

@@ -1,0 +1,80 @@
+"""Shared fixtures: an isolated data cache, the shared real data and weights, image makers."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATASETS = SHARED / "datasets"
+WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own BREEDSCOPE_HOME, so nothing touches the user's cache."""
+    path = tmp_path_factory.mktemp("breedscope_home")
+    monkeypatch.setenv("BREEDSCOPE_HOME", str(path))
+    return path
+
+
+def shared_archive(name: str) -> Path:
+    path = DATASETS / name
+    if not path.is_file():
+        pytest.skip(f"real data {path} is absent (it sits in ../shared/datasets beside the repository in CI)")
+    return path
+
+
+@pytest.fixture
+def keras_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A KERAS_HOME holding the shared ImageNet MobileNetV2 weights, as a user's cache would."""
+    if not WEIGHTS.is_file():
+        pytest.skip(f"ImageNet weights {WEIGHTS} are absent (they sit in ../shared/weights in CI)")
+    path = tmp_path_factory.mktemp("keras_home")
+    (path / "models").mkdir()
+    shutil.copy(WEIGHTS, path / "models" / WEIGHTS.name)
+    monkeypatch.setenv("KERAS_HOME", str(path))
+    return path
+
+
+def noise_image(seed: int, size: int = 48, mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    array = rng.integers(0, 256, size=(size, size, channels), dtype=np.uint8)
+    return Image.fromarray(array.squeeze() if channels == 1 else array, mode=mode)
+
+
+def shape_image(label: int, seed: int, size: int = 48) -> Image.Image:
+    """A learnable picture: class 0 is a bright square, class 1 a bright horizontal bar, etc."""
+    rng = np.random.default_rng(seed)
+    array = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
+    offset = int(rng.integers(2, 8))
+    if label == 0:
+        array[offset : offset + size // 2, offset : offset + size // 2] = 230
+    elif label == 1:
+        array[size // 2 - 4 : size // 2 + 4, :] = 230
+    else:
+        array[:, size // 2 - 4 : size // 2 + 4] = 230
+    return Image.fromarray(array)
+
+
+@pytest.fixture
+def make_tree(tmp_path: Path) -> Callable[..., Path]:
+    """Write a ``<class>/<image>.png`` tree of learnable images: ``make_tree(classes=2, per_class=20)``."""
+
+    def make(classes: int = 2, per_class: int = 20, size: int = 48, root: Path | None = None) -> Path:
+        root = root or tmp_path / "tree"
+        for label in range(classes):
+            folder = root / f"class_{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(per_class):
+                shape_image(label, seed=label * 1000 + index, size=size).save(folder / f"img_{index:03d}.png")
+        return root
+
+    return make

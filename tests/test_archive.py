@@ -1,0 +1,97 @@
+"""Extraction refuses every archive entry that could write outside its target."""
+
+from __future__ import annotations
+
+import io
+import stat
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from breedscope.datasets.archive import extract
+from breedscope.errors import DataError
+
+
+def _zip(path: Path, entries: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, target)
+    return path
+
+
+def test_plain_zip_extracts(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "ok.zip", {"data/a/1.txt": b"one", "data/b/2.txt": b"two"})
+    extract(archive, tmp_path / "out")
+    assert (tmp_path / "out/data/a/1.txt").read_bytes() == b"one"
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "data/../../evil.txt", "/etc/evil.txt"])
+def test_zip_entries_escaping_the_target_are_refused(tmp_path: Path, name: str) -> None:
+    archive = _zip(tmp_path / "bad.zip", {"data/ok.txt": b"fine", name: b"evil"})
+    with pytest.raises(DataError, match="refusing") as caught:
+        extract(archive, tmp_path / "out")
+    assert name in str(caught.value)
+    assert not (tmp_path / "evil.txt").exists()
+    assert not (tmp_path / "out" / "data" / "ok.txt").exists()  # checked before anything is written
+
+
+def test_zip_symlink_pointing_outside_is_refused(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "link.zip", {"data/ok.txt": b"fine"}, {"data/passwd": "../../../etc/passwd"})
+    with pytest.raises(DataError, match="link pointing outside"):
+        extract(archive, tmp_path / "out")
+
+
+def test_zip_symlink_inside_is_not_created(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "link.zip", {"data/ok.txt": b"fine"}, {"data/alias.txt": "ok.txt"})
+    extract(archive, tmp_path / "out")
+    assert (tmp_path / "out/data/ok.txt").is_file()
+    assert not (tmp_path / "out/data/alias.txt").exists()
+
+
+def test_tar_symlink_pointing_outside_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        data = b"fine"
+        info = tarfile.TarInfo("data/ok.txt")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("data/escape")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        archive.addfile(link)
+    with pytest.raises(DataError, match="data/escape"):
+        extract(path, tmp_path / "out")
+
+
+def test_tar_extracts(tmp_path: Path) -> None:
+    source = tmp_path / "src" / "cls"
+    source.mkdir(parents=True)
+    (source / "a.txt").write_text("a")
+    path = tmp_path / "ok.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        archive.add(tmp_path / "src", arcname="src")
+    extract(path, tmp_path / "out")
+    assert (tmp_path / "out/src/cls/a.txt").read_text() == "a"
+
+
+def test_absurd_uncompressed_size_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros.bin", bytes(50_000_000))
+    with pytest.raises(DataError, match="decompression bomb"):
+        extract(path, tmp_path / "out")
+
+
+def test_damaged_archive_says_so(tmp_path: Path) -> None:
+    good = _zip(tmp_path / "good.zip", {"a/1.txt": b"x" * 1000})
+    damaged = tmp_path / "damaged.zip"
+    data = good.read_bytes()
+    damaged.write_bytes(data[:40] + bytes(40) + data[80:])
+    with pytest.raises(DataError, match="damaged|neither"):
+        extract(damaged, tmp_path / "out")

@@ -1,0 +1,61 @@
+"""Configuration: one readable message naming the field for every invalid value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from breedscope import config
+from breedscope.errors import ConfigError
+
+
+def test_ratios_that_do_not_sum_to_one_name_the_split() -> None:
+    with pytest.raises(ConfigError, match=r"split: split ratios train=0.8 val=0.2 test=0.2 sum to 1.2, not 1"):
+        config.build([{"split": {"train": 0.8, "val": 0.2, "test": 0.2}}])
+
+
+def test_negative_epochs_name_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"train\.epochs: Input should be greater than 0"):
+        config.build([{"train": {"epochs": -3}}])
+
+
+def test_unknown_dataset_suggests_the_close_match() -> None:
+    with pytest.raises(ConfigError, match=r"dataset\.name: unknown dataset 'bcdd'\. Did you mean 'bccd'\?"):
+        config.build([{"dataset": {"name": "bcdd"}}], known_datasets=["bccd", "chest_xray", "demo"])
+
+
+def test_unknown_setting_is_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"train\.epoch: Extra inputs are not permitted"):
+        config.build([{"train": {"epoch": 3}}])
+
+
+def test_cap_policy_needs_a_number() -> None:
+    with pytest.raises(ConfigError, match="balance: balance policy 'cap' needs balance.cap"):
+        config.build([{"balance": {"policy": "cap"}}])
+
+
+def test_dropout_per_layer_must_match_the_head() -> None:
+    with pytest.raises(ConfigError, match="dropout has 1 rates for 2 head layers"):
+        config.build([{"model": {"head": [256, 128], "dropout": [0.5]}}])
+
+
+@pytest.mark.parametrize("suffix,text", [
+    (".toml", "[train]\nepochs = 7\n[model]\nhead = [64]\n"),
+    (".yaml", "train:\n  epochs: 7\nmodel:\n  head: [64]\n"),
+])
+def test_files_load_and_later_layers_override(tmp_path: Path, suffix: str, text: str) -> None:
+    path = tmp_path / f"run{suffix}"
+    path.write_text(text)
+    layer = config.read_file(path)
+    built = config.build([{"train": {"epochs": 3, "batch_size": 8}}, layer, {"train": {"batch_size": 16}}])
+    assert built.train.epochs == 7
+    assert built.train.batch_size == 16
+    assert built.model.head == [64]
+
+
+def test_broken_file_is_reported_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[train\nepochs = ")
+    with pytest.raises(ConfigError, match="bad.toml is not valid TOML"):
+        config.read_file(path)

@@ -1,0 +1,176 @@
+"""Fetching: every shared archive gives the README's counts; Kaggle is replaced at its download call."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from breedscope import manifest
+from breedscope.config import BalanceConfig, SplitConfig
+from breedscope.datasets import kaggle, store
+from breedscope.datasets.fetch import fetch
+from breedscope.errors import DataError
+from breedscope.plugins import registry
+from tests.conftest import noise_image, shared_archive
+
+
+def spec(name: str):
+    return registry().dataset(name)
+
+
+@pytest.mark.parametrize("plugin,archive,found,kept", [
+    ("chest_xray", "chest-xray-pneumonia.zip", 2394, 2394),
+    ("breast", "breast-ultrasound-images-dataset.zip", 464, 462),
+    ("cat_breeds", "cat-breeds-dataset.zip", 721, 721),
+    ("bccd", "bccd-white-blood-cell.zip", 351, 351),
+    ("folder", "pbc-wbc.zip", 750, 750),
+])
+def test_shared_archive_counts(plugin: str, archive: str, found: int, kept: int) -> None:
+    result = fetch(spec(plugin), name=plugin if plugin != "folder" else "pbc", source=shared_archive(archive))
+    assert len(result.scan.images) == found
+    assert len(result.validation.kept) == kept
+    assert len(result.dataset.records()) == kept
+
+
+def test_chest_quirks_and_patients_never_straddle_splits() -> None:
+    result = fetch(spec("chest_xray"), source=shared_archive("chest-xray-pneumonia.zip"))
+    assert result.scan.skipped["nested duplicate copy"] == 2394
+    assert result.scan.skipped["system file (.DS_Store, __MACOSX, ._*)"] > 2000
+    records = result.dataset.records()
+    assert {r.source_split for r in records} == {"train", "val", "test"}
+    assert sum(r.source_split == "val" for r in records) == 16
+    built = manifest.build(records, SplitConfig(train=0.75, val=0.15, test=0.10), BalanceConfig())
+    splits_of_patient: dict[str, set[str]] = defaultdict(set)
+    path_patient = {r.path: r.group for r in records}
+    for row in built.rows:
+        assert row.group == path_patient[row.path]
+        splits_of_patient[row.group].add(row.split)
+    assert all(len(s) == 1 for s in splits_of_patient.values())
+    assert any(g.startswith("patient:person") for g in splits_of_patient)
+
+
+def test_breast_skips_masks_and_reports_the_label_conflict() -> None:
+    result = fetch(spec("breast"), source=shared_archive("breast-ultrasound-images-dataset.zip"))
+    assert result.scan.skipped["segmentation mask"] == 939 - 464
+    assert len(result.validation.label_conflicts) == 1
+    conflict = " ".join(result.validation.label_conflicts[0])
+    assert "benign (433).png" in conflict and "malignant (145).png" in conflict
+
+
+def test_breast_finds_class_folders_at_any_depth_and_case(tmp_path: Path) -> None:
+    for split, label in [("Train", "Benign"), ("Train", "GANAS"), ("test", "Normal"), ("test", "benign")]:
+        folder = tmp_path / "kanker" / split / label
+        folder.mkdir(parents=True)
+        for i in range(3):
+            noise_image(hash((split, label, i)) % 1000, 40).save(folder / f"{i}.jpg")
+        noise_image(1, 40, "L").save(folder / "0_mask.png")
+    result = fetch(spec("mammography"), name="kanker", source=tmp_path)
+    labels = {(r.label, r.source_split) for r in result.dataset.records()}
+    assert labels == {("benign", "train"), ("malignant", "train"), ("normal", "test"), ("benign", "test")}
+    assert result.scan.skipped["segmentation mask"] == 4
+
+
+def test_bccd_tiny_class_is_reported_not_crashed_on() -> None:
+    records = fetch(spec("bccd"), source=shared_archive("bccd-white-blood-cell.zip")).dataset.records()
+    three_splits = manifest.build(records, SplitConfig(), BalanceConfig())
+    assert three_splits.counts()["test"]["basophil"] == 1  # 3 basophils: one per split
+    two_basophils = [r for r in records if r.label != "basophil"] + [r for r in records if r.label == "basophil"][:2]
+    built = manifest.build(two_basophils, SplitConfig(), BalanceConfig())
+    assert "basophil" not in built.classes
+    assert built.header["warnings"] == ["class 'basophil' has 2 image(s), too few for 3 splits; left out"]
+
+
+def test_refetch_does_no_work_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = shared_archive("bccd-white-blood-cell.zip")
+    fetch(spec("bccd"), source=archive)
+    calls = []
+    monkeypatch.setattr("breedscope.datasets.fetch.inspect_all", lambda *a, **k: calls.append(1) or [])
+    assert fetch(spec("bccd"), source=archive).reused
+    assert calls == []
+
+
+class FakeKaggle:
+    """Stands in for the Kaggle client at its download call, delivering a shared archive."""
+
+    def __init__(self, archive: Path, fail_first: bool = False) -> None:
+        self.archive, self.fail_first, self.asked = archive, fail_first, []
+
+    def dataset_download_files(self, dataset, path=None, force=False, quiet=True):
+        self.asked.append(dataset)
+        target = Path(path) / f"{dataset.split('/')[1]}.zip"
+        if self.fail_first and len(self.asked) == 1:
+            target.write_bytes(self.archive.read_bytes()[:10_000])  # a connection dropped mid-way
+            raise ConnectionError("Connection reset by peer")
+        shutil.copy(self.archive, target)
+
+
+def test_kaggle_fetch_asks_for_the_slug_and_stores_the_dataset(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    fake = FakeKaggle(shared_archive("bccd-white-blood-cell.zip"))
+    monkeypatch.setattr(kaggle, "client", lambda: fake)
+    result = fetch(spec("bccd"))
+    assert fake.asked == ["brikwerk/bccd-white-blood-cell"]
+    assert len(result.dataset.records()) == 351
+    assert (home / "downloads/brikwerk/bccd-white-blood-cell.zip").is_file()
+    assert result.dataset.info["source"]["kind"] == "kaggle"
+
+
+def test_interrupted_download_leaves_nothing_finished_and_resumes(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    fake = FakeKaggle(shared_archive("bccd-white-blood-cell.zip"), fail_first=True)
+    monkeypatch.setattr(kaggle, "client", lambda: fake)
+    with pytest.raises(DataError, match="check the network and run the fetch again"):
+        fetch(spec("bccd"))
+    assert store.load("bccd") is None
+    assert not (home / "downloads/brikwerk/bccd-white-blood-cell.zip").exists()
+    assert not list((home / "datasets").glob(".bccd*"))
+    result = fetch(spec("bccd"))
+    assert len(result.dataset.records()) == 351
+
+
+def test_missing_credentials_say_where_they_go(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for variable in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
+    with pytest.raises(DataError, match=r"No Kaggle credentials.*~/.kaggle/access_token.*--from"):
+        fetch(spec("chest_xray"))
+
+
+@pytest.mark.parametrize("status,expected", [(401, "refused access"), (403, "accept the dataset's rules"),
+                                             (404, "has no dataset")])
+def test_http_failures_are_explained(monkeypatch: pytest.MonkeyPatch, status: int, expected: str) -> None:
+    class Response:
+        status_code = status
+
+    class HTTPError(Exception):
+        response = Response()
+
+    class Refusing:
+        def dataset_download_files(self, *args, **kwargs):
+            raise HTTPError(f"{status} Client Error")
+
+    monkeypatch.setattr(kaggle, "client", Refusing)
+    with pytest.raises(DataError, match=expected):
+        fetch(spec("cat_breeds"))
+
+
+def test_folder_with_no_images_says_what_was_expected(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="No images were found"):
+        fetch(spec("folder"), name="nothing", source=tmp_path / "empty")
+
+
+def test_validation_report_lists_excluded_files(tmp_path: Path) -> None:
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            noise_image(ord(label) * 10 + i, 40).save(tmp_path / label / f"{i}.png")
+    (tmp_path / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (tmp_path / "b" / "zero.png").touch()
+    result = fetch(spec("folder"), name="mixed", source=tmp_path)
+    report = json.loads((result.dataset.directory / "validation.json").read_text())
+    reasons = {e["path"]: e["reason"] for e in report["excluded"]}
+    assert reasons == {"a/broken.jpg": "truncated or corrupt", "b/zero.png": "empty file"}
+    assert report["by_class"]["a"] == {"found": 4, "kept": 3, "truncated or corrupt": 1}

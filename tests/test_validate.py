@@ -1,0 +1,74 @@
+"""Duplicates: exact copies grouped, near-duplicates grouped, conflicting labels excluded."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from breedscope.datasets.spec import SourceImage
+from breedscope.datasets.validate import ImageRecord, inspect_all, near_duplicate_pairs, resolve
+from tests.conftest import noise_image, shape_image
+
+
+def _candidates(root: Path) -> list[SourceImage]:
+    return [SourceImage(p.relative_to(root).as_posix(), p.parent.name)
+            for p in sorted(root.rglob("*.png"))]
+
+
+def test_duplicates_are_grouped_and_conflicts_excluded(tmp_path: Path) -> None:
+    for label in ("cat", "dog"):
+        (tmp_path / label).mkdir()
+    noise_image(1, 64).save(tmp_path / "cat/a.png")
+    shutil.copy(tmp_path / "cat/a.png", tmp_path / "cat/a_copy.png")     # same label: grouped
+    noise_image(2, 64).save(tmp_path / "cat/b.png")
+    shutil.copy(tmp_path / "cat/b.png", tmp_path / "dog/b_again.png")    # other label: conflict
+    noise_image(3, 64).save(tmp_path / "dog/c.png")
+    records = inspect_all(tmp_path, _candidates(tmp_path), workers=1)
+    result = resolve(records)
+
+    kept = {r.path: r for r in result.kept}
+    assert set(kept) == {"cat/a.png", "cat/a_copy.png", "dog/c.png"}
+    assert kept["cat/a.png"].group == kept["cat/a_copy.png"].group
+    assert kept["dog/c.png"].group != kept["cat/a.png"].group
+    assert {r.path for r in result.excluded} == {"cat/b.png", "dog/b_again.png"}
+    assert all(r.reason == "duplicate with a conflicting label" for r in result.excluded)
+    assert result.label_conflicts == [["cat/b.png (cat)", "dog/b_again.png (dog)"]]
+
+
+def test_resized_copy_is_a_near_duplicate(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    image = shape_image(0, seed=7, size=128)
+    image.save(tmp_path / "x/original.png")
+    image.resize((100, 100)).save(tmp_path / "x/smaller.png")
+    shape_image(1, seed=8, size=128).save(tmp_path / "x/other.png")
+    result = resolve(inspect_all(tmp_path, _candidates(tmp_path), workers=1))
+    assert result.near_duplicate_pairs == [("x/original.png", "x/smaller.png")]
+    groups = {r.path: r.group for r in result.kept}
+    assert groups["x/original.png"] == groups["x/smaller.png"] != groups["x/other.png"]
+
+
+def test_near_duplicate_search_matches_brute_force() -> None:
+    import random
+
+    rng = random.Random(0)
+    base = [rng.getrandbits(64) for _ in range(60)]
+    # Flip a few bits of some hashes to make close neighbours.
+    values = base + [b ^ (1 << rng.randrange(64)) ^ (1 << rng.randrange(64)) for b in base[:20]]
+    records = [ImageRecord(f"{i:03d}", "a", "", "", phash=f"{v:016x}") for i, v in enumerate(values)]
+    expected = sorted(
+        (a.path, b.path) for i, a in enumerate(records) for b in records[i + 1 :]
+        if (int(a.phash, 16) ^ int(b.phash, 16)).bit_count() <= 4
+    )
+    assert near_duplicate_pairs(records, 4) == expected
+    assert len(expected) >= 20
+
+
+def test_layout_groups_are_kept_and_named(tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    for i in range(3):
+        noise_image(10 + i, 64).save(tmp_path / f"p/{i}.png")
+    candidates = [SourceImage(f"p/{i}.png", "p", group="patient:7" if i < 2 else "") for i in range(3)]
+    result = resolve(inspect_all(tmp_path, candidates, workers=2))
+    groups = {r.path: r.group for r in result.kept}
+    assert groups["p/0.png"] == groups["p/1.png"] == "patient:7"
+    assert groups["p/2.png"] == "p/2.png"
