@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import click
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from breedscope import __version__, presets
@@ -22,6 +24,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 _state = {"debug": False}
+out = Console()  # results on stdout; progress, warnings and errors go to stderr
 
 
 def _version(value: bool) -> None:
@@ -74,7 +77,7 @@ def _print_validation(validation) -> None:
         table.add_column(column, justify="left" if column == "class" else "right")
     for label, counts in by_class.items():
         table.add_row(label, *[str(counts.get(c, 0)) for c in ["found", "kept", *reasons]])
-    console.print(table)
+    out.print(table)
     if validation.exact_duplicate_sets:
         console.print(f"{len(validation.exact_duplicate_sets)} set(s) of identical files kept on one side of every split.")
     if validation.near_duplicate_pairs:
@@ -179,7 +182,7 @@ def split(
     counts = manifest.counts()
     for label in manifest.classes:
         table.add_row(label, *[str(counts[s].get(label, 0)) for s in ("train", "val", "test")])
-    console.print(table)
+    out.print(table)
     for warning in manifest.header["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"sha256 {manifest.sha256()}")
@@ -299,14 +302,14 @@ def datasets() -> None:
     for name, spec in sorted(loaded.datasets.items()):
         table.add_row(name, ", ".join(spec.aliases), ", ".join(spec.kaggle), spec.default_preset or "",
                       spec.description)
-    console.print(table)
+    out.print(table)
     fetched = Table(title=f"Fetched (in {store.paths.datasets_dir()})")
     for column in ("name", "plugin", "images", "source"):
         fetched.add_column(column)
     for name in store.stored_names():
         stored = store.load(name)
         fetched.add_row(name, stored.plugin, str(stored.info["images"]), stored.info["source"]["location"] or "")
-    console.print(fetched)
+    out.print(fetched)
 
 
 @app.command()
@@ -321,11 +324,12 @@ def plugins() -> None:
         table.add_column(column)
     for info in loaded.plugins:
         table.add_row(info.name, info.module, info.distribution, info.version, ", ".join(info.provides))
-    console.print(table)
+    out.print(table)
 
 
 def main() -> None:
     """Entry point: run the app, turning errors into one sentence and an exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     try:
         app(standalone_mode=False)
     except click.exceptions.Exit as exc:

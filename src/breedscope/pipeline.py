@@ -71,6 +71,14 @@ def known_datasets(registry: Registry) -> list[str]:
     return sorted(set(registry.dataset_names()) | set(store.stored_names()))
 
 
+def check_plugin_names(config: RunConfig, registry: Registry) -> None:
+    """Fail on a misspelt backbone, augmentation or reporter before any work is done."""
+    registry.pick("backbones", config.model.backbone)
+    registry.pick("augmentations", config.augment.preset)
+    for name in config.report.formats:
+        registry.pick("reporters", name)
+
+
 @dataclass
 class RunOutcome:
     run_dir: Path
@@ -90,6 +98,7 @@ def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> R
     """Execute a run in a new directory, or resume the one given."""
     from breedscope.train import train
 
+    check_plugin_names(config, registry)
     dataset = ensure_dataset(config.dataset.name, registry)
     if run_dir is None:
         run_dir = runs.new_run_dir(config.runs_dir, dataset.name, config.name)

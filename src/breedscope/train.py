@@ -146,7 +146,7 @@ class _ImageBatches:
 def _write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
     if not history:
         return
-    columns = list(history[0])
+    columns = ["epoch", *sorted(key for key in history[0] if key != "epoch")]
     with atomic_path(run_dir / HISTORY_FILE) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
         writer.writeheader()

@@ -1,0 +1,84 @@
+"""The command line: exit codes, one readable sentence per user error, examples in --help."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import noise_image
+
+
+def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "breedscope.cli", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+
+
+def one_sentence_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith("Error: ") for line in lines), result.stderr
+    return " ".join(result.stderr.split())
+
+
+def test_version_and_help_with_examples() -> None:
+    assert cli("--version").stdout.startswith("breedscope ")
+    help_text = cli("--help").stdout
+    for command in ("fetch", "validate", "split", "run", "report", "datasets", "plugins"):
+        assert command in help_text
+        assert "Example" in cli(command, "--help").stdout
+
+
+def test_unknown_dataset_suggests_the_close_match() -> None:
+    text = one_sentence_error(cli("run", "--dataset", "bcdd"))
+    assert "dataset.name: unknown dataset 'bcdd'. Did you mean 'bccd'?" in text
+
+
+def test_bad_ratios_and_epochs_name_the_field() -> None:
+    assert "split: split ratios" in one_sentence_error(cli("run", "--split", "0.8,0.3,0.2"))
+    assert "train.epochs" in one_sentence_error(cli("run", "--epochs", "0"))
+
+
+def test_fetch_without_credentials_points_to_them_and_to_from(tmp_path: Path) -> None:
+    env = {"KAGGLE_CONFIG_DIR": str(tmp_path), "KAGGLE_API_TOKEN": "", "KAGGLE_USERNAME": "", "KAGGLE_KEY": ""}
+    text = one_sentence_error(cli("fetch", "bccd", env=env))
+    assert "No Kaggle credentials" in text and "--from" in text
+
+
+def test_folder_fetch_needs_from() -> None:
+    assert "--from PATH" in one_sentence_error(cli("fetch", "folder"))
+
+
+def test_fetch_folder_then_split_then_validate(tmp_path: Path) -> None:
+    for label in ("ant", "bee"):
+        (tmp_path / "bugs" / label).mkdir(parents=True)
+        for i in range(10):
+            noise_image(hash((label, i)) % 10_000, 40).save(tmp_path / "bugs" / label / f"{i}.png")
+    (tmp_path / "bugs" / "bee" / "broken.png").write_bytes(b"nope")
+    fetched = cli("fetch", "folder", "--from", str(tmp_path / "bugs"), "--name", "bugs")
+    assert fetched.returncode == 0, fetched.stderr
+    assert "Stored bugs: 20 images" in " ".join(fetched.stderr.split())
+    assert "not an image" in fetched.stdout
+    again = cli("fetch", "folder", "--from", str(tmp_path / "bugs"), "--name", "bugs")
+    assert "already fetched" in again.stderr
+    split = cli("split", "bugs", "--split", "0.6,0.2,0.2", "--output", str(tmp_path / "m"))
+    assert split.returncode == 0, split.stderr
+    assert (tmp_path / "m" / "manifest.csv").read_text().count("\n") == 21
+    assert cli("validate", "bugs").returncode == 0
+    assert "bugs" in cli("datasets").stdout
+
+
+def test_report_of_an_unfinished_run_is_refused(tmp_path: Path) -> None:
+    assert "did not finish" in one_sentence_error(cli("report", str(tmp_path)))
+
+
+@pytest.mark.parametrize("args", [("run", "--preset", "cats_study"), ("run", "--augment", "sparkles")])
+def test_unknown_names_list_the_known_ones(args: tuple[str, ...], tmp_path: Path) -> None:
+    text = one_sentence_error(cli(*args, "--dataset", "demo", "--epochs", "1", "--runs-dir", str(tmp_path)))
+    assert "Known:" in text or "Installed:" in text
+    assert not list(tmp_path.iterdir())  # refused before any run directory was made

@@ -1,0 +1,120 @@
+"""Whole runs: every stage on small images; determinism; a killed run resumed; real data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from tests.conftest import shared_archive
+from tests.test_cli import cli
+
+# Small and fast: a from-scratch MobileNetV2 at 32 px (alpha 0.35) and no downloads.
+TINY = ["--weights", "none", "--alpha", "0.35", "--image-size", "32", "--augment", "light", "--views", "2",
+        "--split", "0.6,0.2,0.2", "--batch-size", "8"]
+
+
+@pytest.fixture
+def tree_dataset(make_tree, tmp_path: Path) -> str:
+    root = make_tree(classes=3, per_class=14, size=40)
+    result = cli("fetch", "folder", "--from", str(root), "--name", "shapes")
+    assert result.returncode == 0, result.stderr
+    return "shapes"
+
+
+def run_dir_of(runs: Path) -> Path:
+    (found,) = [p for p in (runs / "shapes").iterdir()]
+    return found
+
+
+def test_run_produces_every_artefact_and_the_pdf_holds_the_metrics(tree_dataset: str, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "3", "--runs-dir", str(runs))
+    assert result.returncode == 0, result.stderr
+    run_dir = run_dir_of(runs)
+    for name in ("config.yaml", "manifest.csv", "manifest.json", "environment.json", "model.keras",
+                 "history.csv", "evaluation.json", "predictions.csv", "report.md", "report.pdf",
+                 "figures/confusion_matrix.png", "figures/training_curves.png", "figures/reliability.png"):
+        assert (run_dir / name).is_file(), name
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "succeeded"
+    environment = json.loads((run_dir / "environment.json").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert environment["manifest_sha256"] == manifest["csv_sha256"]
+    assert environment["versions"]["tensorflow"] != "not installed"
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert evaluation["n_test"] == sum(manifest["counts"]["test"].values())
+    assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 3
+
+    markdown = (run_dir / "report.md").read_text()
+    pdf_text = " ".join(page.extract_text() for page in PdfReader(run_dir / "report.pdf").pages)
+    accuracy = f"{evaluation['accuracy']:.3f}"
+    for text in (markdown, pdf_text):
+        for heading in ("Summary", "Metrics on the test split", "Confusion matrix", "Training curves",
+                        "Configuration", "Environment"):
+            assert heading in text
+        assert f"accuracy {accuracy}" in " ".join(text.replace("|", " ").split())
+        assert manifest["csv_sha256"] in "".join(text.split())
+    rerendered = cli("report", str(run_dir), "--format", "markdown")
+    assert rerendered.returncode == 0, rerendered.stderr
+    assert (run_dir / "report.md").read_text() == markdown
+
+
+def test_same_seed_same_metrics(tree_dataset: str, tmp_path: Path) -> None:
+    outputs = []
+    for attempt in ("a", "b"):
+        runs = tmp_path / attempt
+        result = cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "2", "--seed", "5", "--runs-dir", str(runs))
+        assert result.returncode == 0, result.stderr
+        run_dir = run_dir_of(runs)
+        outputs.append(((run_dir / "predictions.csv").read_text(), (run_dir / "manifest.csv").read_text()))
+    assert outputs[0] == outputs[1]
+
+
+def test_killed_run_resumes_to_the_same_number_of_epochs(tree_dataset: str, tmp_path: Path) -> None:
+    runs, epochs = tmp_path / "runs", 40
+    no_early_stop = [a if a != "0.6,0.2,0.2" else "0.7,0,0.3" for a in TINY]  # no val split: no early stop
+    args = [sys.executable, "-m", "breedscope.cli", "run", "--dataset", tree_dataset, *no_early_stop,
+            "--no-feature-cache", "--epochs", str(epochs), "--runs-dir", str(runs)]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    deadline = time.monotonic() + 300
+    state_file = None
+    while time.monotonic() < deadline:
+        candidates = list(runs.glob("shapes/*/checkpoints/state.json"))
+        if candidates and json.loads(candidates[0].read_text())["next_epoch"] >= 2:
+            state_file = candidates[0]
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert state_file is not None, "training never reached its second epoch"
+    run_dir = state_file.parents[1]
+    done = json.loads(state_file.read_text())["next_epoch"]
+    assert done < epochs, "the run finished before it could be killed"
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "running"  # never claims success
+    assert not (run_dir / "evaluation.json").exists()
+
+    resumed = cli("run", "--resume", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    history = (run_dir / "history.csv").read_text().splitlines()[1:]
+    assert [int(float(line.split(",")[0])) for line in history] == list(range(1, epochs + 1))
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "succeeded"
+
+
+@pytest.mark.slow
+def test_pbc_with_imagenet_weights_reaches_85_percent(keras_home: Path, tmp_path: Path) -> None:
+    archive = shared_archive("pbc-wbc.zip")
+    assert cli("fetch", "folder", "--from", str(archive), "--name", "pbc").returncode == 0
+    result = cli("run", "--dataset", "pbc", "--epochs", "5", "--runs-dir", str(tmp_path), "--format", "markdown")
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = list((tmp_path / "pbc").iterdir())
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert evaluation["accuracy"] >= 0.85, evaluation["accuracy"]
+    assert evaluation["n_test"] >= 100
