@@ -93,5 +93,5 @@ def test_damaged_archive_says_so(tmp_path: Path) -> None:
     damaged = tmp_path / "damaged.zip"
     data = good.read_bytes()
     damaged.write_bytes(data[:40] + bytes(40) + data[80:])
-    with pytest.raises(DataError, match="damaged|neither"):
+    with pytest.raises(DataError, match=r"damaged|neither"):
         extract(damaged, tmp_path / "out")

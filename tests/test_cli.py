@@ -14,8 +14,13 @@ from tests.conftest import noise_image
 
 def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "breedscope.cli", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "breedscope.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
 
 
 def one_sentence_error(result: subprocess.CompletedProcess) -> str:
@@ -45,7 +50,12 @@ def test_bad_ratios_and_epochs_name_the_field() -> None:
 
 
 def test_fetch_without_credentials_points_to_them_and_to_from(tmp_path: Path) -> None:
-    env = {"KAGGLE_CONFIG_DIR": str(tmp_path), "KAGGLE_API_TOKEN": "", "KAGGLE_USERNAME": "", "KAGGLE_KEY": ""}
+    env = {
+        "KAGGLE_CONFIG_DIR": str(tmp_path),
+        "KAGGLE_API_TOKEN": "",
+        "KAGGLE_USERNAME": "",
+        "KAGGLE_KEY": "",
+    }
     text = one_sentence_error(cli("fetch", "bccd", env=env))
     assert "No Kaggle credentials" in text and "--from" in text
 

@@ -11,7 +11,9 @@ from breedscope.errors import ConfigError
 
 
 def test_ratios_that_do_not_sum_to_one_name_the_split() -> None:
-    with pytest.raises(ConfigError, match=r"split: split ratios train=0.8 val=0.2 test=0.2 sum to 1.2, not 1"):
+    with pytest.raises(
+        ConfigError, match=r"split: split ratios train=0.8 val=0.2 test=0.2 sum to 1.2, not 1"
+    ):
         config.build([{"split": {"train": 0.8, "val": 0.2, "test": 0.2}}])
 
 
@@ -31,7 +33,7 @@ def test_unknown_setting_is_rejected() -> None:
 
 
 def test_cap_policy_needs_a_number() -> None:
-    with pytest.raises(ConfigError, match="balance: balance policy 'cap' needs balance.cap"):
+    with pytest.raises(ConfigError, match=r"balance: balance policy 'cap' needs balance\.cap"):
         config.build([{"balance": {"policy": "cap"}}])
 
 
@@ -40,10 +42,13 @@ def test_dropout_per_layer_must_match_the_head() -> None:
         config.build([{"model": {"head": [256, 128], "dropout": [0.5]}}])
 
 
-@pytest.mark.parametrize("suffix,text", [
-    (".toml", "[train]\nepochs = 7\n[model]\nhead = [64]\n"),
-    (".yaml", "train:\n  epochs: 7\nmodel:\n  head: [64]\n"),
-])
+@pytest.mark.parametrize(
+    "suffix,text",
+    [
+        (".toml", "[train]\nepochs = 7\n[model]\nhead = [64]\n"),
+        (".yaml", "train:\n  epochs: 7\nmodel:\n  head: [64]\n"),
+    ],
+)
 def test_files_load_and_later_layers_override(tmp_path: Path, suffix: str, text: str) -> None:
     path = tmp_path / f"run{suffix}"
     path.write_text(text)
@@ -57,5 +62,5 @@ def test_files_load_and_later_layers_override(tmp_path: Path, suffix: str, text:
 def test_broken_file_is_reported_by_name(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[train\nepochs = ")
-    with pytest.raises(ConfigError, match="bad.toml is not valid TOML"):
+    with pytest.raises(ConfigError, match=r"bad\.toml is not valid TOML"):
         config.read_file(path)

@@ -11,14 +11,16 @@ from breedscope.evaluate import bootstrap_interval, evaluate
 
 # Six test images, three classes. Predicted: 0, 0, 1, 1, 1, 0 (argmax of each row).
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2])
-PROBABILITIES = np.array([
-    [0.8, 0.1, 0.1],
-    [0.6, 0.3, 0.1],
-    [0.3, 0.6, 0.1],
-    [0.2, 0.7, 0.1],
-    [0.1, 0.8, 0.1],
-    [0.5, 0.2, 0.3],
-])
+PROBABILITIES = np.array(
+    [
+        [0.8, 0.1, 0.1],
+        [0.6, 0.3, 0.1],
+        [0.3, 0.6, 0.1],
+        [0.2, 0.7, 0.1],
+        [0.1, 0.8, 0.1],
+        [0.5, 0.2, 0.3],
+    ]
+)
 CLASSES = ["a", "b", "c"]
 
 
@@ -54,16 +56,20 @@ def test_log_loss_and_calibration_by_hand(result: dict) -> None:
 def test_most_confident_errors_come_first(result: dict) -> None:
     errors = result["most_confident_errors"]
     assert [(e["path"], e["true"], e["predicted"]) for e in errors] == [
-        ("img2", "a", "b"), ("img5", "c", "a")]
+        ("img2", "a", "b"),
+        ("img5", "c", "a"),
+    ]
     assert errors[0]["confidence"] == pytest.approx(0.6)
 
 
 def test_binary_run_has_sensitivity_specificity_and_roc() -> None:
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     p1 = np.array([0.1, 0.2, 0.7, 0.3, 0.8, 0.9, 0.4, 0.6])
-    out = evaluate(y, np.stack([1 - p1, p1], axis=1), ["NORMAL", "PNEUMONIA"], paths=[str(i) for i in range(8)])
-    assert out["sensitivity"] == pytest.approx(3 / 4)   # positives at 0.8, 0.9, 0.6 found; 0.4 missed
-    assert out["specificity"] == pytest.approx(3 / 4)   # negative at 0.7 flagged
+    out = evaluate(
+        y, np.stack([1 - p1, p1], axis=1), ["NORMAL", "PNEUMONIA"], paths=[str(i) for i in range(8)]
+    )
+    assert out["sensitivity"] == pytest.approx(3 / 4)  # positives at 0.8, 0.9, 0.6 found; 0.4 missed
+    assert out["specificity"] == pytest.approx(3 / 4)  # negative at 0.7 flagged
     # AUC: of 16 (positive, negative) pairs, the positive scores higher in 14.
     assert out["roc_auc"] == pytest.approx(14 / 16)
     assert out["roc_curve"]["fpr"][0] == 0 and out["roc_curve"]["tpr"][-1] == 1
@@ -76,7 +82,9 @@ def test_bootstrap_interval_covers_the_truth_about_95_percent_of_the_time() -> N
         correct = rng.random(n) < truth
         y_true = np.zeros(n, dtype=int)
         y_pred = np.where(correct, 0, 1)
-        low, high = bootstrap_interval(y_true, y_pred, lambda t, p: float(np.mean(t == p)), rounds=400, seed=trial)
+        low, high = bootstrap_interval(
+            y_true, y_pred, lambda t, p: float(np.mean(t == p)), rounds=400, seed=trial
+        )
         covered += low <= truth <= high
     assert 0.89 <= covered / trials <= 0.99
 

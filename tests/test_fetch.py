@@ -22,13 +22,16 @@ def spec(name: str):
     return registry().dataset(name)
 
 
-@pytest.mark.parametrize("plugin,archive,found,kept", [
-    ("chest_xray", "chest-xray-pneumonia.zip", 2394, 2394),
-    ("breast", "breast-ultrasound-images-dataset.zip", 464, 462),
-    ("cat_breeds", "cat-breeds-dataset.zip", 721, 721),
-    ("bccd", "bccd-white-blood-cell.zip", 351, 351),
-    ("folder", "pbc-wbc.zip", 750, 750),
-])
+@pytest.mark.parametrize(
+    "plugin,archive,found,kept",
+    [
+        ("chest_xray", "chest-xray-pneumonia.zip", 2394, 2394),
+        ("breast", "breast-ultrasound-images-dataset.zip", 464, 462),
+        ("cat_breeds", "cat-breeds-dataset.zip", 721, 721),
+        ("bccd", "bccd-white-blood-cell.zip", 351, 351),
+        ("folder", "pbc-wbc.zip", 750, 750),
+    ],
+)
 def test_shared_archive_counts(plugin: str, archive: str, found: int, kept: int) -> None:
     result = fetch(spec(plugin), name=plugin if plugin != "folder" else "pbc", source=shared_archive(archive))
     assert len(result.scan.images) == found
@@ -78,7 +81,9 @@ def test_bccd_tiny_class_is_reported_not_crashed_on() -> None:
     records = fetch(spec("bccd"), source=shared_archive("bccd-white-blood-cell.zip")).dataset.records()
     three_splits = manifest.build(records, SplitConfig(), BalanceConfig())
     assert three_splits.counts()["test"]["basophil"] == 1  # 3 basophils: one per split
-    two_basophils = [r for r in records if r.label != "basophil"] + [r for r in records if r.label == "basophil"][:2]
+    two_basophils = [r for r in records if r.label != "basophil"] + [
+        r for r in records if r.label == "basophil"
+    ][:2]
     built = manifest.build(two_basophils, SplitConfig(), BalanceConfig())
     assert "basophil" not in built.classes
     assert built.header["warnings"] == ["class 'basophil' has 2 image(s), too few for 3 splits; left out"]
@@ -108,7 +113,9 @@ class FakeKaggle:
         shutil.copy(self.archive, target)
 
 
-def test_kaggle_fetch_asks_for_the_slug_and_stores_the_dataset(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+def test_kaggle_fetch_asks_for_the_slug_and_stores_the_dataset(
+    monkeypatch: pytest.MonkeyPatch, home: Path
+) -> None:
     fake = FakeKaggle(shared_archive("bccd-white-blood-cell.zip"))
     monkeypatch.setattr(kaggle, "client", lambda: fake)
     result = fetch(spec("bccd"))
@@ -118,7 +125,9 @@ def test_kaggle_fetch_asks_for_the_slug_and_stores_the_dataset(monkeypatch: pyte
     assert result.dataset.info["source"]["kind"] == "kaggle"
 
 
-def test_interrupted_download_leaves_nothing_finished_and_resumes(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+def test_interrupted_download_leaves_nothing_finished_and_resumes(
+    monkeypatch: pytest.MonkeyPatch, home: Path
+) -> None:
     fake = FakeKaggle(shared_archive("bccd-white-blood-cell.zip"), fail_first=True)
     monkeypatch.setattr(kaggle, "client", lambda: fake)
     with pytest.raises(DataError, match="check the network and run the fetch again"):
@@ -138,8 +147,9 @@ def test_missing_credentials_say_where_they_go(monkeypatch: pytest.MonkeyPatch, 
         fetch(spec("chest_xray"))
 
 
-@pytest.mark.parametrize("status,expected", [(401, "refused access"), (403, "accept the dataset's rules"),
-                                             (404, "has no dataset")])
+@pytest.mark.parametrize(
+    "status,expected", [(401, "refused access"), (403, "accept the dataset's rules"), (404, "has no dataset")]
+)
 def test_http_failures_are_explained(monkeypatch: pytest.MonkeyPatch, status: int, expected: str) -> None:
     class Response:
         status_code = status

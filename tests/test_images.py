@@ -60,9 +60,15 @@ def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims enormous dimensions; decoding it would need gigabytes."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     chunk = b"IHDR" + ihdr
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
-            + struct.pack(">I", zlib.crc32(chunk)) + struct.pack(">I", 0) + b"IEND"
-            + struct.pack(">I", zlib.crc32(b"IEND")))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + struct.pack(">I", 0)
+        + b"IEND"
+        + struct.pack(">I", zlib.crc32(b"IEND"))
+    )
 
 
 def test_huge_dimension_png_header_is_a_decompression_bomb(tmp_path: Path) -> None:
@@ -78,7 +84,7 @@ def test_huge_dimension_png_header_is_a_decompression_bomb(tmp_path: Path) -> No
 def test_every_mode_becomes_8bit_rgb(tmp_path: Path, mode: str) -> None:
     base = noise_image(4, size=40)
     if mode == "I;16":
-        array = (np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 40)
+        array = np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 40
         image = Image.fromarray(array)
         assert image.mode == "I;16"
     else:

@@ -18,8 +18,18 @@ def _records(per_class: dict[str, int], group_size: int = 1) -> list[ImageRecord
     for label, count in per_class.items():
         for i in range(count):
             group = f"{label}-g{i // group_size}" if group_size > 1 else ""
-            records.append(ImageRecord(f"{label}/{i:04d}.png", label, group, "", sha256=f"{label}{i}",
-                                       phash="0" * 16, width=64, height=64))
+            records.append(
+                ImageRecord(
+                    f"{label}/{i:04d}.png",
+                    label,
+                    group,
+                    "",
+                    sha256=f"{label}{i}",
+                    phash="0" * 16,
+                    width=64,
+                    height=64,
+                )
+            )
     return records
 
 
@@ -57,7 +67,9 @@ def test_class_too_small_for_every_split_is_left_out_with_a_warning() -> None:
 
 def test_cap_keeps_at_most_n_per_class() -> None:
     records = _records({"a": 130, "b": 90})
-    result = manifest.build(records, SplitConfig(train=0.8, val=0, test=0.2), BalanceConfig(policy="cap", cap=100))
+    result = manifest.build(
+        records, SplitConfig(train=0.8, val=0, test=0.2), BalanceConfig(policy="cap", cap=100)
+    )
     totals = Counter(row.label for row in result.rows)
     assert totals == {"a": 100, "b": 90}
     assert result.header["balance"]["found_per_class"] == {"a": 130, "b": 90}
@@ -73,8 +85,14 @@ def test_undersample_equalises_train_only() -> None:
 
 
 def test_source_split_is_honoured() -> None:
-    records = [ImageRecord(f"{s}/{l}/{i}.png", l, "", s, sha256=f"{s}{l}{i}", phash="0" * 16, width=1, height=1)
-               for s in ("train", "val", "test") for l in ("x", "y") for i in range(3)]
+    records = [
+        ImageRecord(
+            f"{s}/{lab}/{i}.png", lab, "", s, sha256=f"{s}{lab}{i}", phash="0" * 16, width=1, height=1
+        )
+        for s in ("train", "val", "test")
+        for lab in ("x", "y")
+        for i in range(3)
+    ]
     result = manifest.build(records, SplitConfig(use_source_split=True), BalanceConfig())
     assert all(row.split == row.source_split for row in result.rows)
 

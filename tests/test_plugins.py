@@ -16,8 +16,18 @@ from tests.conftest import REPO
 def test_first_party_plugins_come_through_the_entry_point_group() -> None:
     registry = plugins.load()
     names = {p.name: p for p in registry.plugins}
-    for expected in ("folder", "demo", "bccd", "chest_xray", "breast", "cat_breeds", "mobilenet_v2",
-                     "markdown", "pdf", "augmentations"):
+    for expected in (
+        "folder",
+        "demo",
+        "bccd",
+        "chest_xray",
+        "breast",
+        "cat_breeds",
+        "mobilenet_v2",
+        "markdown",
+        "pdf",
+        "augmentations",
+    ):
         assert names[expected].distribution == "breedscope"
     assert names["bccd"].provides == ("dataset:bccd",)
     assert registry.dataset("mammography").name == "breast"
@@ -35,7 +45,10 @@ def test_a_plugin_whose_hook_raises_is_reported_and_skipped() -> None:
     broken.breedscope_datasets = breedscope_datasets
     registry = plugins.load(extra_modules=[broken])
     assert len(registry.problems) == 1
-    assert "failed in breedscope_datasets (RuntimeError: cannot reach my server); skipped" in registry.problems[0]
+    assert (
+        "failed in breedscope_datasets (RuntimeError: cannot reach my server); skipped"
+        in registry.problems[0]
+    )
     assert registry.dataset("bccd") is not None  # everything else still works
 
 
@@ -45,24 +58,47 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_cli_keeps_working(tmp
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-dist\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[breedscope]\nbroken = module_that_does_not_exist\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "breedscope.cli", "plugins"], capture_output=True, text=True,
-                         env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "breedscope.cli", "plugins"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0
-    assert "plugin 'broken' (module_that_does_not_exist) failed to import (ModuleNotFoundError" in \
-        " ".join(out.stdout.split() + out.stderr.split())
+    assert "plugin 'broken' (module_that_does_not_exist) failed to import (ModuleNotFoundError" in " ".join(
+        out.stdout.split() + out.stderr.split()
+    )
     assert "bccd" in out.stdout
 
 
 def test_example_third_party_plugin_installs_and_is_found(tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(REPO / "plugins" / "breedscope-html-report")],
-        check=True, capture_output=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(REPO / "plugins" / "breedscope-html-report"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=240,
     )
     env = {**os.environ, "PYTHONPATH": str(target), "COLUMNS": "200"}
-    out = subprocess.run([sys.executable, "-m", "breedscope.cli", "plugins"], capture_output=True, text=True,
-                         env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "breedscope.cli", "plugins"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     line = next(line for line in out.stdout.splitlines() if " html " in line)
     assert "breedscope-html-report" in line and "0.1.0" in line and "reporter:html" in line

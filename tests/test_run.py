@@ -17,8 +17,22 @@ from tests.conftest import shared_archive
 from tests.test_cli import cli
 
 # Small and fast: a from-scratch MobileNetV2 at 32 px (alpha 0.35) and no downloads.
-TINY = ["--weights", "none", "--alpha", "0.35", "--image-size", "32", "--augment", "light", "--views", "2",
-        "--split", "0.6,0.2,0.2", "--batch-size", "8"]
+TINY = [
+    "--weights",
+    "none",
+    "--alpha",
+    "0.35",
+    "--image-size",
+    "32",
+    "--augment",
+    "light",
+    "--views",
+    "2",
+    "--split",
+    "0.6,0.2,0.2",
+    "--batch-size",
+    "8",
+]
 
 
 @pytest.fixture
@@ -39,9 +53,21 @@ def test_run_produces_every_artefact_and_the_pdf_holds_the_metrics(tree_dataset:
     result = cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "3", "--runs-dir", str(runs))
     assert result.returncode == 0, result.stderr
     run_dir = run_dir_of(runs)
-    for name in ("config.yaml", "manifest.csv", "manifest.json", "environment.json", "model.keras",
-                 "history.csv", "evaluation.json", "predictions.csv", "report.md", "report.pdf",
-                 "figures/confusion_matrix.png", "figures/training_curves.png", "figures/reliability.png"):
+    for name in (
+        "config.yaml",
+        "manifest.csv",
+        "manifest.json",
+        "environment.json",
+        "model.keras",
+        "history.csv",
+        "evaluation.json",
+        "predictions.csv",
+        "report.md",
+        "report.pdf",
+        "figures/confusion_matrix.png",
+        "figures/training_curves.png",
+        "figures/reliability.png",
+    ):
         assert (run_dir / name).is_file(), name
     assert json.loads((run_dir / "status.json").read_text())["state"] == "succeeded"
     environment = json.loads((run_dir / "environment.json").read_text())
@@ -56,8 +82,14 @@ def test_run_produces_every_artefact_and_the_pdf_holds_the_metrics(tree_dataset:
     pdf_text = " ".join(page.extract_text() for page in PdfReader(run_dir / "report.pdf").pages)
     accuracy = f"{evaluation['accuracy']:.3f}"
     for text in (markdown, pdf_text):
-        for heading in ("Summary", "Metrics on the test split", "Confusion matrix", "Training curves",
-                        "Configuration", "Environment"):
+        for heading in (
+            "Summary",
+            "Metrics on the test split",
+            "Confusion matrix",
+            "Training curves",
+            "Configuration",
+            "Environment",
+        ):
             assert heading in text
         assert f"accuracy {accuracy}" in " ".join(text.replace("|", " ").split())
         assert manifest["csv_sha256"] in "".join(text.split())
@@ -70,7 +102,9 @@ def test_same_seed_same_metrics(tree_dataset: str, tmp_path: Path) -> None:
     outputs = []
     for attempt in ("a", "b"):
         runs = tmp_path / attempt
-        result = cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "2", "--seed", "5", "--runs-dir", str(runs))
+        result = cli(
+            "run", "--dataset", tree_dataset, *TINY, "--epochs", "2", "--seed", "5", "--runs-dir", str(runs)
+        )
         assert result.returncode == 0, result.stderr
         run_dir = run_dir_of(runs)
         outputs.append(((run_dir / "predictions.csv").read_text(), (run_dir / "manifest.csv").read_text()))
@@ -80,10 +114,26 @@ def test_same_seed_same_metrics(tree_dataset: str, tmp_path: Path) -> None:
 def test_killed_run_resumes_to_the_same_number_of_epochs(tree_dataset: str, tmp_path: Path) -> None:
     runs, epochs = tmp_path / "runs", 40
     no_early_stop = [a if a != "0.6,0.2,0.2" else "0.7,0,0.3" for a in TINY]  # no val split: no early stop
-    args = [sys.executable, "-m", "breedscope.cli", "run", "--dataset", tree_dataset, *no_early_stop,
-            "--no-feature-cache", "--epochs", str(epochs), "--runs-dir", str(runs)]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    args = [
+        sys.executable,
+        "-m",
+        "breedscope.cli",
+        "run",
+        "--dataset",
+        tree_dataset,
+        *no_early_stop,
+        "--no-feature-cache",
+        "--epochs",
+        str(epochs),
+        "--runs-dir",
+        str(runs),
+    ]
+    process = subprocess.Popen(
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     deadline = time.monotonic() + 300
     state_file = None
     while time.monotonic() < deadline:
@@ -112,7 +162,9 @@ def test_killed_run_resumes_to_the_same_number_of_epochs(tree_dataset: str, tmp_
 def test_pbc_with_imagenet_weights_reaches_85_percent(keras_home: Path, tmp_path: Path) -> None:
     archive = shared_archive("pbc-wbc.zip")
     assert cli("fetch", "folder", "--from", str(archive), "--name", "pbc").returncode == 0
-    result = cli("run", "--dataset", "pbc", "--epochs", "5", "--runs-dir", str(tmp_path), "--format", "markdown")
+    result = cli(
+        "run", "--dataset", "pbc", "--epochs", "5", "--runs-dir", str(tmp_path), "--format", "markdown"
+    )
     assert result.returncode == 0, result.stderr
     (run_dir,) = list((tmp_path / "pbc").iterdir())
     evaluation = json.loads((run_dir / "evaluation.json").read_text())

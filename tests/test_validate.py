@@ -11,17 +11,16 @@ from tests.conftest import noise_image, shape_image
 
 
 def _candidates(root: Path) -> list[SourceImage]:
-    return [SourceImage(p.relative_to(root).as_posix(), p.parent.name)
-            for p in sorted(root.rglob("*.png"))]
+    return [SourceImage(p.relative_to(root).as_posix(), p.parent.name) for p in sorted(root.rglob("*.png"))]
 
 
 def test_duplicates_are_grouped_and_conflicts_excluded(tmp_path: Path) -> None:
     for label in ("cat", "dog"):
         (tmp_path / label).mkdir()
     noise_image(1, 64).save(tmp_path / "cat/a.png")
-    shutil.copy(tmp_path / "cat/a.png", tmp_path / "cat/a_copy.png")     # same label: grouped
+    shutil.copy(tmp_path / "cat/a.png", tmp_path / "cat/a_copy.png")  # same label: grouped
     noise_image(2, 64).save(tmp_path / "cat/b.png")
-    shutil.copy(tmp_path / "cat/b.png", tmp_path / "dog/b_again.png")    # other label: conflict
+    shutil.copy(tmp_path / "cat/b.png", tmp_path / "dog/b_again.png")  # other label: conflict
     noise_image(3, 64).save(tmp_path / "dog/c.png")
     records = inspect_all(tmp_path, _candidates(tmp_path), workers=1)
     result = resolve(records)
@@ -56,7 +55,9 @@ def test_near_duplicate_search_matches_brute_force() -> None:
     values = base + [b ^ (1 << rng.randrange(64)) ^ (1 << rng.randrange(64)) for b in base[:20]]
     records = [ImageRecord(f"{i:03d}", "a", "", "", phash=f"{v:016x}") for i, v in enumerate(values)]
     expected = sorted(
-        (a.path, b.path) for i, a in enumerate(records) for b in records[i + 1 :]
+        (a.path, b.path)
+        for i, a in enumerate(records)
+        for b in records[i + 1 :]
         if (int(a.phash, 16) ^ int(b.phash, 16)).bit_count() <= 4
     )
     assert near_duplicate_pairs(records, 4) == expected

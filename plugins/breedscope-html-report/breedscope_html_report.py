@@ -13,8 +13,10 @@ from breedscope.hookspecs import hookimpl
 from breedscope.report.document import Document, Figure, Paragraph, Table
 from breedscope.report.reporter import ReporterSpec
 
-STYLE = "body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}" \
-        "td,th{border-bottom:1px solid #ccc;padding:2px 8px;text-align:left}img{max-width:100%}"
+STYLE = (
+    "body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
+    "td,th{border-bottom:1px solid #ccc;padding:2px 8px;text-align:left}img{max-width:100%}"
+)
 
 
 def _block(block) -> str:
@@ -25,13 +27,16 @@ def _block(block) -> str:
         return f"<p>{text}</p>"
     if isinstance(block, Table):
         head = "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
-        rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                       for row in block.rows)
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in block.rows
+        )
         caption = f"<caption>{html.escape(block.caption)}</caption>" if block.caption else ""
         return f"<table>{caption}<tr>{head}</tr>{rows}</table>"
     if isinstance(block, Figure):
-        return (f'<figure><img src="{html.escape(block.path.as_posix())}" alt="">'
-                f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
+        return (
+            f'<figure><img src="{html.escape(block.path.as_posix())}" alt="">'
+            f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
+        )
     return ""
 
 
@@ -40,8 +45,10 @@ def render(document: Document, out_dir: Path) -> Path:
     for section in document.sections:
         body.append(f"<h2>{html.escape(section.title)}</h2>")
         body.extend(_block(block) for block in section.blocks)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(document.title)}</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(document.title)}</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n"
+    )
     path = out_dir / "report.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -13,8 +13,11 @@ def _studies() -> list[A.BasicTransform]:
     return [
         A.HorizontalFlip(p=0.5),
         A.Affine(
-            rotate=(-20, 20), translate_percent=(-0.1, 0.1), scale=(0.9, 1.1),
-            border_mode=0, p=1.0,
+            rotate=(-20, 20),
+            translate_percent=(-0.1, 0.1),
+            scale=(0.9, 1.1),
+            border_mode=0,
+            p=1.0,
         ),
     ]
 

@@ -17,7 +17,8 @@ from breedscope_plugins import folder
 def scan(root: Path) -> Scan:
     result = folder.scan(root)
     result.images = [
-        type(image)(image.path, image.label.lower(), image.group, image.source_split) for image in result.images
+        type(image)(image.path, image.label.lower(), image.group, image.source_split)
+        for image in result.images
     ]
     return result
 

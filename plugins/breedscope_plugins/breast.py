@@ -16,12 +16,21 @@ from breedscope.datasets.spec import DatasetSpec, Scan, SourceImage, is_junk
 from breedscope.hookspecs import hookimpl
 
 CLASS_NAMES = {
-    "benign": "benign", "jinak": "benign",
-    "malignant": "malignant", "ganas": "malignant",
+    "benign": "benign",
+    "jinak": "benign",
+    "malignant": "malignant",
+    "ganas": "malignant",
     "normal": "normal",
 }
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
-               "validation": "val", "test": "test", "testing": "test"}
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 MASK = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)
 
 
@@ -41,7 +50,9 @@ def scan(root: Path) -> Scan:
             result.skipped["segmentation mask"] += 1
             continue
         splits = [SPLIT_NAMES[f] for f in folders if f in SPLIT_NAMES]
-        result.images.append(SourceImage(rel.as_posix(), labels[-1], source_split=splits[-1] if splits else ""))
+        result.images.append(
+            SourceImage(rel.as_posix(), labels[-1], source_split=splits[-1] if splits else "")
+        )
     found = sorted({image.label for image in result.images})
     if found != sorted(set(CLASS_NAMES.values())):
         top = sorted(p.name for p in root.iterdir())[:10]

@@ -17,8 +17,10 @@ from breedscope.hookspecs import hookimpl
 
 
 def _images_dir(root: Path) -> Path:
-    candidates = sorted((p for p in root.rglob("images") if p.is_dir() and not is_junk(p.relative_to(root))),
-                        key=lambda p: len(p.parts))
+    candidates = sorted(
+        (p for p in root.rglob("images") if p.is_dir() and not is_junk(p.relative_to(root))),
+        key=lambda p: len(p.parts),
+    )
     return candidates[0] if candidates else single_top_folder(root)
 
 
@@ -33,7 +35,8 @@ def _check_against_csv(root: Path, result: Scan) -> None:
             return
         breed_of = {row["id"]: row["breed"] for row in reader}
     disagreements = sum(
-        1 for image in result.images
+        1
+        for image in result.images
         if (ident := Path(image.path).stem.split("_")[0]) in breed_of and breed_of[ident] != image.label
     )
     if disagreements:
@@ -45,7 +48,7 @@ def scan(root: Path) -> Scan:
     prefix = images.relative_to(root).parts
 
     def label_of(rel: Path) -> str | None:
-        inner = rel.parts[len(prefix):]
+        inner = rel.parts[len(prefix) :]
         return inner[0] if rel.parts[: len(prefix)] == prefix and len(inner) == 2 else None
 
     result = scan_class_folders(root, label_of)

@@ -37,8 +37,10 @@ def _split_roots(root: Path) -> list[Path]:
     found = {
         class_dir.parent.parent
         for class_dir in root.rglob("*")
-        if class_dir.is_dir() and class_dir.name.upper() in CLASSES
-        and class_dir.parent.name.lower() in SPLITS and not is_junk(class_dir.relative_to(root))
+        if class_dir.is_dir()
+        and class_dir.name.upper() in CLASSES
+        and class_dir.parent.name.lower() in SPLITS
+        and not is_junk(class_dir.relative_to(root))
     }
     return sorted(found, key=lambda p: (len(p.relative_to(root).parts), str(p)))
 
@@ -52,7 +54,9 @@ def scan(root: Path) -> Scan:
     chosen = roots[0]
     for other in roots[1:]:
         copies = sum(1 for p in other.rglob("*") if p.is_file())
-        result.notes.append(f"ignored another copy of the dataset at {other.relative_to(root)} ({copies} files)")
+        result.notes.append(
+            f"ignored another copy of the dataset at {other.relative_to(root)} ({copies} files)"
+        )
         result.skipped["nested duplicate copy"] += copies
     unknown_patients = 0
     for path in sorted(p for p in chosen.rglob("*") if p.is_file()):
@@ -66,14 +70,17 @@ def scan(root: Path) -> Scan:
             continue
         patient = patient_of(path.name)
         unknown_patients += not patient
-        result.images.append(SourceImage(
-            path=path.relative_to(root).as_posix(),
-            label=rel.parts[1].upper(),
-            group=f"patient:{patient}" if patient else "",
-            source_split=SPLITS[rel.parts[0].lower()],
-        ))
-    junk_outside = sum(1 for p in root.rglob("*") if p.is_file() and is_junk(p.relative_to(root))
-                       and chosen not in p.parents)
+        result.images.append(
+            SourceImage(
+                path=path.relative_to(root).as_posix(),
+                label=rel.parts[1].upper(),
+                group=f"patient:{patient}" if patient else "",
+                source_split=SPLITS[rel.parts[0].lower()],
+            )
+        )
+    junk_outside = sum(
+        1 for p in root.rglob("*") if p.is_file() and is_junk(p.relative_to(root)) and chosen not in p.parents
+    )
     result.skipped["system file (.DS_Store, __MACOSX, ._*)"] += junk_outside
     if unknown_patients:
         result.notes.append(f"{unknown_patients} file name(s) carry no patient id; each is its own group")

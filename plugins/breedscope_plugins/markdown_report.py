@@ -15,8 +15,10 @@ def _cell(text: str) -> str:
 
 
 def table_markdown(table: Table) -> list[str]:
-    lines = ["| " + " | ".join(_cell(h) for h in table.header) + " |",
-             "|" + "|".join("---" for _ in table.header) + "|"]
+    lines = [
+        "| " + " | ".join(_cell(h) for h in table.header) + " |",
+        "|" + "|".join("---" for _ in table.header) + "|",
+    ]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows]
     if table.caption:
         lines += ["", f"*{table.caption}*"]

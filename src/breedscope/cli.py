@@ -35,8 +35,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
 ) -> None:
     _state["debug"] = debug
@@ -79,9 +80,14 @@ def _print_validation(validation) -> None:
         table.add_row(label, *[str(counts.get(c, 0)) for c in ["found", "kept", *reasons]])
     out.print(table)
     if validation.exact_duplicate_sets:
-        console.print(f"{len(validation.exact_duplicate_sets)} set(s) of identical files kept on one side of every split.")
+        console.print(
+            f"{len(validation.exact_duplicate_sets)} set(s) of identical files, "
+            "kept on one side of every split."
+        )
     if validation.near_duplicate_pairs:
-        console.print(f"{len(validation.near_duplicate_pairs)} near-duplicate pair(s) kept on one side of every split.")
+        console.print(
+            f"{len(validation.near_duplicate_pairs)} near-duplicate pair(s) kept on one side of every split."
+        )
     for conflict in validation.label_conflicts:
         console.print(f"[yellow]label conflict, excluded:[/] {' = '.join(conflict)}")
 
@@ -89,7 +95,9 @@ def _print_validation(validation) -> None:
 @app.command()
 def fetch(
     name: Annotated[str, typer.Argument(help="Dataset plugin: see `breedscope datasets`.")],
-    source: Annotated[Path | None, typer.Option("--from", help="An archive or folder you already have.")] = None,
+    source: Annotated[
+        Path | None, typer.Option("--from", help="An archive or folder you already have.")
+    ] = None,
     as_name: Annotated[str | None, typer.Option("--name", help="Store it under this name.")] = None,
     slug: Annotated[str | None, typer.Option(help="Kaggle slug to download instead of the plugin's.")] = None,
     force: Annotated[bool, typer.Option(help="Fetch and validate again even if already done.")] = False,
@@ -104,18 +112,24 @@ def fetch(
     from breedscope.datasets.fetch import fetch as do_fetch
 
     spec = _dataset_spec(name)
-    result = do_fetch(spec, as_name or (None if spec.needs_source else spec.name), source, slug, force, min_side)
+    result = do_fetch(
+        spec, as_name or (None if spec.needs_source else spec.name), source, slug, force, min_side
+    )
     if result.reused:
-        console.print(f"'{result.dataset.name}' is already fetched ({result.dataset.info['images']} images); "
-                      "use --force to fetch it again.")
+        console.print(
+            f"'{result.dataset.name}' is already fetched ({result.dataset.info['images']} images); "
+            "use --force to fetch it again."
+        )
         return
     for note in result.scan.notes if result.scan else []:
         console.print(f"note: {note}")
     for reason, count in sorted(result.scan.skipped.items()) if result.scan else []:
         console.print(f"skipped {count} file(s): {reason}")
     _print_validation(result.validation)
-    console.print(f"Stored [bold]{result.dataset.name}[/]: {len(result.validation.kept)} images in "
-                  f"{result.dataset.directory}")
+    console.print(
+        f"Stored [bold]{result.dataset.name}[/]: {len(result.validation.kept)} images in "
+        f"{result.dataset.directory}"
+    )
 
 
 @app.command()
@@ -140,7 +154,9 @@ def _parse_ratios(text: str | None) -> dict | None:
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise BreedscopeError(f"--split takes train,val,test fractions like 0.7,0.15,0.15, not '{text}'.") from None
+        raise BreedscopeError(
+            f"--split takes train,val,test fractions like 0.7,0.15,0.15, not '{text}'."
+        ) from None
     if len(values) == 2:
         values = [values[0], 0.0, values[1]]
     if len(values) != 3:
@@ -151,7 +167,9 @@ def _parse_ratios(text: str | None) -> dict | None:
 @app.command()
 def split(
     name: Annotated[str, typer.Argument(help="A fetched dataset.")],
-    ratios: Annotated[str | None, typer.Option("--split", help="train,val,test fractions, e.g. 0.8,0.1,0.1")] = None,
+    ratios: Annotated[
+        str | None, typer.Option("--split", help="train,val,test fractions, e.g. 0.8,0.1,0.1")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Split seed.")] = 42,
     balance: Annotated[str, typer.Option(help="none, cap, undersample, oversample, class_weights")] = "none",
     cap: Annotated[int | None, typer.Option(help="Images per class for --balance cap.")] = None,
@@ -171,8 +189,9 @@ def split(
     if dataset is None:
         raise BreedscopeError(f"'{name}' is not fetched; run `breedscope fetch {name}` first.")
     split_layer = {**(_parse_ratios(ratios) or {}), "seed": seed, "use_source_split": source_split}
-    config = cfg.build([{"dataset": {"name": name}, "split": split_layer,
-                         "balance": {"policy": balance, "cap": cap}}])
+    config = cfg.build(
+        [{"dataset": {"name": name}, "split": split_layer, "balance": {"policy": balance, "cap": cap}}]
+    )
     manifest = manifest_module.build(dataset.records(), config.split, config.balance, None, dataset.info)
     key = short_hash(config.split.model_dump_json() + config.balance.model_dump_json())
     path = manifest.write(output or dataset.directory / "manifests" / key)
@@ -217,13 +236,19 @@ def run(
     backbone: Annotated[str | None, typer.Option()] = None,
     augment: Annotated[str | None, typer.Option(help="Augmentation preset.")] = None,
     views: Annotated[int | None, typer.Option(help="Cached augmented views per training image.")] = None,
-    split_ratios: Annotated[str | None, typer.Option("--split", help="train,val,test, e.g. 0.8,0.1,0.1")] = None,
-    balance: Annotated[str | None, typer.Option(help="none, cap, undersample, oversample, class_weights")] = None,
+    split_ratios: Annotated[
+        str | None, typer.Option("--split", help="train,val,test, e.g. 0.8,0.1,0.1")
+    ] = None,
+    balance: Annotated[
+        str | None, typer.Option(help="none, cap, undersample, oversample, class_weights")
+    ] = None,
     cap: Annotated[int | None, typer.Option(help="Images per class for --balance cap.")] = None,
     classes: Annotated[str | None, typer.Option(help="Comma-separated classes to use.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     feature_cache: Annotated[bool | None, typer.Option("--feature-cache/--no-feature-cache")] = None,
-    report_format: Annotated[str | None, typer.Option("--format", help="Reporters, e.g. markdown,pdf")] = None,
+    report_format: Annotated[
+        str | None, typer.Option("--format", help="Reporters, e.g. markdown,pdf")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Run name (runs/<dataset>/<name>).")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="Where run directories go.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Resume a killed run from its directory.")] = None,
@@ -246,13 +271,24 @@ def run(
         if seed is not None:
             split_layer["seed"] = seed
         flags = _flag_layer(
-            dataset__name=dataset, train__epochs=epochs, train__batch_size=batch_size,
-            train__learning_rate=lr, train__seed=seed, train__feature_cache=feature_cache,
-            model__image_size=image_size, model__alpha=alpha, model__weights=weights, model__backbone=backbone,
-            augment__preset=augment, augment__views=views, balance__policy=balance, balance__cap=cap,
+            dataset__name=dataset,
+            train__epochs=epochs,
+            train__batch_size=batch_size,
+            train__learning_rate=lr,
+            train__seed=seed,
+            train__feature_cache=feature_cache,
+            model__image_size=image_size,
+            model__alpha=alpha,
+            model__weights=weights,
+            model__backbone=backbone,
+            augment__preset=augment,
+            augment__views=views,
+            balance__policy=balance,
+            balance__cap=cap,
             dataset__classes=classes.split(",") if classes else None,
             report__formats=report_format.split(",") if report_format else None,
-            name=name, runs_dir=str(runs_dir) if runs_dir else None,
+            name=name,
+            runs_dir=str(runs_dir) if runs_dir else None,
         )
         if split_layer:
             flags["split"] = split_layer
@@ -273,7 +309,9 @@ def run(
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
-    report_format: Annotated[str, typer.Option("--format", help="Reporters, e.g. markdown,pdf")] = "markdown,pdf",
+    report_format: Annotated[
+        str, typer.Option("--format", help="Reporters, e.g. markdown,pdf")
+    ] = "markdown,pdf",
 ) -> None:
     """Render a run's report again from its stored evaluation (no retraining).
 
@@ -300,15 +338,18 @@ def datasets() -> None:
     for column in ("name", "aliases", "Kaggle", "preset", "description"):
         table.add_column(column)
     for name, spec in sorted(loaded.datasets.items()):
-        table.add_row(name, ", ".join(spec.aliases), ", ".join(spec.kaggle), spec.default_preset or "",
-                      spec.description)
+        table.add_row(
+            name, ", ".join(spec.aliases), ", ".join(spec.kaggle), spec.default_preset or "", spec.description
+        )
     out.print(table)
     fetched = Table(title=f"Fetched (in {store.paths.datasets_dir()})")
     for column in ("name", "plugin", "images", "source"):
         fetched.add_column(column)
     for name in store.stored_names():
         stored = store.load(name)
-        fetched.add_row(name, stored.plugin, str(stored.info["images"]), stored.info["source"]["location"] or "")
+        fetched.add_row(
+            name, stored.plugin, str(stored.info["images"]), stored.info["source"]["location"] or ""
+        )
     out.print(fetched)
 
 
@@ -351,8 +392,10 @@ def main() -> None:
     except Exception as exc:
         if _state["debug"]:
             raise
-        console.print(f"[bold red]Unexpected error:[/] {type(exc).__name__}: {exc}. "
-                      "Run again with --debug for the traceback, and please report it.")
+        console.print(
+            f"[bold red]Unexpected error:[/] {type(exc).__name__}: {exc}. "
+            "Run again with --debug for the traceback, and please report it."
+        )
         sys.exit(1)
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from breedscope.errors import ConfigError
 
@@ -49,8 +57,7 @@ class SplitConfig(_Section):
         total = self.train + self.val + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(
-                f"split ratios train={self.train} val={self.val} test={self.test} sum to "
-                f"{total:g}, not 1"
+                f"split ratios train={self.train} val={self.val} test={self.test} sum to {total:g}, not 1"
             )
         return self
 
@@ -85,7 +92,6 @@ class ModelConfig(_Section):
     pixel_range: Literal["backbone", "unit"] = Field(
         "backbone", description="'backbone': the backbone's own preprocessing; 'unit': [0, 1]."
     )
-
 
     @model_validator(mode="after")
     def _dropout_per_layer(self) -> ModelConfig:

@@ -53,8 +53,15 @@ def calibration(y_true: np.ndarray, probabilities: np.ndarray, bins: int = CALIB
             continue
         accuracy, mean_confidence = float(correct[mask].mean()), float(confidence[mask].mean())
         ece += mask.mean() * abs(accuracy - mean_confidence)
-        table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": int(mask.sum()),
-                      "accuracy": accuracy, "confidence": mean_confidence})
+        table.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": int(mask.sum()),
+                "accuracy": accuracy,
+                "confidence": mean_confidence,
+            }
+        )
     return {"ece": float(ece), "bins": table}
 
 
@@ -114,13 +121,19 @@ def evaluate(
             result["positive_class"] = classes[1]
         else:
             result["roc_auc"] = float(
-                metrics.roc_auc_score(y_true, probabilities, multi_class="ovr", average="macro", labels=labels)
+                metrics.roc_auc_score(
+                    y_true, probabilities, multi_class="ovr", average="macro", labels=labels
+                )
             )
     wrong = np.flatnonzero(y_pred != y_true)
     wrong = wrong[np.argsort(-probabilities[wrong, y_pred[wrong]], kind="stable")][:worst]
     result["most_confident_errors"] = [
-        {"path": paths[i], "true": classes[y_true[i]], "predicted": classes[y_pred[i]],
-         "confidence": float(probabilities[i, y_pred[i]])}
+        {
+            "path": paths[i],
+            "true": classes[y_true[i]],
+            "predicted": classes[y_pred[i]],
+            "confidence": float(probabilities[i, y_pred[i]]),
+        }
         for i in wrong
     ]
     return result

@@ -85,7 +85,9 @@ class FeatureCache:
         files = [self._file(row, views, view) for row in rows]
         missing = [i for i, f in enumerate(files) if not f.is_file()]
         if missing:
-            self._compute([rows[i] for i in missing], [files[i] for i in missing], load, augmenter, view, label)
+            self._compute(
+                [rows[i] for i in missing], [files[i] for i in missing], load, augmenter, view, label
+            )
         return np.stack([np.load(f) for f in files]) if files else np.zeros((0, 0), np.float32)
 
     def _compute(
@@ -100,7 +102,9 @@ class FeatureCache:
         def prepare(chunk: Sequence[Row]) -> np.ndarray:
             images = [load(row) for row in chunk]
             if augmenter is not None:
-                images = [augmenter(image, row.sha256, view) for row, image in zip(chunk, images, strict=True)]
+                images = [
+                    augmenter(image, row.sha256, view) for row, image in zip(chunk, images, strict=True)
+                ]
             return np.stack(images).astype(np.float32)
 
         row_batches = list(batches(rows, self.batch_size))

@@ -81,8 +81,7 @@ def read(directory: Path) -> Manifest:
 
     with open(directory / "manifest.csv", newline="", encoding="utf-8") as handle:
         rows = [
-            Row(**{**r, "width": int(r["width"]), "height": int(r["height"])})
-            for r in csv.DictReader(handle)
+            Row(**{**r, "width": int(r["width"]), "height": int(r["height"])}) for r in csv.DictReader(handle)
         ]
     header = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
     return Manifest(rows, header)
@@ -197,12 +196,12 @@ def build(
     sizes = Counter(r.label for r in selected)
     too_small = sorted(label for label, n in sizes.items() if n < needed and not split.use_source_split)
     for label in too_small:
-        warnings.append(
-            f"class '{label}' has {sizes[label]} image(s), too few for {needed} splits; left out"
-        )
+        warnings.append(f"class '{label}' has {sizes[label]} image(s), too few for {needed} splits; left out")
     selected = [r for r in selected if r.label not in too_small]
     if len({r.label for r in selected}) < 2:
-        raise ConfigError("Fewer than two classes are left to classify after selection; check dataset.classes.")
+        raise ConfigError(
+            "Fewer than two classes are left to classify after selection; check dataset.classes."
+        )
 
     if not split.grouped:  # per-image split, only for reproducing studies that did it
         selected = [replace(r, group="") for r in selected]
@@ -211,8 +210,17 @@ def build(
     else:
         assignment = assign_splits(selected, ratios, split.seed)
     rows = [
-        Row(r.path, r.label, assignment[r.path], r.group or r.path, r.sha256, r.phash,
-            r.width, r.height, r.source_split)
+        Row(
+            r.path,
+            r.label,
+            assignment[r.path],
+            r.group or r.path,
+            r.sha256,
+            r.phash,
+            r.width,
+            r.height,
+            r.source_split,
+        )
         for r in selected
     ]
     if balance.policy == "undersample":

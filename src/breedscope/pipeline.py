@@ -123,7 +123,9 @@ def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> R
         y_true = np.array([classes.index(r.label) for r in test_rows])
         write_predictions(run_dir / "predictions.csv", test_rows, classes, result.test_probabilities)
         evaluation = evaluate(
-            y_true, result.test_probabilities, classes,
+            y_true,
+            result.test_probabilities,
+            classes,
             paths=[r.path for r in test_rows],
             groups=[r.group for r in test_rows] if config.split.grouped else None,
             seed=config.train.seed,

@@ -90,7 +90,8 @@ def load(extra_modules: Iterable[Any] = ()) -> Registry:
             module = entry.load()
         except Exception as exc:
             registry.problems.append(
-                f"plugin '{entry.name}' ({entry.value}) failed to import ({type(exc).__name__}: {exc}); skipped"
+                f"plugin '{entry.name}' ({entry.value}) failed to import "
+                f"({type(exc).__name__}: {exc}); skipped"
             )
             continue
         if manager.is_registered(module) or manager.has_plugin(entry.name):
@@ -119,7 +120,9 @@ def load(extra_modules: Iterable[Any] = ()) -> Registry:
     for hook_name, table in tables.items():
         for plugin_name, item in _collect(manager, hook_name, registry):
             table.setdefault(item.name, item)
-            provided.setdefault(plugin_name, []).append(f"{hook_name.removeprefix('breedscope_')[:-1]}:{item.name}")
+            provided.setdefault(plugin_name, []).append(
+                f"{hook_name.removeprefix('breedscope_')[:-1]}:{item.name}"
+            )
             for alias in getattr(item, "aliases", ()):
                 registry.aliases[alias] = item.name
     registry.plugins = [

@@ -45,8 +45,14 @@ PRESETS: dict[str, Preset] = {
                 "dataset": {"name": "demo"},
                 "split": {"train": 0.7, "val": 0.15, "test": 0.15},
                 "augment": {"preset": "none"},
-                "model": {"weights": "none", "train_base": True, "alpha": 0.35, "image_size": 32,
-                          "head": [64], "dropout": 0.1},
+                "model": {
+                    "weights": "none",
+                    "train_base": True,
+                    "alpha": 0.35,
+                    "image_size": 32,
+                    "head": [64],
+                    "dropout": 0.1,
+                },
                 "train": {"epochs": 20, "batch_size": 32, "learning_rate": 2e-3, "patience": 5},
             },
         ),
@@ -64,10 +70,17 @@ PRESETS: dict[str, Preset] = {
             study=Study(
                 title="Cat breed classification with MobileNetV2 (500 images, 5 breeds)",
                 reported={"accuracy": 0.91, "macro_precision": 0.91, "macro_recall": 0.91, "macro_f1": 0.91},
-                per_class_f1={"American Curl": 0.79, "Maine Coon": 0.86, "Persian": 0.98,
-                              "Scottish Fold": 0.92, "Sphynx - Hairless Cat": 1.00},
-                notes=("The study's 'Peaknose' is the Kaggle folder 'Persian'.",
-                       "Its best validation accuracy (epoch 17) was measured on the test images."),
+                per_class_f1={
+                    "American Curl": 0.79,
+                    "Maine Coon": 0.86,
+                    "Persian": 0.98,
+                    "Scottish Fold": 0.92,
+                    "Sphynx - Hairless Cat": 1.00,
+                },
+                notes=(
+                    "The study's 'Peaknose' is the Kaggle folder 'Persian'.",
+                    "Its best validation accuracy (epoch 17) was measured on the test images.",
+                ),
             ),
             faithful={"model": {"pixel_range": "unit"}},
             differences=(
@@ -88,7 +101,9 @@ PRESETS: dict[str, Preset] = {
             study=Study(
                 title="Breast cancer classification with AlexNet and ResNet50 (531 images)",
                 reported={"accuracy": 0.7812},
-                notes=("Reported accuracy is AlexNet's validation accuracy (0.7812); ResNet50 reached 0.6201.",),
+                notes=(
+                    "Reported accuracy is AlexNet's validation accuracy (0.7812); ResNet50 reached 0.6201.",
+                ),
             ),
             differences=(
                 "The study's headline accuracy of 0.981 is a training-set score; its validation "
@@ -107,11 +122,17 @@ PRESETS: dict[str, Preset] = {
             },
             study=Study(
                 title="MobileNetV2 transfer learning on a small five-animal dataset",
-                reported={"accuracy": 0.9502, "macro_precision": 0.9507, "macro_recall": 0.9505,
-                          "macro_f1": 0.9503},
+                reported={
+                    "accuracy": 0.9502,
+                    "macro_precision": 0.9507,
+                    "macro_recall": 0.9505,
+                    "macro_f1": 0.9503,
+                },
             ),
-            differences=("The study fine-tuned the backbone after training the head; this preset "
-                         "trains the head on the frozen backbone only.",),
+            differences=(
+                "The study fine-tuned the backbone after training the head; this preset "
+                "trains the head on the frozen backbone only.",
+            ),
         ),
         Preset(
             name="bccd",
@@ -126,8 +147,13 @@ PRESETS: dict[str, Preset] = {
             study=Study(
                 title="White blood cell classification with MobileNetV2 (BCCD, 3,500 images)",
                 reported={"accuracy": 0.948},
-                per_class_f1={"basophil": 1.00, "eosinophil": 0.89, "lymphocyte": 1.00,
-                              "monocyte": 0.99, "neutrophil": 0.89},
+                per_class_f1={
+                    "basophil": 1.00,
+                    "eosinophil": 0.89,
+                    "lymphocyte": 1.00,
+                    "monocyte": 0.99,
+                    "neutrophil": 0.89,
+                },
             ),
             differences=(
                 "The Kaggle BCCD set is augmented copies of a few hundred cells, so the study's "
@@ -147,8 +173,12 @@ PRESETS: dict[str, Preset] = {
             },
             study=Study(
                 title="Pneumonia detection in paediatric chest X-rays with MobileNetV2",
-                reported={"accuracy": 0.9540, "weighted_precision": 0.9562, "weighted_recall": 0.9540,
-                          "weighted_f1": 0.9546},
+                reported={
+                    "accuracy": 0.9540,
+                    "weighted_precision": 0.9562,
+                    "weighted_recall": 0.9540,
+                    "weighted_f1": 0.9546,
+                },
             ),
             faithful={"split": {"grouped": False}},
             differences=(

@@ -7,15 +7,26 @@ import json
 import os
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from breedscope.atomic import write_json
 
 STATUS_FILE = "status.json"
-PACKAGES = ("breedscope", "tensorflow", "keras", "albumentations", "scikit-learn", "numpy", "pillow",
-            "pydantic", "pluggy", "matplotlib", "fpdf2")
+PACKAGES = (
+    "breedscope",
+    "tensorflow",
+    "keras",
+    "albumentations",
+    "scikit-learn",
+    "numpy",
+    "pillow",
+    "pydantic",
+    "pluggy",
+    "matplotlib",
+    "fpdf2",
+)
 
 
 def new_run_dir(runs_dir: Path, dataset: str, name: str) -> Path:
@@ -59,7 +70,7 @@ def set_status(run_dir: Path, state: str, **details: object) -> None:
     """``running`` until the very end: a run directory never claims a success it did not have."""
     write_json(
         run_dir / STATUS_FILE,
-        {"state": state, "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"), **details},
+        {"state": state, "updated": datetime.now(UTC).isoformat(timespec="seconds"), **details},
     )
 
 

@@ -153,7 +153,9 @@ def _write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
         writer.writerows(history)
 
 
-def train(config: RunConfig, manifest: Manifest, image_root: Path, run_dir: Path, registry: Registry) -> TrainResult:
+def train(
+    config: RunConfig, manifest: Manifest, image_root: Path, run_dir: Path, registry: Registry
+) -> TrainResult:
     """Train on ``manifest``'s train split, select on val, predict the test split."""
     import keras
     import tensorflow as tf
@@ -166,7 +168,9 @@ def train(config: RunConfig, manifest: Manifest, image_root: Path, run_dir: Path
     classes = manifest.classes
     index_of = {name: i for i, name in enumerate(classes)}
     splits = {name: manifest.split(name) for name in ("train", "val", "test")}
-    labels = {name: np.array([index_of[r.label] for r in rows], dtype=np.int64) for name, rows in splits.items()}
+    labels = {
+        name: np.array([index_of[r.label] for r in rows], dtype=np.int64) for name, rows in splits.items()
+    }
     one_hot = {name: np.eye(len(classes), dtype=np.float32)[y] for name, y in labels.items()}
 
     backbone = registry.pick("backbones", config.model.backbone)
@@ -184,10 +188,14 @@ def train(config: RunConfig, manifest: Manifest, image_root: Path, run_dir: Path
 
     if use_cache:
         cache = FeatureCache(features_dir() / extractor_key(backbone.name, config.model, seed), extractor)
-        train_views = np.stack([
-            cache.features(splits["train"], loader, augmenter_or_none, v, f"Features: train view {v + 1}/{views}")
-            for v in range(views)
-        ])
+        train_views = np.stack(
+            [
+                cache.features(
+                    splits["train"], loader, augmenter_or_none, v, f"Features: train view {v + 1}/{views}"
+                )
+                for v in range(views)
+            ]
+        )
         clean = {
             name: cache.features(splits[name], loader, None, 0, f"Features: {name}")
             for name in ("val", "test")
@@ -207,15 +215,25 @@ def train(config: RunConfig, manifest: Manifest, image_root: Path, run_dir: Path
             metrics=["accuracy"],
         )
 
-    weights = class_weights(labels["train"], len(classes)) if config.balance.policy == "class_weights" else None
+    weights = (
+        class_weights(labels["train"], len(classes)) if config.balance.policy == "class_weights" else None
+    )
     oversample = config.balance.policy == "oversample"
     has_val = bool(splits["val"])
     if has_val:
         val_data = (
             (clean["val"], one_hot["val"])
             if use_cache
-            else _ImageBatches(splits["val"], labels["val"], loader, None, np.arange(len(splits["val"])), 0,
-                               config.train.batch_size, len(classes))
+            else _ImageBatches(
+                splits["val"],
+                labels["val"],
+                loader,
+                None,
+                np.arange(len(splits["val"])),
+                0,
+                config.train.batch_size,
+                len(classes),
+            )
         )
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False)
 
@@ -226,10 +244,25 @@ def train(config: RunConfig, manifest: Manifest, image_root: Path, run_dir: Path
         if use_cache:
             view_of = np.random.default_rng([seed, epoch, 1]).integers(0, views, size=len(order))
             x: object = train_views[view_of, order]
-            fit_kwargs = {"x": x, "y": one_hot["train"][order], "batch_size": config.train.batch_size, "shuffle": False}
+            fit_kwargs = {
+                "x": x,
+                "y": one_hot["train"][order],
+                "batch_size": config.train.batch_size,
+                "shuffle": False,
+            }
         else:
-            fit_kwargs = {"x": _ImageBatches(splits["train"], labels["train"], loader, augmenter_or_none, order,
-                                             epoch, config.train.batch_size, len(classes))}
+            fit_kwargs = {
+                "x": _ImageBatches(
+                    splits["train"],
+                    labels["train"],
+                    loader,
+                    augmenter_or_none,
+                    order,
+                    epoch,
+                    config.train.batch_size,
+                    len(classes),
+                )
+            }
         logs = model.fit(
             **fit_kwargs,
             validation_data=val_data if has_val else None,
@@ -267,8 +300,16 @@ def train(config: RunConfig, manifest: Manifest, image_root: Path, run_dir: Path
         probabilities = model.predict(clean["test"], batch_size=256, verbose=0)
         full = assemble(extractor, model)
     else:
-        test_batches = _ImageBatches(splits["test"], labels["test"], loader, None, np.arange(len(splits["test"])),
-                                     0, config.train.batch_size, len(classes))
+        test_batches = _ImageBatches(
+            splits["test"],
+            labels["test"],
+            loader,
+            None,
+            np.arange(len(splits["test"])),
+            0,
+            config.train.batch_size,
+            len(classes),
+        )
         probabilities = model.predict(test_batches, verbose=0)
         full = model
     return TrainResult(full, probabilities, state.history, state.best_epoch, state.stopped_early, use_cache)

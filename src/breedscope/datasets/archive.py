@@ -109,11 +109,11 @@ def extract(archive_path: Path, target: Path) -> None:
                 regular = [m for m in archive.getmembers() if m.isfile() or m.isdir()]
                 archive.extractall(target, members=regular, filter="data")
         else:
-            raise DataError(f"{archive_path} is neither a zip nor a tar archive; pass a folder or an archive.")
+            raise DataError(
+                f"{archive_path} is neither a zip nor a tar archive; pass a folder or an archive."
+            )
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
-        raise DataError(
-            f"The archive {archive_path.name} is damaged ({exc}); download it again."
-        ) from exc
+        raise DataError(f"The archive {archive_path.name} is damaged ({exc}); download it again.") from exc
     except OSError as exc:
         if exc.errno == 28:  # ENOSPC
             raise DataError(

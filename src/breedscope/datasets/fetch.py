@@ -136,7 +136,9 @@ def revalidate(spec: DatasetSpec, dataset: store.StoredDataset) -> tuple[Scan, V
         raise DataError(
             f"The images of '{dataset.name}' are gone from {dataset.image_root}; fetch it again with --force."
         )
-    return validate_into(spec, dataset.image_root, dataset.directory, dataset.info.get("min_side", DEFAULT_MIN_SIDE))
+    return validate_into(
+        spec, dataset.image_root, dataset.directory, dataset.info.get("min_side", DEFAULT_MIN_SIDE)
+    )
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:

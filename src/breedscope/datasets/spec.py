@@ -65,11 +65,7 @@ class DatasetSpec:
 
 def is_junk(path: Path) -> bool:
     """macOS and Windows litter: AppleDouble stubs, ``__MACOSX`` trees, ``.DS_Store``."""
-    return (
-        path.name in JUNK_NAMES
-        or path.name.startswith("._")
-        or "__MACOSX" in path.parts
-    )
+    return path.name in JUNK_NAMES or path.name.startswith("._") or "__MACOSX" in path.parts
 
 
 def iter_files(root: Path) -> Iterable[Path]:

@@ -41,8 +41,7 @@ class StoredDataset:
         with open(self.directory / IMAGES_FILE, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         return [
-            ImageRecord(**{**row, "width": int(row["width"]), "height": int(row["height"])})
-            for row in rows
+            ImageRecord(**{**row, "width": int(row["width"]), "height": int(row["height"])}) for row in rows
         ]
 
     def validation(self) -> dict:

@@ -62,9 +62,7 @@ def inspect(root: Path, candidate: SourceImage, min_side: int = DEFAULT_MIN_SIDE
         return ImageRecord(**base, reason=exc.reason)
     except OSError as exc:  # unreadable from disk (permissions, vanished file)
         return ImageRecord(**base, reason=f"cannot read file ({exc.strerror or exc})")
-    return ImageRecord(
-        **base, sha256=digest, phash=phash, width=rgb.width, height=rgb.height, mode=mode
-    )
+    return ImageRecord(**base, sha256=digest, phash=phash, width=rgb.width, height=rgb.height, mode=mode)
 
 
 def _inspect_chunk(args: tuple[Path, list[SourceImage], int]) -> list[ImageRecord]:

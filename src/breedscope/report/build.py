@@ -51,7 +51,9 @@ def summary_section(config: dict, manifest: dict, evaluation: dict) -> Section:
     balance = manifest["balance"]
     policy = balance["policy"] + (f" ({balance['cap']} per class)" if balance["policy"] == "cap" else "")
     split = manifest["split"]
-    grouping = "grouped (patients and duplicates kept on one side)" if split.get("grouped", True) else "per image"
+    grouping = (
+        "grouped (patients and duplicates kept on one side)" if split.get("grouped", True) else "per image"
+    )
     text = (
         f"Dataset **{manifest['dataset']['name']}** ({len(classes)} classes), preset "
         f"**{config.get('preset') or 'none'}**. Split train/val/test "
@@ -77,28 +79,44 @@ def metrics_section(evaluation: dict) -> Section:
         ["accuracy", _pct(evaluation["accuracy"]), _interval(evaluation, "accuracy")],
         ["macro F1", _pct(evaluation["macro"]["f1-score"]), _interval(evaluation, "macro_f1")],
         ["balanced accuracy", _pct(evaluation["balanced_accuracy"]), ""],
-        ["macro precision / recall", f"{_pct(evaluation['macro']['precision'])} / "
-                                     f"{_pct(evaluation['macro']['recall'])}", ""],
-        ["weighted precision / recall / F1", " / ".join(_pct(evaluation["weighted"][k])
-                                                        for k in ("precision", "recall", "f1-score")), ""],
+        [
+            "macro precision / recall",
+            f"{_pct(evaluation['macro']['precision'])} / {_pct(evaluation['macro']['recall'])}",
+            "",
+        ],
+        [
+            "weighted precision / recall / F1",
+            " / ".join(_pct(evaluation["weighted"][k]) for k in ("precision", "recall", "f1-score")),
+            "",
+        ],
         ["log loss", f"{evaluation['log_loss']:.4f}", ""],
         ["expected calibration error", f"{evaluation['calibration']['ece']:.4f}", ""],
     ]
     if "roc_auc" in evaluation:
-        overall.append(["ROC-AUC" + (" (one-vs-rest, macro)" if len(evaluation["classes"]) > 2 else ""),
-                        _pct(evaluation["roc_auc"]), ""])
+        overall.append(
+            [
+                "ROC-AUC" + (" (one-vs-rest, macro)" if len(evaluation["classes"]) > 2 else ""),
+                _pct(evaluation["roc_auc"]),
+                "",
+            ]
+        )
     if "sensitivity" in evaluation:
-        overall += [[f"sensitivity ({evaluation['positive_class']})", _pct(evaluation["sensitivity"]), ""],
-                    ["specificity", _pct(evaluation["specificity"]), ""]]
+        overall += [
+            [f"sensitivity ({evaluation['positive_class']})", _pct(evaluation["sensitivity"]), ""],
+            ["specificity", _pct(evaluation["specificity"]), ""],
+        ]
     per_class = [
         [name, _pct(v["precision"]), _pct(v["recall"]), _pct(v["f1-score"]), str(int(v["support"]))]
         for name, v in evaluation["per_class"].items()
     ]
     method = evaluation["intervals"]["method"]
-    return Section("Metrics on the test split", [
-        Table(["metric", "value", "95% CI"], overall, f"Intervals: {method}."),
-        Table(["class", "precision", "recall", "F1", "support"], per_class, "Per class"),
-    ])
+    return Section(
+        "Metrics on the test split",
+        [
+            Table(["metric", "value", "95% CI"], overall, f"Intervals: {method}."),
+            Table(["class", "precision", "recall", "F1", "support"], per_class, "Per class"),
+        ],
+    )
 
 
 def comparison_section(config: dict, evaluation: dict) -> Section | None:
@@ -110,22 +128,31 @@ def comparison_section(config: dict, evaluation: dict) -> Section | None:
     rows = []
     for key, theirs in study.reported.items():
         ours = measured(evaluation, key)
-        ci = _interval(evaluation, "accuracy") if key == "accuracy" else (
-            _interval(evaluation, "macro_f1") if key == "macro_f1" else "")
+        ci = (
+            _interval(evaluation, "accuracy")
+            if key == "accuracy"
+            else (_interval(evaluation, "macro_f1") if key == "macro_f1" else "")
+        )
         rows.append([key.replace("_", " "), f"{theirs:.3f}", _pct(ours) if ours is not None else "n/a", ci])
     for label, theirs in study.per_class_f1.items():
         ours = evaluation["per_class"].get(label, {}).get("f1-score")
-        rows.append([f"F1 {label}", f"{theirs:.2f}", _pct(ours) if ours is not None else "not in this run", ""])
-    blocks: list = [Paragraph(f"Study: {study.title}."),
-                    Table(["metric", "study", "this run", "this run, 95% CI"], rows)]
+        rows.append(
+            [f"F1 {label}", f"{theirs:.2f}", _pct(ours) if ours is not None else "not in this run", ""]
+        )
+    blocks: list = [
+        Paragraph(f"Study: {study.title}."),
+        Table(["metric", "study", "this run", "this run, 95% CI"], rows),
+    ]
     low, high = evaluation["intervals"]["accuracy"]
     reported = study.reported.get("accuracy")
     if reported is not None:
         inside = low <= reported <= high
-        blocks.append(Paragraph(
-            f"The study's accuracy of {reported:.3f} lies {'inside' if inside else 'outside'} this run's "
-            f"95% interval ({low:.3f} – {high:.3f}) over {evaluation['n_test']} test images."
-        ))
+        blocks.append(
+            Paragraph(
+                f"The study's accuracy of {reported:.3f} lies {'inside' if inside else 'outside'} this run's "
+                f"95% interval ({low:.3f} – {high:.3f}) over {evaluation['n_test']} test images."
+            )
+        )
     blocks += [Paragraph(sentence) for sentence in (*preset.differences, *study.notes)]
     return Section("Comparison with the study", blocks)
 
@@ -135,14 +162,29 @@ def figures_sections(run_dir: Path, evaluation: dict, history: list[dict]) -> li
     sections = []
     if history:
         figures.training_curves(history, out / "training_curves.png")
-        sections.append(Section("Training curves", [Figure(Path("figures/training_curves.png"),
-                                                           "Loss and accuracy per epoch.")]))
+        sections.append(
+            Section(
+                "Training curves",
+                [Figure(Path("figures/training_curves.png"), "Loss and accuracy per epoch.")],
+            )
+        )
     figures.confusion_matrix(evaluation, out / "confusion_matrix.png")
-    sections.append(Section("Confusion matrix", [Figure(
-        Path("figures/confusion_matrix.png"), "Counts and share of each true class (rows).",
-        0.8 if len(evaluation["classes"]) > 4 else 0.6)]))
+    sections.append(
+        Section(
+            "Confusion matrix",
+            [
+                Figure(
+                    Path("figures/confusion_matrix.png"),
+                    "Counts and share of each true class (rows).",
+                    0.8 if len(evaluation["classes"]) > 4 else 0.6,
+                )
+            ],
+        )
+    )
     figures.reliability(evaluation, out / "reliability.png")
-    calibration = [Figure(Path("figures/reliability.png"), "Reliability diagram of the top-class confidence.", 0.55)]
+    calibration = [
+        Figure(Path("figures/reliability.png"), "Reliability diagram of the top-class confidence.", 0.55)
+    ]
     if "roc_curve" in evaluation:
         figures.roc(evaluation, out / "roc.png")
         calibration.append(Figure(Path("figures/roc.png"), "ROC curve.", 0.55))
@@ -151,17 +193,23 @@ def figures_sections(run_dir: Path, evaluation: dict, history: list[dict]) -> li
 
 
 def errors_section(evaluation: dict) -> Section:
-    rows = [[e["path"], e["true"], e["predicted"], f"{e['confidence']:.3f}"]
-            for e in evaluation["most_confident_errors"]]
+    rows = [
+        [e["path"], e["true"], e["predicted"], f"{e['confidence']:.3f}"]
+        for e in evaluation["most_confident_errors"]
+    ]
     if not rows:
         return Section("Most confident errors", [Paragraph("No test image was misclassified.")])
     return Section("Most confident errors", [Table(["image", "true", "predicted", "confidence"], rows)])
 
 
 def environment_section(environment: dict, manifest_sha: str) -> Section:
-    rows = [["seed", str(environment["seed"])], ["manifest sha256", manifest_sha],
-            ["python", environment["python"]], ["platform", environment["platform"]],
-            ["CPU cores", str(environment["cpu_count"])]]
+    rows = [
+        ["seed", str(environment["seed"])],
+        ["manifest sha256", manifest_sha],
+        ["python", environment["python"]],
+        ["platform", environment["platform"]],
+        ["CPU cores", str(environment["cpu_count"])],
+    ]
     rows += [[package, v] for package, v in environment["versions"].items()]
     return Section("Environment", [Table(["item", "value"], rows)])
 
@@ -176,9 +224,13 @@ def build_document(run_dir: Path) -> Document:
     comparison = comparison_section(config, evaluation)
     if comparison:
         sections.append(comparison)
-    sections += [metrics_section(evaluation), *figures_sections(run_dir, evaluation, history),
-                 errors_section(evaluation), configuration_section(config),
-                 environment_section(environment, manifest["csv_sha256"])]
+    sections += [
+        metrics_section(evaluation),
+        *figures_sections(run_dir, evaluation, history),
+        errors_section(evaluation),
+        configuration_section(config),
+        environment_section(environment, manifest["csv_sha256"]),
+    ]
     title = f"breedscope report: {manifest['dataset']['name']}"
     subtitle = f"run {run_dir.parent.name}/{run_dir.name}, backbone {config['model']['backbone']}"
     return Document(title, subtitle, run_dir, sections)

@@ -46,11 +46,15 @@ class Document:
 
     def to_dict(self) -> dict:
         def block_dict(block: Block) -> dict:
-            return {"type": type(block).__name__.lower(), **{k: str(v) if isinstance(v, Path) else v
-                                                            for k, v in asdict(block).items()}}
+            return {
+                "type": type(block).__name__.lower(),
+                **{k: str(v) if isinstance(v, Path) else v for k, v in asdict(block).items()},
+            }
 
         return {
             "title": self.title,
             "subtitle": self.subtitle,
-            "sections": [{"title": s.title, "blocks": [block_dict(b) for b in s.blocks]} for s in self.sections],
+            "sections": [
+                {"title": s.title, "blocks": [block_dict(b) for b in s.blocks]} for s in self.sections
+            ],
         }

@@ -7,8 +7,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 DPI = 150
 
@@ -34,8 +34,15 @@ def confusion_matrix(evaluation: dict, path: Path) -> Path:
     for i in range(n):
         for j in range(n):
             colour = "white" if normalised[i, j] > 0.6 else "black"
-            axis.text(j, i, f"{counts[i, j]}\n{normalised[i, j]:.0%}", ha="center", va="center",
-                      fontsize=font, color=colour)
+            axis.text(
+                j,
+                i,
+                f"{counts[i, j]}\n{normalised[i, j]:.0%}",
+                ha="center",
+                va="center",
+                fontsize=font,
+                color=colour,
+            )
     short = [c if len(c) <= 14 else c[:13] + "…" for c in classes]
     axis.set_xticks(range(n), short, rotation=45, ha="right")
     axis.set_yticks(range(n), short)
