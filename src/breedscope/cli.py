@@ -249,6 +249,9 @@ def run(
     report_format: Annotated[
         str | None, typer.Option("--format", help="Reporters, e.g. markdown,pdf")
     ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Reuse the split of a run directory (or a manifest folder).")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Run name (runs/<dataset>/<name>).")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="Where run directories go.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Resume a killed run from its directory.")] = None,
@@ -323,6 +326,34 @@ def report(
     stored_evaluation(run_dir)
     for path in render_reports(run_dir, report_format.split(","), _registry()):
         console.print(f"Report: {path}")
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Finished run directories.")],
+    output: Annotated[Path | None, typer.Option(help="Also write the table as Markdown here.")] = None,
+) -> None:
+    """Compare finished runs in one table (for example two backbones on one manifest).
+
+    Example: `breedscope compare runs/breast/mobilenet runs/breast/resnet50 --output compare.md`
+    """
+    from breedscope.report.compare import comparison_table
+    from breedscope_plugins.markdown_report import table_markdown
+
+    table, notes = comparison_table(run_dirs)
+    rich_table = Table(title="Runs")
+    for column in table.header:
+        rich_table.add_column(column)
+    for row in table.rows:
+        rich_table.add_row(*row)
+    out.print(rich_table)
+    for note in notes:
+        console.print(f"note: {note}")
+    if output is not None:
+        from breedscope.atomic import write_text
+
+        write_text(output, "\n".join(["# Run comparison", "", *table_markdown(table), "", *notes]) + "\n")
+        console.print(f"Written: {output}")
 
 
 @app.command()

@@ -125,6 +125,7 @@ class RunConfig(_Section):
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
     preset: str | None = None
     runs_dir: Path = Path("runs")
+    manifest: Path | None = Field(None, description="Reuse this folder's manifest.csv instead of splitting.")
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     balance: BalanceConfig = Field(default_factory=BalanceConfig)

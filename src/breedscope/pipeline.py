@@ -15,8 +15,9 @@ import numpy as np
 
 from breedscope import config as config_module
 from breedscope import manifest as manifest_module
-from breedscope import presets, runs
+from breedscope import presets, runs, samples
 from breedscope.atomic import atomic_path, write_json, write_text
+from breedscope.augment import Augmenter
 from breedscope.config import RunConfig
 from breedscope.datasets import fetch, store
 from breedscope.errors import BreedscopeError, DataError
@@ -79,6 +80,22 @@ def check_plugin_names(config: RunConfig, registry: Registry) -> None:
         registry.pick("reporters", name)
 
 
+def reused_or_new_manifest(config: RunConfig, dataset: store.StoredDataset) -> manifest_module.Manifest:
+    if config.manifest is None:
+        return manifest_module.build(
+            dataset.records(), config.split, config.balance, config.dataset.classes, dataset.info
+        )
+    if not (config.manifest / "manifest.csv").is_file():
+        raise BreedscopeError(f"manifest: {config.manifest} holds no manifest.csv; pass a run directory.")
+    reused = manifest_module.read(config.manifest)
+    if reused.header.get("dataset", {}).get("name") != dataset.name:
+        raise BreedscopeError(
+            f"manifest: {config.manifest} splits dataset '{reused.header['dataset']['name']}', "
+            f"not '{dataset.name}'."
+        )
+    return reused
+
+
 @dataclass
 class RunOutcome:
     run_dir: Path
@@ -96,15 +113,13 @@ def write_predictions(path: Path, rows: list, classes: list[str], probabilities:
 
 def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> RunOutcome:
     """Execute a run in a new directory, or resume the one given."""
-    from breedscope.train import train
+    from breedscope.train import ImageLoader, train
 
     check_plugin_names(config, registry)
     dataset = ensure_dataset(config.dataset.name, registry)
     if run_dir is None:
+        manifest = reused_or_new_manifest(config, dataset)
         run_dir = runs.new_run_dir(config.runs_dir, dataset.name, config.name)
-        manifest = manifest_module.build(
-            dataset.records(), config.split, config.balance, config.dataset.classes, dataset.info
-        )
         manifest.write(run_dir)
         write_text(run_dir / CONFIG_FILE, config_module.to_yaml(config))
     else:
@@ -137,6 +152,9 @@ def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> R
             "feature_cache": result.feature_cache,
         }
         write_json(run_dir / "evaluation.json", evaluation)
+        augmenter = Augmenter(registry.pick("augmentations", config.augment.preset), config.train.seed)
+        loader = ImageLoader(dataset.image_root, config.model.image_size)
+        samples.draw_all(result.model, manifest, evaluation, loader, augmenter, run_dir)
         reports = render_reports(run_dir, config.report.formats, registry)
     except BaseException as exc:  # KeyboardInterrupt too: the directory must not look finished
         runs.set_status(run_dir, "failed", error=str(exc) or type(exc).__name__)

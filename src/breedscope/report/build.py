@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from breedscope import presets
+from breedscope import presets, samples
 from breedscope.report import figures
 from breedscope.report.document import Document, Figure, Paragraph, Section, Table
 
@@ -192,14 +192,52 @@ def figures_sections(run_dir: Path, evaluation: dict, history: list[dict]) -> li
     return sections
 
 
-def errors_section(evaluation: dict) -> Section:
+def errors_section(run_dir: Path, evaluation: dict) -> Section:
     rows = [
         [e["path"], e["true"], e["predicted"], f"{e['confidence']:.3f}"]
         for e in evaluation["most_confident_errors"]
     ]
     if not rows:
         return Section("Most confident errors", [Paragraph("No test image was misclassified.")])
-    return Section("Most confident errors", [Table(["image", "true", "predicted", "confidence"], rows)])
+    blocks: list = [Table(["image", "true", "predicted", "confidence"], rows)]
+    if (run_dir / samples.ERRORS).is_file():
+        blocks.append(Figure(Path(samples.ERRORS), "The most confidently misclassified test images.", 0.9))
+    return Section("Most confident errors", blocks)
+
+
+def pictures_sections(run_dir: Path, config: dict) -> list[Section]:
+    """Augmented samples and Grad-CAM maps, drawn at the end of the run when it had the images."""
+    augmented = (
+        [
+            Figure(
+                Path(samples.AUGMENTED),
+                f"Training images and augmented views ({config['augment']['preset']}).",
+                0.75,
+            )
+        ]
+        if (run_dir / samples.AUGMENTED).is_file()
+        else [
+            Paragraph(
+                f"Augmentation preset '{config['augment']['preset']}': training images are not changed."
+            )
+        ]
+    )
+    sections = [Section("Augmented training samples", augmented)]
+    if (run_dir / samples.GRADCAM).is_file():
+        sections.append(
+            Section(
+                "Class activation maps",
+                [
+                    Figure(
+                        Path(samples.GRADCAM),
+                        "Grad-CAM on the backbone's last convolutional block, for the predicted class "
+                        "(caption: true → predicted).",
+                        0.9,
+                    )
+                ],
+            )
+        )
+    return sections
 
 
 def environment_section(environment: dict, manifest_sha: str) -> Section:
@@ -227,7 +265,8 @@ def build_document(run_dir: Path) -> Document:
     sections += [
         metrics_section(evaluation),
         *figures_sections(run_dir, evaluation, history),
-        errors_section(evaluation),
+        errors_section(run_dir, evaluation),
+        *pictures_sections(run_dir, config),
         configuration_section(config),
         environment_section(environment, manifest["csv_sha256"]),
     ]

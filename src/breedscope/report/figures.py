@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 DPI = 150
 
@@ -59,6 +60,7 @@ def training_curves(history: list[dict], path: Path) -> Path:
         if history and f"val_{metric}" in history[0]:
             axis.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", ms=3, label="validation")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_title(title)
         axis.grid(alpha=0.3)
         axis.legend()

@@ -1,0 +1,83 @@
+"""Pictures of the data a run saw: augmented training samples, the most confident errors and
+Grad-CAM maps. Drawn once at the end of a run (they need the images and the model) and stored
+in ``figures/``, so a report can be rendered again later without either."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from breedscope.augment import Augmenter
+from breedscope.manifest import Manifest, Row
+from breedscope.report import figures
+
+if TYPE_CHECKING:
+    import keras
+
+    from breedscope.train import ImageLoader
+
+AUGMENTED = "figures/augmented_samples.png"
+ERRORS = "figures/confident_errors.png"
+GRADCAM = "figures/gradcam.png"
+
+
+def _short(text: str, length: int = 18) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def augmented_samples(
+    rows: list[Row], load: ImageLoader, augmenter: Augmenter, run_dir: Path, views: int = 3
+):
+    chosen = rows[:4]
+    images, captions = [], []
+    for row in chosen:
+        image = load(row)
+        images.append(image)
+        captions.append(f"{_short(row.label)}: original")
+        for view in range(views):
+            images.append(augmenter(image, row.sha256, view))
+            captions.append(f"view {view + 1}")
+    return figures.image_grid(images, captions, run_dir / AUGMENTED, columns=views + 1)
+
+
+def confident_errors(errors: list[dict], by_path: dict[str, Row], load: ImageLoader, run_dir: Path):
+    if not errors:
+        return None
+    images = [load(by_path[e["path"]]) for e in errors[:8]]
+    captions = [
+        f"true {_short(e['true'], 14)}\npred {_short(e['predicted'], 14)} {e['confidence']:.2f}"
+        for e in errors[:8]
+    ]
+    return figures.image_grid(images, captions, run_dir / ERRORS, columns=4)
+
+
+def gradcam_grid(
+    model: keras.Model, manifest: Manifest, load: ImageLoader, run_dir: Path, per_class: int = 2
+):
+    from breedscope.explain import gradcam, overlay
+
+    classes = manifest.classes
+    test = manifest.split("test")
+    rows = [r for c in classes for r in [r for r in test if r.label == c][:per_class]]
+    if not rows:
+        return None
+    images = np.stack([load(r) for r in rows]).astype(np.float32)
+    probabilities = np.asarray(model(images, training=False))
+    predicted = probabilities.argmax(axis=1)
+    heat = gradcam(model, images, predicted)
+    tiles = [overlay(image, h) for image, h in zip(images, heat, strict=True)]
+    captions = [
+        f"{_short(r.label, 14)} → {_short(classes[p], 14)}" for r, p in zip(rows, predicted, strict=True)
+    ]
+    return figures.image_grid(tiles, captions, run_dir / GRADCAM, columns=min(6, max(2, 2 * per_class)))
+
+
+def draw_all(model, manifest: Manifest, evaluation: dict, load, augmenter: Augmenter, run_dir: Path) -> None:
+    train = manifest.split("train")
+    if not augmenter.is_identity and train:
+        augmented_samples(train, load, augmenter, run_dir)
+    by_path = {row.path: row for row in manifest.rows}
+    confident_errors(evaluation["most_confident_errors"], by_path, load, run_dir)
+    gradcam_grid(model, manifest, load, run_dir)
