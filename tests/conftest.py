@@ -31,14 +31,19 @@ def shared_archive(name: str) -> Path:
     return path
 
 
-@pytest.fixture
-def keras_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def make_keras_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A KERAS_HOME holding the shared ImageNet MobileNetV2 weights, as a user's cache would."""
     if not WEIGHTS.is_file():
         pytest.skip(f"ImageNet weights {WEIGHTS} are absent (they sit in ../shared/weights in CI)")
     path = tmp_path_factory.mktemp("keras_home")
     (path / "models").mkdir()
     shutil.copy(WEIGHTS, path / "models" / WEIGHTS.name)
+    return path
+
+
+@pytest.fixture
+def keras_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = make_keras_home(tmp_path_factory)
     monkeypatch.setenv("KERAS_HOME", str(path))
     return path
 

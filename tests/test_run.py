@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from tests.conftest import shared_archive
 from tests.test_cli import cli
 
 # Small and fast: a from-scratch MobileNetV2 at 32 px (alpha 0.35) and no downloads.
@@ -156,17 +155,3 @@ def test_killed_run_resumes_to_the_same_number_of_epochs(tree_dataset: str, tmp_
     history = (run_dir / "history.csv").read_text().splitlines()[1:]
     assert [int(float(line.split(",")[0])) for line in history] == list(range(1, epochs + 1))
     assert json.loads((run_dir / "status.json").read_text())["state"] == "succeeded"
-
-
-@pytest.mark.slow
-def test_pbc_with_imagenet_weights_reaches_85_percent(keras_home: Path, tmp_path: Path) -> None:
-    archive = shared_archive("pbc-wbc.zip")
-    assert cli("fetch", "folder", "--from", str(archive), "--name", "pbc").returncode == 0
-    result = cli(
-        "run", "--dataset", "pbc", "--epochs", "5", "--runs-dir", str(tmp_path), "--format", "markdown"
-    )
-    assert result.returncode == 0, result.stderr
-    (run_dir,) = list((tmp_path / "pbc").iterdir())
-    evaluation = json.loads((run_dir / "evaluation.json").read_text())
-    assert evaluation["accuracy"] >= 0.85, evaluation["accuracy"]
-    assert evaluation["n_test"] >= 100

@@ -357,6 +357,87 @@ def compare(
 
 
 @app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    top: Annotated[int, typer.Option(help="How many classes to show per image.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Predict the classes of images with a trained run's model.
+
+    Example: `breedscope predict runs/bccd/run cell1.jpg cell2.png --json`
+    """
+    import json
+
+    from breedscope import inference
+
+    results = inference.predict(inference.load_run(run_dir), images, top=top)
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {"path": r.path, "error": r.error}
+                    if r.error
+                    else {"path": r.path, "top": [{"class": c, "probability": round(p, 6)} for c, p in r.top]}
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
+    else:
+        table = Table(title=f"Predictions ({run_dir})")
+        table.add_column("image")
+        for rank in range(top):
+            table.add_column(f"#{rank + 1}")
+        for r in results:
+            cells = [f"[red]{r.error}[/]"] if r.error else [f"{c} {p:.3f}" for c, p in r.top]
+            table.add_row(r.path, *cells)
+        out.print(table)
+    failed = sum(1 for r in results if r.error)
+    if failed:
+        raise BreedscopeError(f"{failed} of {len(results)} image(s) could not be read; see the list above.")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    fmt: Annotated[str, typer.Option("--format", help="keras, savedmodel or tflite")] = "keras",
+    quantize: Annotated[
+        str | None, typer.Option(help="int8 (tflite only): quantise with training images")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Folder to write to (default RUN_DIR/export).")] = None,
+) -> None:
+    """Export a trained model for deployment.
+
+    Example: `breedscope export runs/bccd/run --format tflite --quantize int8`
+    """
+    from breedscope import inference
+
+    if quantize not in (None, "int8") or (quantize and fmt != "tflite"):
+        raise BreedscopeError("--quantize int8 works with --format tflite only.")
+    run = inference.load_run(run_dir)
+    representative = representative_images(run) if quantize else None
+    path = inference.export(run, fmt, output or run_dir / "export", representative)
+    console.print(f"Exported: {path}")
+
+
+def representative_images(run, count: int = 100):
+    """Training images of the run, for int8 calibration."""
+    import numpy as np
+
+    from breedscope import manifest as manifest_module
+    from breedscope.datasets import store
+    from breedscope.images import load_rgb
+
+    manifest = manifest_module.read(run.run_dir)
+    dataset = store.load(manifest.header["dataset"]["name"])
+    if dataset is None:
+        raise BreedscopeError("int8 calibration needs the run's training images; fetch its dataset again.")
+    rows = manifest.split("train")[:count]
+    return np.stack([load_rgb(dataset.image_root / r.path, run.image_size) for r in rows]).astype(np.float32)
+
+
+@app.command()
 def datasets() -> None:
     """List dataset plugins and fetched datasets.
 
