@@ -155,3 +155,78 @@ def test_killed_run_resumes_to_the_same_number_of_epochs(tree_dataset: str, tmp_
     history = (run_dir / "history.csv").read_text().splitlines()[1:]
     assert [int(float(line.split(",")[0])) for line in history] == list(range(1, epochs + 1))
     assert json.loads((run_dir / "status.json").read_text())["state"] == "succeeded"
+
+
+def test_fine_tuning_trains_only_the_top_of_the_backbone(tree_dataset: str, tmp_path: Path) -> None:
+    import keras
+    import numpy as np
+
+    runs = tmp_path / "runs"
+    # No validation split: the last fine-tuning epoch is kept, not the best one (which may be the head's).
+    frozen = [a if a != "0.6,0.2,0.2" else "0.7,0,0.3" for a in TINY]
+    result = cli(
+        "run",
+        "--dataset",
+        tree_dataset,
+        *frozen,
+        "--epochs",
+        "2",
+        "--fine-tune-layers",
+        "5",
+        "--fine-tune-epochs",
+        "2",
+        "--fine-tune-lr",
+        "0.01",
+        "--runs-dir",
+        str(runs),
+    )
+    assert result.returncode == 0, result.stderr
+    run_dir = run_dir_of(runs)
+    assert "Fine-tuning the top" in result.stderr
+    history = (run_dir / "history.csv").read_text().splitlines()[1:]
+    assert [int(float(line.split(",")[0])) for line in history] == [1, 2, 3, 4]
+
+    before = keras.models.load_model(run_dir / "checkpoints" / "after_head.keras")
+    after = keras.models.load_model(run_dir / "model.keras")
+    backbone_before, backbone_after = before.layers[2], after.layers[2]
+    weighted = [i for i, layer in enumerate(backbone_before.layers) if layer.weights]
+    changed = [
+        i
+        for i in weighted
+        if not all(
+            np.array_equal(a, b)
+            for a, b in zip(
+                backbone_before.layers[i].get_weights(), backbone_after.layers[i].get_weights(), strict=True
+            )
+        )
+    ]
+    assert changed, "fine-tuning changed no backbone layer"
+    assert min(changed) >= weighted[-5], "a layer below the unfrozen top changed"
+
+
+def test_mirrored_strategy_across_two_logical_cpus(tree_dataset: str, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = cli(
+        "run",
+        "--dataset",
+        tree_dataset,
+        *TINY,
+        "--epochs",
+        "2",
+        "--strategy",
+        "mirrored",
+        "--no-feature-cache",
+        "--runs-dir",
+        str(runs),
+        env={"BREEDSCOPE_LOGICAL_CPUS": "2"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Training on 2 replica(s) (MirroredStrategy)" in result.stderr
+    evaluation = json.loads((run_dir_of(runs) / "evaluation.json").read_text())
+    assert evaluation["training"]["replicas"] == 2
+
+
+def test_mixed_precision_without_a_gpu_is_refused_in_one_sentence(tree_dataset: str, tmp_path: Path) -> None:
+    result = cli("run", "--dataset", tree_dataset, *TINY, "--mixed-precision", "--runs-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "mixed_precision speeds up GPUs only" in " ".join(result.stderr.split())

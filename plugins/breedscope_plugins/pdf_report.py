@@ -6,6 +6,7 @@ has real tables that wrap long cells. The font is DejaVu Sans, which matplotlib 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -43,9 +44,12 @@ class _Pdf(FPDF):
 
 
 def _paragraph(pdf: _Pdf, block: Paragraph) -> None:
-    pdf.set_font(FONT, "", 9.5)
-    pdf.multi_cell(0, 5, block.text, markdown=True, new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(2)
+    # Only **bold** is markup in the document; fpdf2's own markdown would also eat "--flags".
+    for part in re.split(r"(\*\*.+?\*\*)", block.text):
+        bold = part.startswith("**") and part.endswith("**")
+        pdf.set_font(FONT, "B" if bold else "", 9.5)
+        pdf.write(5, part[2:-2] if bold else part)
+    pdf.ln(7)
 
 
 def _table(pdf: _Pdf, block: Table) -> None:

@@ -246,6 +246,14 @@ def run(
     classes: Annotated[str | None, typer.Option(help="Comma-separated classes to use.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     feature_cache: Annotated[bool | None, typer.Option("--feature-cache/--no-feature-cache")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early-stopping patience in epochs.")] = None,
+    fine_tune_layers: Annotated[
+        int | None, typer.Option(help="Backbone layers to unfreeze after the head.")
+    ] = None,
+    fine_tune_epochs: Annotated[int | None, typer.Option(help="Epochs of fine-tuning.")] = None,
+    fine_tune_lr: Annotated[float | None, typer.Option(help="Fine-tuning learning rate.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="auto, one, mirrored or multiworker.")] = None,
+    mixed_precision: Annotated[bool | None, typer.Option("--mixed-precision/--no-mixed-precision")] = None,
     report_format: Annotated[
         str | None, typer.Option("--format", help="Reporters, e.g. markdown,pdf")
     ] = None,
@@ -280,6 +288,12 @@ def run(
             train__learning_rate=lr,
             train__seed=seed,
             train__feature_cache=feature_cache,
+            train__patience=patience,
+            train__fine_tune_layers=fine_tune_layers,
+            train__fine_tune_epochs=fine_tune_epochs,
+            train__fine_tune_learning_rate=fine_tune_lr,
+            train__strategy=strategy,
+            train__mixed_precision=mixed_precision,
             model__image_size=image_size,
             model__alpha=alpha,
             model__weights=weights,
@@ -292,6 +306,7 @@ def run(
             report__formats=report_format.split(",") if report_format else None,
             name=name,
             runs_dir=str(runs_dir) if runs_dir else None,
+            manifest=str(manifest) if manifest else None,
         )
         if split_layer:
             flags["split"] = split_layer

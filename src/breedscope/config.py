@@ -115,6 +115,21 @@ class TrainConfig(_Section):
     patience: int | None = Field(5, ge=1, description="Early stopping on val loss; null to disable.")
     feature_cache: bool = Field(True, description="Train the head on cached backbone features.")
     seed: int = 42
+    fine_tune_layers: int = Field(
+        0, ge=0, description="Backbone layers (from the top) unfrozen after the head."
+    )
+    fine_tune_epochs: int = Field(0, ge=0, description="Epochs of fine-tuning after the head's epochs.")
+    fine_tune_learning_rate: float = Field(1e-5, gt=0)
+    strategy: Literal["auto", "one", "mirrored", "multiworker"] = Field(
+        "auto", description="tf.distribute strategy: mirrored uses every GPU; multiworker reads TF_CONFIG."
+    )
+    mixed_precision: bool = Field(False, description="float16 compute on GPUs (mixed_float16 policy).")
+
+    @model_validator(mode="after")
+    def _fine_tuning_complete(self) -> TrainConfig:
+        if bool(self.fine_tune_layers) != bool(self.fine_tune_epochs):
+            raise ValueError("fine-tuning needs both fine_tune_layers and fine_tune_epochs above 0")
+        return self
 
 
 class ReportConfig(_Section):

@@ -89,8 +89,27 @@ def build_head(feature_dim: int, n_classes: int, config: ModelConfig) -> keras.M
         x = keras.layers.Dense(width, activation="relu", name=f"head_dense_{index}")(x)
         if rate > 0:
             x = keras.layers.Dropout(rate, name=f"head_dropout_{index}")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    # float32 output even under mixed precision: softmax in float16 loses small probabilities.
+    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="head")
+
+
+def unfreeze_top(model: keras.Model, layers: int) -> int:
+    """Make the top ``layers`` layers of the classifier's backbone trainable, BatchNorm excepted
+    (its statistics stay frozen and it keeps running in inference mode). Returns how many."""
+    import keras
+
+    backbone = next(
+        layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name not in ("head",)
+    )
+    backbone.trainable = True
+    for layer in backbone.layers:
+        layer.trainable = False
+    chosen = [layer for layer in backbone.layers if layer.weights][-layers:]
+    for layer in chosen:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = True
+    return sum(1 for layer in chosen if layer.trainable)
 
 
 def assemble(extractor: keras.Model, head: keras.Model) -> keras.Model:

@@ -150,6 +150,8 @@ def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> R
             "best_epoch": result.best_epoch,
             "stopped_early": result.stopped_early,
             "feature_cache": result.feature_cache,
+            "strategy": config.train.strategy,
+            "replicas": result.replicas,
         }
         write_json(run_dir / "evaluation.json", evaluation)
         augmenter = Augmenter(registry.pick("augmentations", config.augment.preset), config.train.seed)

@@ -12,7 +12,9 @@ import csv
 import json
 import os
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +27,7 @@ from breedscope.errors import DataError
 from breedscope.features import FeatureCache, extractor_key
 from breedscope.images import UnreadableImage, load_rgb
 from breedscope.manifest import Manifest, Row
-from breedscope.model import assemble, build_feature_extractor, build_head
+from breedscope.model import assemble, build_feature_extractor, build_head, unfreeze_top
 from breedscope.paths import features_dir
 from breedscope.progress import console
 
@@ -85,13 +87,14 @@ def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
 
 @dataclass
 class TrainState:
-    """What survives a killed run: where it was, how it was doing, its history so far."""
+    """What survives a killed run: the phase, where it was, how it was doing, its history."""
 
+    phase: str = "head"  # "head", then "fine_tune" if asked, then "done"
     next_epoch: int = 0
+    head_epochs: int = 0  # epochs the head phase ran; fine-tuning epochs are numbered after them
     best_val_loss: float | None = None
     best_epoch: int | None = None
     epochs_without_improvement: int = 0
-    stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
 
     @classmethod
@@ -111,36 +114,75 @@ class TrainResult:
     best_epoch: int | None
     stopped_early: bool
     feature_cache: bool
+    replicas: int = 1
 
 
-class _ImageBatches:
-    """A Keras PyDataset of (augmented) images for one epoch."""
+def batch_slices(count: int, size: int, replicas: int = 1, drop_remainder: bool = False) -> list[slice]:
+    """Batches of ``size`` over ``count`` items, safe for ``replicas`` devices.
 
-    def __new__(cls, *args, **kwargs):  # defer importing keras until training starts
-        import keras
+    TensorFlow's CPU kernels fail on a batch that leaves a replica empty or splits unevenly in
+    training, so with several replicas a training batch is cut to a multiple of ``replicas``
+    (``drop_remainder``: the few left out differ every epoch, as the order is reshuffled), and
+    an evaluation batch too small for every replica joins the one before it.
+    """
+    if drop_remainder and replicas > 1:
+        bounds = []
+        for start in range(0, count, size):
+            end = start + (min(size, count - start) // replicas) * replicas
+            if end > start:
+                bounds.append(slice(start, end))
+        return bounds
+    starts = list(range(0, count, size))
+    if len(starts) > 1 and count - starts[-1] < replicas:
+        starts.pop()
+    return [slice(start, end) for start, end in zip(starts, [*starts[1:], count], strict=True)]
 
-        class ImageBatches(keras.utils.PyDataset):
-            def __init__(self, rows, labels, loader, augmenter, order, epoch, batch_size, n_classes):
-                super().__init__()
-                self.rows, self.labels, self.loader = rows, labels, loader
-                self.augmenter, self.order, self.epoch = augmenter, order, epoch
-                self.batch_size, self.n_classes = batch_size, n_classes
 
-            def __len__(self) -> int:
-                return int(np.ceil(len(self.order) / self.batch_size))
+@dataclass(frozen=True)
+class BatchPlan:
+    """Which images one epoch shows, in which batches, with which augmentation."""
 
-            def __getitem__(self, index: int):
-                chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-                images = []
-                for i in chosen:
-                    image = self.loader(self.rows[i])
-                    if self.augmenter is not None:
-                        image = self.augmenter(image, self.rows[i].sha256, self.epoch)
-                    images.append(image)
-                x = np.stack(images).astype(np.float32)
-                return x, np.eye(self.n_classes, dtype=np.float32)[self.labels[chosen]]
+    rows: list[Row]
+    labels: np.ndarray
+    order: np.ndarray
+    slices: list[slice]
+    augmenter: Augmenter | None
+    epoch: int
+    n_classes: int
 
-        return ImageBatches(*args, **kwargs)
+
+@cache
+def _image_batches_class() -> type:
+    import keras
+
+    class ImageBatches(keras.utils.PyDataset):
+        """A Keras PyDataset of (augmented) images following a :class:`BatchPlan`."""
+
+        def __init__(self, plan: BatchPlan, loader: ImageLoader) -> None:
+            super().__init__()
+            self.plan, self.loader = plan, loader
+
+        def __len__(self) -> int:
+            return len(self.plan.slices)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            plan = self.plan
+            chosen = plan.order[plan.slices[index]]
+            images = []
+            for i in chosen:
+                image = self.loader(plan.rows[i])
+                if plan.augmenter is not None:
+                    image = plan.augmenter(image, plan.rows[i].sha256, plan.epoch)
+                images.append(image)
+            return np.stack(images).astype(np.float32), np.eye(plan.n_classes, dtype=np.float32)[
+                plan.labels[chosen]
+            ]
+
+    return ImageBatches
+
+
+def image_batches(plan: BatchPlan, loader: ImageLoader) -> object:
+    return _image_batches_class()(plan, loader)
 
 
 def _write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
@@ -153,166 +195,271 @@ def _write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
         writer.writerows(history)
 
 
+@dataclass
+class _Splits:
+    """The manifest's splits as rows and integer labels."""
+
+    classes: list[str]
+    rows: dict[str, list[Row]]
+    labels: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> _Splits:
+        classes = manifest.classes
+        index_of = {name: i for i, name in enumerate(classes)}
+        rows = {name: manifest.split(name) for name in ("train", "val", "test")}
+        labels = {
+            name: np.array([index_of[r.label] for r in rs], dtype=np.int64) for name, rs in rows.items()
+        }
+        return cls(classes, rows, labels)
+
+    def one_hot(self, split: str, order: np.ndarray | None = None) -> np.ndarray:
+        labels = self.labels[split] if order is None else self.labels[split][order]
+        return np.eye(len(self.classes), dtype=np.float32)[labels]
+
+
+class _Trainer:
+    """Runs epochs one ``fit`` call at a time, keeping early stopping and checkpoints in files."""
+
+    def __init__(self, config: RunConfig, splits: _Splits, run_dir: Path) -> None:
+        import keras
+
+        self.config, self.splits, self.run_dir = config, splits, run_dir
+        self.checkpoints = run_dir / CHECKPOINT_DIR
+        self.checkpoints.mkdir(exist_ok=True)
+        self.state = TrainState.load(self.checkpoints)
+        self.oversample = config.balance.policy == "oversample"
+        self.weights = (
+            class_weights(splits.labels["train"], len(splits.classes))
+            if config.balance.policy == "class_weights"
+            else None
+        )
+        self.tensorboard = keras.callbacks.TensorBoard(
+            log_dir=str(run_dir / "tensorboard"), write_graph=False
+        )
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoints / "last.keras"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.weights.h5"
+
+    @property
+    def after_head(self) -> Path:
+        return self.checkpoints / "after_head.keras"
+
+    def fit(
+        self, model: keras.Model, until: int, epoch_data: Callable[[int], dict], val_data: object
+    ) -> None:
+        """Train ``model`` up to epoch ``until`` (exclusive), or until early stopping."""
+        state, patience = self.state, self.config.train.patience
+        while state.next_epoch < until:
+            epoch = state.next_epoch
+            logs = model.fit(
+                **epoch_data(epoch),
+                validation_data=val_data,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                class_weight=self.weights,
+                callbacks=[self.tensorboard],
+                verbose=0,
+            ).history
+            row = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in logs.items()}}
+            state.history.append(row)
+            _report_epoch(row, until)
+            stop = False
+            if val_data is not None:
+                if state.best_val_loss is None or row["val_loss"] < state.best_val_loss:
+                    state.best_val_loss, state.best_epoch = row["val_loss"], epoch + 1
+                    state.epochs_without_improvement = 0
+                    model.save_weights(self.best)
+                else:
+                    state.epochs_without_improvement += 1
+                stop = patience is not None and state.epochs_without_improvement >= patience
+            state.next_epoch = epoch + 1
+            self.checkpoint(model)
+            if stop:
+                console.print(f"Early stopping: no better validation loss for {patience} epochs.")
+                return
+
+    def checkpoint(self, model: keras.Model) -> None:
+        partial = self.checkpoints / "last.partial.keras"  # Keras insists on the .keras suffix
+        model.save(partial)
+        os.replace(partial, self.last)
+        self.state.save(self.checkpoints)
+        _write_history(self.run_dir, self.state.history)
+
+    def restore_best(self, model: keras.Model) -> None:
+        if self.splits.rows["val"] and self.best.is_file():
+            model.load_weights(self.best)
+
+    def next_phase(self, phase: str) -> None:
+        if self.state.phase == "head":
+            self.state.head_epochs = self.state.next_epoch
+        self.state.phase = phase
+        self.state.epochs_without_improvement = 0
+        self.state.save(self.checkpoints)
+
+
+def predict_in_batches(model: keras.Model, batches: Iterable[np.ndarray]) -> np.ndarray:
+    """Direct calls on one device: any batch size works, whatever strategy trained the model."""
+    return np.concatenate([np.asarray(model(x, training=False)) for x in batches])
+
+
+def _compile(model: keras.Model, learning_rate: float) -> None:
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy", metrics=["accuracy"]
+    )
+
+
 def train(
     config: RunConfig, manifest: Manifest, image_root: Path, run_dir: Path, registry: Registry
 ) -> TrainResult:
-    """Train on ``manifest``'s train split, select on val, predict the test split."""
+    """Train on ``manifest``'s train split, select on val, predict the test split.
+
+    Phase 1 trains the head on a frozen base (on cached features when possible) or, with
+    ``model.train_base``, the whole model on images. Phase 2, if asked, unfreezes the top of the
+    backbone and trains on images at a low learning rate. Both resume from ``checkpoints/``.
+    """
     import keras
     import tensorflow as tf
 
+    from breedscope import distribute
+
     seed = config.train.seed
+    distribute.configure_devices()
     keras.utils.set_random_seed(seed)
     random.seed(seed)
     tf.config.experimental.enable_op_determinism()
+    distribute.set_precision(config.train.mixed_precision)
+    strategy = distribute.strategy(config.train.strategy)
+    console.print(f"Training on {strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}).")
 
-    classes = manifest.classes
-    index_of = {name: i for i, name in enumerate(classes)}
-    splits = {name: manifest.split(name) for name in ("train", "val", "test")}
-    labels = {
-        name: np.array([index_of[r.label] for r in rows], dtype=np.int64) for name, rows in splits.items()
-    }
-    one_hot = {name: np.eye(len(classes), dtype=np.float32)[y] for name, y in labels.items()}
-
+    replicas = strategy.num_replicas_in_sync
+    splits = _Splits.of(manifest)
+    n_classes, batch = len(splits.classes), config.train.batch_size
     backbone = registry.pick("backbones", config.model.backbone)
-    preset = registry.pick("augmentations", config.augment.preset)
-    augmenter = Augmenter(preset, seed)
+    augmenter = Augmenter(registry.pick("augmentations", config.augment.preset), seed)
     augmenter_or_none = None if augmenter.is_identity else augmenter
     loader = ImageLoader(image_root, config.model.image_size)
-    extractor = build_feature_extractor(backbone, config.model)
     use_cache = config.train.feature_cache and not config.model.train_base
     views = config.augment.views if augmenter_or_none else 1
+    trainer = _Trainer(config, splits, run_dir)
+    state = trainer.state
+    has_val = bool(splits.rows["val"])
 
-    checkpoints = run_dir / CHECKPOINT_DIR
-    checkpoints.mkdir(exist_ok=True)
-    state = TrainState.load(checkpoints)
+    def images(
+        split: str,
+        drop_remainder: bool,
+        order: np.ndarray | None = None,
+        epoch: int = 0,
+        augment: bool = False,
+    ) -> object:
+        order = np.arange(len(splits.rows[split])) if order is None else order
+        plan = BatchPlan(
+            rows=splits.rows[split],
+            labels=splits.labels[split],
+            order=order,
+            slices=batch_slices(len(order), batch, replicas, drop_remainder=drop_remainder),
+            augmenter=augmenter_or_none if augment else None,
+            epoch=epoch,
+            n_classes=n_classes,
+        )
+        return image_batches(plan, loader)
+
+    def image_epoch(epoch: int) -> dict:
+        order = epoch_order(splits.labels["train"], seed, epoch, trainer.oversample)
+        return {"x": images("train", True, order, epoch, augment=True)}
+
+    # With several replicas, validation batches are cut to a multiple of them as well.
+    val_images = images("val", replicas > 1) if has_val else None
+
+    with strategy.scope():
+        extractor = build_feature_extractor(backbone, config.model)
 
     if use_cache:
         cache = FeatureCache(features_dir() / extractor_key(backbone.name, config.model, seed), extractor)
-        train_views = np.stack(
-            [
-                cache.features(
-                    splits["train"], loader, augmenter_or_none, v, f"Features: train view {v + 1}/{views}"
-                )
-                for v in range(views)
-            ]
-        )
-        clean = {
-            name: cache.features(splits[name], loader, None, 0, f"Features: {name}")
-            for name in ("val", "test")
-            if splits[name]
-        }
-        model = build_head(train_views.shape[-1], len(classes), config.model)
-    else:
-        model = assemble(extractor, build_head(extractor.output_shape[-1], len(classes), config.model))
-
-    last = checkpoints / "last.keras"
-    if last.is_file():
-        model = keras.models.load_model(last)
-    else:
-        model.compile(
-            optimizer=keras.optimizers.Adam(config.train.learning_rate),
-            loss="categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-
-    weights = (
-        class_weights(labels["train"], len(classes)) if config.balance.policy == "class_weights" else None
-    )
-    oversample = config.balance.policy == "oversample"
-    has_val = bool(splits["val"])
-    if has_val:
-        val_data = (
-            (clean["val"], one_hot["val"])
-            if use_cache
-            else _ImageBatches(
-                splits["val"],
-                labels["val"],
-                loader,
-                None,
-                np.arange(len(splits["val"])),
-                0,
-                config.train.batch_size,
-                len(classes),
-            )
-        )
-    tensorboard = keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False)
-
-    epochs = config.train.epochs
-    while state.next_epoch < epochs and not state.stopped_early:
-        epoch = state.next_epoch
-        order = epoch_order(labels["train"], seed, epoch, oversample)
+    if state.phase == "head":
         if use_cache:
-            view_of = np.random.default_rng([seed, epoch, 1]).integers(0, views, size=len(order))
-            x: object = train_views[view_of, order]
-            fit_kwargs = {
-                "x": x,
-                "y": one_hot["train"][order],
-                "batch_size": config.train.batch_size,
-                "shuffle": False,
-            }
-        else:
-            fit_kwargs = {
-                "x": _ImageBatches(
-                    splits["train"],
-                    labels["train"],
-                    loader,
-                    augmenter_or_none,
-                    order,
-                    epoch,
-                    config.train.batch_size,
-                    len(classes),
-                )
-            }
-        logs = model.fit(
-            **fit_kwargs,
-            validation_data=val_data if has_val else None,
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            class_weight=weights,
-            callbacks=[tensorboard],
-            verbose=0,
-        ).history
-        row = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in logs.items()}}
-        state.history.append(row)
-        _report_epoch(row, epochs)
+            train_views = np.stack(
+                [
+                    cache.features(
+                        splits.rows["train"], loader, augmenter_or_none, v, f"Features: train {v + 1}/{views}"
+                    )
+                    for v in range(views)
+                ]
+            )
+            val_features = (
+                (cache.features(splits.rows["val"], loader, label="Features: val"), splits.one_hot("val"))
+                if has_val
+                else None
+            )
 
-        if has_val:
-            improved = state.best_val_loss is None or row["val_loss"] < state.best_val_loss
-            if improved:
-                state.best_val_loss, state.best_epoch = row["val_loss"], epoch + 1
-                state.epochs_without_improvement = 0
-                model.save_weights(checkpoints / "best.weights.h5")
+            def feature_epoch(epoch: int) -> dict:
+                order = epoch_order(splits.labels["train"], seed, epoch, trainer.oversample)
+                view_of = np.random.default_rng([seed, epoch, 1]).integers(0, views, size=len(order))
+                x = train_views[view_of, order]
+                return {"x": x, "y": splits.one_hot("train", order), "batch_size": batch, "shuffle": False}
+
+        with strategy.scope():
+            if trainer.last.is_file():
+                model = keras.models.load_model(trainer.last)
             else:
-                state.epochs_without_improvement += 1
-            patience = config.train.patience
-            state.stopped_early = patience is not None and state.epochs_without_improvement >= patience
-        state.next_epoch = epoch + 1
-        partial = checkpoints / "last.partial.keras"  # Keras insists on the .keras suffix
-        model.save(partial)
-        os.replace(partial, last)
-        state.save(checkpoints)
-        _write_history(run_dir, state.history)
+                head = build_head(extractor.output_shape[-1], n_classes, config.model)
+                model = head if use_cache else assemble(extractor, head)
+                _compile(model, config.train.learning_rate)
+        if use_cache:
+            trainer.fit(model, config.train.epochs, feature_epoch, val_features)
+        else:
+            trainer.fit(model, config.train.epochs, image_epoch, val_images)
+        trainer.restore_best(model)
+        (assemble(extractor, model) if use_cache else model).save(trainer.after_head)
+        trainer.next_phase("fine_tune" if config.train.fine_tune_epochs else "done")
+    fine_tune_epochs = config.train.fine_tune_epochs
+    with strategy.scope():
+        if state.phase == "fine_tune" and state.next_epoch == state.head_epochs:
+            full = keras.models.load_model(trainer.after_head)
+            unfrozen = unfreeze_top(full, config.train.fine_tune_layers)
+            console.print(f"Fine-tuning the top {unfrozen} backbone layers on images.")
+            _compile(full, config.train.fine_tune_learning_rate)
+            if has_val:
+                full.save_weights(trainer.best)  # fine-tuning has to beat the head alone
+        elif state.phase == "fine_tune" or fine_tune_epochs:
+            full = keras.models.load_model(trainer.last)
+            if state.phase == "done":
+                trainer.restore_best(full)
+        else:
+            full = keras.models.load_model(trainer.after_head)
+    if state.phase == "fine_tune":
+        trainer.fit(full, state.head_epochs + fine_tune_epochs, image_epoch, val_images)
+        trainer.restore_best(full)
+        trainer.next_phase("done")
+    stopped_early = state.head_epochs < config.train.epochs or (
+        state.next_epoch - state.head_epochs < fine_tune_epochs
+    )
 
-    if has_val and (checkpoints / "best.weights.h5").is_file():
-        model.load_weights(checkpoints / "best.weights.h5")  # restore the best epoch
-
-    if use_cache:
-        probabilities = model.predict(clean["test"], batch_size=256, verbose=0)
-        full = assemble(extractor, model)
-    else:
-        test_batches = _ImageBatches(
-            splits["test"],
-            labels["test"],
-            loader,
-            None,
-            np.arange(len(splits["test"])),
-            0,
-            config.train.batch_size,
-            len(classes),
+    if use_cache and not fine_tune_epochs:  # the test split's features are cached already
+        head = full.get_layer("head")
+        test_features = cache.features(splits.rows["test"], loader, label="Features: test")
+        probabilities = predict_in_batches(
+            head, [test_features[s] for s in batch_slices(len(test_features), 256)]
         )
-        probabilities = model.predict(test_batches, verbose=0)
-        full = model
-    return TrainResult(full, probabilities, state.history, state.best_epoch, state.stopped_early, use_cache)
+    else:
+        test_batches = images("test", False)
+        probabilities = predict_in_batches(full, (test_batches[i][0] for i in range(len(test_batches))))
+    return TrainResult(
+        full,
+        np.asarray(probabilities),
+        state.history,
+        state.best_epoch,
+        stopped_early,
+        use_cache,
+        strategy.num_replicas_in_sync,
+    )
 
 
 def _report_epoch(row: dict[str, float], epochs: int) -> None:
