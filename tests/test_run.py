@@ -230,3 +230,82 @@ def test_mixed_precision_without_a_gpu_is_refused_in_one_sentence(tree_dataset: 
     result = cli("run", "--dataset", tree_dataset, *TINY, "--mixed-precision", "--runs-dir", str(tmp_path))
     assert result.returncode == 2
     assert "mixed_precision speeds up GPUs only" in " ".join(result.stderr.split())
+
+
+def test_backbones_on_one_manifest_and_the_comparison_table(tree_dataset: str, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    base = [
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--augment",
+        "none",
+        "--split",
+        "0.6,0.2,0.2",
+        "--epochs",
+        "1",
+    ]
+    first = cli(
+        "run",
+        "--dataset",
+        tree_dataset,
+        *base,
+        "--alpha",
+        "0.35",
+        "--name",
+        "mobilenet",
+        "--runs-dir",
+        str(runs),
+    )
+    assert first.returncode == 0, first.stderr
+    reference = runs / "shapes" / "mobilenet"
+    for backbone in ("resnet50", "densenet121", "alexnet"):
+        result = cli(
+            "run",
+            "--dataset",
+            tree_dataset,
+            *base,
+            "--backbone",
+            backbone,
+            "--name",
+            backbone,
+            "--manifest",
+            str(reference),
+            "--runs-dir",
+            str(runs),
+        )
+        assert result.returncode == 0, (backbone, result.stderr)
+        assert (runs / "shapes" / backbone / "manifest.csv").read_bytes() == (
+            reference / "manifest.csv"
+        ).read_bytes()
+    table = tmp_path / "compare.md"
+    compared = cli(
+        "compare",
+        *[str(runs / "shapes" / n) for n in ("mobilenet", "resnet50", "densenet121", "alexnet")],
+        "--output",
+        str(table),
+    )
+    assert compared.returncode == 0, compared.stderr
+    text = table.read_text()
+    for backbone in ("mobilenet_v2", "resnet50", "densenet121", "alexnet"):
+        assert f"| {backbone} |" in text
+    assert "different manifests" not in text
+    assert len({line.split("|")[5] for line in text.splitlines() if line.startswith("| shapes/")}) == 1
+
+
+def test_alexnet_has_no_imagenet_weights_and_says_so(tree_dataset: str, tmp_path: Path) -> None:
+    result = cli(
+        "run",
+        "--dataset",
+        tree_dataset,
+        *TINY,
+        "--backbone",
+        "alexnet",
+        "--weights",
+        "imagenet",
+        "--runs-dir",
+        str(tmp_path),
+    )
+    assert result.returncode == 2
+    assert "Keras has no ImageNet weights for alexnet" in " ".join(result.stderr.split())

@@ -13,6 +13,7 @@ import yaml
 
 from breedscope.errors import BreedscopeError
 from breedscope.images import UnreadableImage, load_rgb
+from breedscope.model import load_model
 
 if TYPE_CHECKING:
     import keras
@@ -29,14 +30,13 @@ class TrainedRun:
 
 
 def load_run(run_dir: Path) -> TrainedRun:
-    import keras
 
     model_file = run_dir / "model.keras"
     if not model_file.is_file():
         raise BreedscopeError(f"{run_dir} has no model.keras; the run did not finish (see status.json).")
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     classes = json.loads((run_dir / "manifest.json").read_text())["classes"]
-    return TrainedRun(run_dir, keras.models.load_model(model_file), classes, config["model"]["image_size"])
+    return TrainedRun(run_dir, load_model(model_file), classes, config["model"]["image_size"])
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,15 @@ def unfreeze_top(model: keras.Model, layers: int) -> int:
     return sum(1 for layer in chosen if layer.trainable)
 
 
+def load_model(path: Path) -> keras.Model:
+    """Load a saved classifier, with breedscope's own layers registered first."""
+    import keras
+
+    import breedscope.layers  # noqa: F401  (registers the layers for deserialisation)
+
+    return keras.models.load_model(path)
+
+
 def assemble(extractor: keras.Model, head: keras.Model) -> keras.Model:
     """The whole classifier, RGB [0, 255] in, probabilities out."""
     import keras

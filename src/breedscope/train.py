@@ -27,7 +27,7 @@ from breedscope.errors import DataError
 from breedscope.features import FeatureCache, extractor_key
 from breedscope.images import UnreadableImage, load_rgb
 from breedscope.manifest import Manifest, Row
-from breedscope.model import assemble, build_feature_extractor, build_head, unfreeze_top
+from breedscope.model import assemble, build_feature_extractor, build_head, load_model, unfreeze_top
 from breedscope.paths import features_dir
 from breedscope.progress import console
 
@@ -407,7 +407,7 @@ def train(
 
         with strategy.scope():
             if trainer.last.is_file():
-                model = keras.models.load_model(trainer.last)
+                model = load_model(trainer.last)
             else:
                 head = build_head(extractor.output_shape[-1], n_classes, config.model)
                 model = head if use_cache else assemble(extractor, head)
@@ -422,18 +422,18 @@ def train(
     fine_tune_epochs = config.train.fine_tune_epochs
     with strategy.scope():
         if state.phase == "fine_tune" and state.next_epoch == state.head_epochs:
-            full = keras.models.load_model(trainer.after_head)
+            full = load_model(trainer.after_head)
             unfrozen = unfreeze_top(full, config.train.fine_tune_layers)
             console.print(f"Fine-tuning the top {unfrozen} backbone layers on images.")
             _compile(full, config.train.fine_tune_learning_rate)
             if has_val:
                 full.save_weights(trainer.best)  # fine-tuning has to beat the head alone
         elif state.phase == "fine_tune" or fine_tune_epochs:
-            full = keras.models.load_model(trainer.last)
+            full = load_model(trainer.last)
             if state.phase == "done":
                 trainer.restore_best(full)
         else:
-            full = keras.models.load_model(trainer.after_head)
+            full = load_model(trainer.after_head)
     if state.phase == "fine_tune":
         trainer.fit(full, state.head_epochs + fine_tune_epochs, image_epoch, val_images)
         trainer.restore_best(full)

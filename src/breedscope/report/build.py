@@ -133,7 +133,14 @@ def comparison_section(config: dict, evaluation: dict) -> Section | None:
             if key == "accuracy"
             else (_interval(evaluation, "macro_f1") if key == "macro_f1" else "")
         )
-        rows.append([key.replace("_", " "), f"{theirs:.3f}", _pct(ours) if ours is not None else "n/a", ci])
+        rows.append(
+            [
+                key.replace("_", " ").replace("f1", "F1"),
+                f"{theirs:.3f}",
+                _pct(ours) if ours is not None else "n/a",
+                ci,
+            ]
+        )
     for label, theirs in study.per_class_f1.items():
         ours = evaluation["per_class"].get(label, {}).get("f1-score")
         rows.append(
@@ -253,6 +260,7 @@ def environment_section(environment: dict, manifest_sha: str) -> Section:
 
 
 def build_document(run_dir: Path) -> Document:
+    run_dir = run_dir.resolve()
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     manifest = json.loads((run_dir / "manifest.json").read_text())
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
