@@ -452,6 +452,49 @@ def representative_images(run, count: int = 100):
     return np.stack([load_rgb(dataset.image_root / r.path, run.image_size) for r in rows]).astype(np.float32)
 
 
+augment_app = typer.Typer(help="Look at augmentation presets.", no_args_is_help=True)
+app.add_typer(augment_app, name="augment")
+
+
+@augment_app.command("preview")
+def augment_preview(
+    dataset: Annotated[str, typer.Option(help="A fetched dataset (or one its plugin can fetch).")],
+    preset: Annotated[
+        str | None, typer.Option(help="Augmentation preset (default: the dataset's study preset's).")
+    ] = None,
+    count: Annotated[int, typer.Option(help="How many training images.")] = 6,
+    views: Annotated[int, typer.Option(help="Augmented views per image.")] = 4,
+    image_size: Annotated[int, typer.Option(help="Side of each tile in pixels.")] = 224,
+    seed: Annotated[int, typer.Option()] = 42,
+    output: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("augment_preview.png"),
+) -> None:
+    """Write a grid of augmented samples: each row an image, then its augmented views.
+
+    Example: `breedscope augment preview --dataset chest_xray --preset xray --output xray.png`
+    """
+    from breedscope import pipeline, samples
+    from breedscope.augment import Augmenter
+    from breedscope.train import ImageLoader
+
+    loaded = _registry()
+    stored = pipeline.ensure_dataset(dataset, loaded)
+    if preset is None:
+        owner = loaded.dataset(stored.plugin)
+        study = presets.PRESETS.get(owner.default_preset) if owner and owner.default_preset else None
+        preset = (study.config.get("augment", {}).get("preset") if study else None) or "light"
+    augmenter = Augmenter(loaded.pick("augmentations", preset), seed)
+    records = stored.records()
+    by_label: dict[str, list] = {}
+    for record in records:
+        by_label.setdefault(record.label, []).append(record)
+    chosen = [group[i] for i in range(count) for group in by_label.values() if i < len(group)][:count]
+    rows = [pipeline.row_of(record) for record in chosen]
+    path = samples.augmented_samples(
+        rows, ImageLoader(stored.image_root, image_size), augmenter, output, views
+    )
+    console.print(f"Preset '{preset}' on {len(rows)} images of '{stored.name}': {path}")
+
+
 @app.command()
 def datasets() -> None:
     """List dataset plugins and fetched datasets.

@@ -116,7 +116,8 @@ class FeatureCache:
                 pixels = pending.result()
                 if index + 1 < len(row_batches):
                     pending = pool.submit(prepare, row_batches[index + 1])
-                vectors = np.asarray(self.extractor(pixels, training=False))
+                # predict_on_batch runs a compiled graph: about twice the eager speed on a CPU.
+                vectors = np.asarray(self.extractor.predict_on_batch(pixels))
                 for path, vector in zip(chunk_files, vectors, strict=True):
                     path.parent.mkdir(parents=True, exist_ok=True)
                     with atomic_path(path) as tmp, open(tmp, "wb") as handle:

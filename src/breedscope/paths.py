@@ -29,3 +29,8 @@ def downloads_dir() -> Path:
 
 def features_dir() -> Path:
     return home() / "features"
+
+
+def images_dir() -> Path:
+    """Decoded, resized images (``.npy``) for training on images; safe to delete."""
+    return home() / "images"

@@ -72,6 +72,21 @@ def known_datasets(registry: Registry) -> list[str]:
     return sorted(set(registry.dataset_names()) | set(store.stored_names()))
 
 
+def row_of(record) -> manifest_module.Row:
+    """A validated image as an (unsplit) manifest row, for the stages that take rows."""
+    return manifest_module.Row(
+        record.path,
+        record.label,
+        "",
+        record.group,
+        record.sha256,
+        record.phash,
+        record.width,
+        record.height,
+        record.source_split,
+    )
+
+
 def check_plugin_names(config: RunConfig, registry: Registry) -> None:
     """Fail on a misspelt backbone, augmentation or reporter before any work is done."""
     registry.pick("backbones", config.model.backbone)

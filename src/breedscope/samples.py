@@ -28,18 +28,20 @@ def _short(text: str, length: int = 18) -> str:
 
 
 def augmented_samples(
-    rows: list[Row], load: ImageLoader, augmenter: Augmenter, run_dir: Path, views: int = 3
-):
-    chosen = rows[:4]
+    rows: list[Row], load: ImageLoader, augmenter: Augmenter, target: Path, views: int = 3
+) -> Path:
+    """A grid: each row one image, then ``views`` augmented versions. ``target`` is a run
+    directory (the figure goes to its ``figures/``) or a ``.png`` path."""
+    target = target if target.suffix == ".png" else target / AUGMENTED
     images, captions = [], []
-    for row in chosen:
+    for row in rows:
         image = load(row)
         images.append(image)
         captions.append(f"{_short(row.label)}: original")
         for view in range(views):
             images.append(augmenter(image, row.sha256, view))
             captions.append(f"view {view + 1}")
-    return figures.image_grid(images, captions, run_dir / AUGMENTED, columns=views + 1)
+    return figures.image_grid(images, captions, target, columns=views + 1)
 
 
 def confident_errors(errors: list[dict], by_path: dict[str, Row], load: ImageLoader, run_dir: Path):
@@ -77,7 +79,7 @@ def gradcam_grid(
 def draw_all(model, manifest: Manifest, evaluation: dict, load, augmenter: Augmenter, run_dir: Path) -> None:
     train = manifest.split("train")
     if not augmenter.is_identity and train:
-        augmented_samples(train, load, augmenter, run_dir)
+        augmented_samples(train[:4], load, augmenter, run_dir)
     by_path = {row.path: row for row in manifest.rows}
     confident_errors(evaluation["most_confident_errors"], by_path, load, run_dir)
     gradcam_grid(model, manifest, load, run_dir)

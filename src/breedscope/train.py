@@ -28,7 +28,7 @@ from breedscope.features import FeatureCache, extractor_key
 from breedscope.images import UnreadableImage, load_rgb
 from breedscope.manifest import Manifest, Row
 from breedscope.model import assemble, build_feature_extractor, build_head, load_model, unfreeze_top
-from breedscope.paths import features_dir
+from breedscope.paths import features_dir, images_dir
 from breedscope.progress import console
 
 if TYPE_CHECKING:
@@ -42,13 +42,19 @@ HISTORY_FILE = "history.csv"
 
 
 class ImageLoader:
-    """Decodes a manifest row's image at the model's input size."""
+    """Decodes a manifest row's image at the model's input size.
 
-    def __init__(self, root: Path, size: int) -> None:
+    With ``cache_dir``, each decoded and resized image is kept as a ``.npy`` file keyed by its
+    content hash, so training on images (no feature cache, fine-tuning) decodes each file once,
+    not once per epoch, while memory holds only the current batches.
+    """
+
+    def __init__(self, root: Path, size: int, cache_dir: Path | None = None) -> None:
         self.root = root
         self.size = size
+        self.cache_dir = cache_dir
 
-    def __call__(self, row: Row) -> np.ndarray:
+    def _decode(self, row: Row) -> np.ndarray:
         try:
             return load_rgb(self.root / row.path, self.size)
         except (UnreadableImage, FileNotFoundError) as exc:
@@ -56,6 +62,18 @@ class ImageLoader:
                 f"{row.path} changed or vanished since validation ({exc}); run "
                 "`breedscope fetch` again with --force."
             ) from exc
+
+    def __call__(self, row: Row) -> np.ndarray:
+        if self.cache_dir is None:
+            return self._decode(row)
+        cached = self.cache_dir / row.sha256[:2] / f"{row.sha256}.npy"
+        if cached.is_file():
+            return np.load(cached)
+        image = self._decode(row)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, image)
+        return image
 
 
 def epoch_order(labels: np.ndarray, seed: int, epoch: int, oversample: bool) -> np.ndarray:
@@ -346,6 +364,9 @@ def train(
     augmenter = Augmenter(registry.pick("augmentations", config.augment.preset), seed)
     augmenter_or_none = None if augmenter.is_identity else augmenter
     loader = ImageLoader(image_root, config.model.image_size)
+    decoded_images = ImageLoader(
+        image_root, config.model.image_size, images_dir() / str(config.model.image_size)
+    )
     use_cache = config.train.feature_cache and not config.model.train_base
     views = config.augment.views if augmenter_or_none else 1
     trainer = _Trainer(config, splits, run_dir)
@@ -369,7 +390,7 @@ def train(
             epoch=epoch,
             n_classes=n_classes,
         )
-        return image_batches(plan, loader)
+        return image_batches(plan, decoded_images)
 
     def image_epoch(epoch: int) -> dict:
         order = epoch_order(splits.labels["train"], seed, epoch, trainer.oversample)
@@ -383,6 +404,7 @@ def train(
 
     if use_cache:
         cache = FeatureCache(features_dir() / extractor_key(backbone.name, config.model, seed), extractor)
+    full: keras.Model | None = None
     if state.phase == "head":
         if use_cache:
             train_views = np.stack(
@@ -417,12 +439,13 @@ def train(
         else:
             trainer.fit(model, config.train.epochs, image_epoch, val_images)
         trainer.restore_best(model)
-        (assemble(extractor, model) if use_cache else model).save(trainer.after_head)
+        full = assemble(extractor, model) if use_cache else model
+        full.save(trainer.after_head)
         trainer.next_phase("fine_tune" if config.train.fine_tune_epochs else "done")
     fine_tune_epochs = config.train.fine_tune_epochs
     with strategy.scope():
         if state.phase == "fine_tune" and state.next_epoch == state.head_epochs:
-            full = load_model(trainer.after_head)
+            full = full if full is not None else load_model(trainer.after_head)
             unfrozen = unfreeze_top(full, config.train.fine_tune_layers)
             console.print(f"Fine-tuning the top {unfrozen} backbone layers on images.")
             _compile(full, config.train.fine_tune_learning_rate)
@@ -432,7 +455,7 @@ def train(
             full = load_model(trainer.last)
             if state.phase == "done":
                 trainer.restore_best(full)
-        else:
+        elif full is None:  # resumed after the head phase had finished
             full = load_model(trainer.after_head)
     if state.phase == "fine_tune":
         trainer.fit(full, state.head_epochs + fine_tune_epochs, image_epoch, val_images)
