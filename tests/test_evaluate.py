@@ -100,3 +100,17 @@ def test_group_bootstrap_is_wider_when_a_group_is_one_observation() -> None:
     by_image = bootstrap_interval(y_true, y_pred, score, rounds=500)
     by_group = bootstrap_interval(y_true, y_pred, score, groups=groups, rounds=500)
     assert (by_group[1] - by_group[0]) > 1.5 * (by_image[1] - by_image[0])
+
+
+def test_fast_macro_f1_equals_scikit_learn() -> None:
+    from sklearn.metrics import f1_score
+
+    from breedscope.evaluate import macro_f1
+
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        k = int(rng.integers(2, 7))
+        y_true = rng.integers(0, k, size=int(rng.integers(5, 60)))
+        y_pred = np.where(rng.random(len(y_true)) < 0.6, y_true, rng.integers(0, k, size=len(y_true)))
+        expected = f1_score(y_true, y_pred, labels=list(range(k)), average="macro", zero_division=0)
+        assert macro_f1(y_true, y_pred, k) == pytest.approx(expected)

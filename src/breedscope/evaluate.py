@@ -65,8 +65,20 @@ def calibration(y_true: np.ndarray, probabilities: np.ndarray, bins: int = CALIB
     return {"ece": float(ece), "bins": table}
 
 
-def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, labels: list[int]) -> float:
-    return float(metrics.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Macro F1 over all ``n_classes`` from a confusion matrix: scikit-learn's
+    ``f1_score(average="macro", zero_division=0)``, about a hundred times faster, for the
+    thousand bootstrap resamples."""
+    counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, -1)
+    true_positive = np.diag(counts).astype(float)
+    denominator = counts.sum(axis=0) + counts.sum(axis=1)  # 2TP + FP + FN
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(denominator > 0, 2 * true_positive / denominator, 0.0)
+    return float(f1.mean())
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(y_true == y_pred))
 
 
 def evaluate(
@@ -104,9 +116,9 @@ def evaluate(
         "level": 0.95,
         "method": f"percentile bootstrap, {BOOTSTRAP_ROUNDS} rounds, resampling "
         + ("groups" if groups is not None else "images"),
-        "accuracy": bootstrap_interval(y_true, y_pred, metrics.accuracy_score, groups, seed=seed),
+        "accuracy": bootstrap_interval(y_true, y_pred, accuracy, groups, seed=seed),
         "macro_f1": bootstrap_interval(
-            y_true, y_pred, lambda t, p: _macro_f1(t, p, labels), groups, seed=seed
+            y_true, y_pred, lambda t, p: macro_f1(t, p, len(classes)), groups, seed=seed
         ),
     }
     present = np.unique(y_true)
