@@ -114,3 +114,12 @@ def test_fast_macro_f1_equals_scikit_learn() -> None:
         y_pred = np.where(rng.random(len(y_true)) < 0.6, y_true, rng.integers(0, k, size=len(y_true)))
         expected = f1_score(y_true, y_pred, labels=list(range(k)), average="macro", zero_division=0)
         assert macro_f1(y_true, y_pred, k) == pytest.approx(expected)
+
+
+def test_one_vs_rest_roc_per_class_by_hand(result: dict) -> None:
+    curves = result["roc_curves"]
+    assert list(curves) == CLASSES
+    # Class a: positives score 0.8, 0.6, 0.3 against negatives 0.2, 0.1, 0.5: 8 of 9 pairs ordered.
+    assert curves["a"]["auc"] == pytest.approx(8 / 9)
+    # Class c: its one positive scores 0.3, every negative 0.1.
+    assert curves["c"]["auc"] == pytest.approx(1.0)

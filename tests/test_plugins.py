@@ -101,4 +101,4 @@ def test_example_third_party_plugin_installs_and_is_found(tmp_path: Path) -> Non
     )
     assert out.returncode == 0, out.stderr
     line = next(line for line in out.stdout.splitlines() if " html " in line)
-    assert "breedscope-html-report" in line and "0.1.0" in line and "reporter:html" in line
+    assert "breedscope-html-report" in line and "0.1.0" in line and "reporter: html" in line

@@ -523,6 +523,15 @@ def datasets() -> None:
     out.print(fetched)
 
 
+def _grouped(provides: tuple[str, ...]) -> str:
+    """``("reporter:md", "reporter:pdf")`` → ``"reporter: md, pdf"``."""
+    kinds: dict[str, list[str]] = {}
+    for item in provides:
+        kind, _, name = item.partition(":")
+        kinds.setdefault(kind, []).append(name)
+    return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in kinds.items())
+
+
 @app.command()
 def plugins() -> None:
     """List every plugin with the distribution and version it came from.
@@ -534,7 +543,7 @@ def plugins() -> None:
     for column in ("plugin", "module", "distribution", "version", "provides"):
         table.add_column(column)
     for info in loaded.plugins:
-        table.add_row(info.name, info.module, info.distribution, info.version, ", ".join(info.provides))
+        table.add_row(info.name, info.module, info.distribution, info.version, _grouped(info.provides))
     out.print(table)
 
 

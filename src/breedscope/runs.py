@@ -62,8 +62,16 @@ def environment(seed: int, manifest_sha256: str) -> dict:
         "platform": platform.platform(),
         "processor": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
+        "gpus": gpus(),
         "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
     }
+
+
+def gpus() -> list[str]:
+    import tensorflow as tf  # imported for training anyway
+
+    return [device.name for device in tf.config.list_physical_devices("GPU")]
 
 
 def set_status(run_dir: Path, state: str, **details: object) -> None:

@@ -195,6 +195,9 @@ def figures_sections(run_dir: Path, evaluation: dict, history: list[dict]) -> li
     if "roc_curve" in evaluation:
         figures.roc(evaluation, out / "roc.png")
         calibration.append(Figure(Path("figures/roc.png"), "ROC curve.", 0.55))
+    elif "roc_curves" in evaluation:
+        figures.roc_one_vs_rest(evaluation, out / "roc.png")
+        calibration.append(Figure(Path("figures/roc.png"), "One-vs-rest ROC curve per class (AUC).", 0.6))
     sections.append(Section("Calibration and ROC", calibration))
     return sections
 
@@ -248,12 +251,17 @@ def pictures_sections(run_dir: Path, config: dict) -> list[Section]:
 
 
 def environment_section(environment: dict, manifest_sha: str) -> Section:
+    gpus = ", ".join(environment.get("gpus") or []) or "none"
     rows = [
         ["seed", str(environment["seed"])],
         ["manifest sha256", manifest_sha],
         ["python", environment["python"]],
         ["platform", environment["platform"]],
-        ["CPU cores", str(environment["cpu_count"])],
+        [
+            "hardware",
+            f"{environment['processor']}, {environment['cpu_count']} CPU cores, "
+            f"{environment.get('memory_gb', '?')} GB memory, GPUs: {gpus}",
+        ],
     ]
     rows += [[package, v] for package, v in environment["versions"].items()]
     return Section("Environment", [Table(["item", "value"], rows)])

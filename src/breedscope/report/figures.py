@@ -95,6 +95,19 @@ def roc(evaluation: dict, path: Path) -> Path:
     return _save(figure, path)
 
 
+def roc_one_vs_rest(evaluation: dict, path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(5.2, 4.4))
+    for name, curve in evaluation["roc_curves"].items():
+        short = name if len(name) <= 16 else name[:15] + "…"
+        axis.plot(curve["fpr"], curve["tpr"], lw=1.5, label=f"{short} ({curve['auc']:.3f})")
+    axis.plot([0, 1], [0, 1], "k--", lw=1)
+    axis.set_xlabel("false positive rate")
+    axis.set_ylabel("true positive rate")
+    axis.set_title(f"one-vs-rest ROC, macro AUC {evaluation['roc_auc']:.3f}")
+    axis.legend(loc="lower right", fontsize=7)
+    return _save(figure, path)
+
+
 def image_grid(images: list[np.ndarray], captions: list[str], path: Path, columns: int = 4) -> Path:
     rows = max(1, int(np.ceil(len(images) / columns)))
     figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
