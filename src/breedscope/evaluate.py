@@ -137,6 +137,14 @@ def evaluate(
                     y_true, probabilities, multi_class="ovr", average="macro", labels=labels
                 )
             )
+            result["roc_curves"] = {}
+            for index, name in enumerate(classes):
+                fpr, tpr, _ = metrics.roc_curve(y_true == index, probabilities[:, index])
+                result["roc_curves"][name] = {
+                    "fpr": fpr.round(6).tolist(),
+                    "tpr": tpr.round(6).tolist(),
+                    "auc": float(metrics.auc(fpr, tpr)),
+                }
     wrong = np.flatnonzero(y_pred != y_true)
     wrong = wrong[np.argsort(-probabilities[wrong, y_pred[wrong]], kind="stable")][:worst]
     result["most_confident_errors"] = [
