@@ -71,3 +71,30 @@ def table(rows: list[list[object]], header: list[str]) -> str:
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def pbc_run(env: dict[str, str], runs: Path, *run_args: str) -> float:
+    """Fetch the shared PBC images as dataset `pbc` and run `breedscope run` on them with the
+    `bccd` preset and ``run_args``; returns the run's wall time in seconds."""
+    breedscope(
+        "fetch",
+        "folder",
+        "--from",
+        str(require(SHARED / "datasets" / "pbc-wbc.zip")),
+        "--name",
+        "pbc",
+        env=env,
+    )
+    return breedscope(
+        "run",
+        "--dataset",
+        "pbc",
+        "--preset",
+        "bccd",
+        "--format",
+        "markdown",
+        "--runs-dir",
+        str(runs),
+        *run_args,
+        env=env,
+    )

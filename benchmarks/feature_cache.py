@@ -14,38 +14,15 @@ import json
 import tempfile
 from pathlib import Path
 
-from common import SHARED, breedscope, environment, keras_home, require, save, table
+from common import environment, keras_home, pbc_run, save, table
 
 
 def run(cache: bool, epochs: int, keras: Path) -> tuple[float, float]:
     home = Path(tempfile.mkdtemp(prefix="bench_home_"))
     runs = Path(tempfile.mkdtemp(prefix="bench_runs_"))
     env = environment(BREEDSCOPE_HOME=str(home), KERAS_HOME=str(keras))
-    breedscope(
-        "fetch",
-        "folder",
-        "--from",
-        str(require(SHARED / "datasets" / "pbc-wbc.zip")),
-        "--name",
-        "pbc",
-        env=env,
-    )
     flags = [] if cache else ["--no-feature-cache"]
-    seconds = breedscope(
-        "run",
-        "--dataset",
-        "pbc",
-        "--preset",
-        "bccd",
-        "--epochs",
-        str(epochs),
-        "--format",
-        "markdown",
-        "--runs-dir",
-        str(runs),
-        *flags,
-        env=env,
-    )
+    seconds = pbc_run(env, runs, "--epochs", str(epochs), *flags)
     evaluation = json.loads(next(runs.glob("pbc/*/evaluation.json")).read_text())
     return seconds, evaluation["accuracy"]
 

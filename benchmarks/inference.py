@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import SHARED, breedscope, environment, keras_home, require, save, table
+from common import breedscope, environment, keras_home, pbc_run, save, table
 
 
 def latency_and_throughput(predict_one, predict_batch, images) -> tuple[float, float]:
@@ -39,29 +39,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="bench_home_"))
     runs = Path(tempfile.mkdtemp(prefix="bench_runs_"))
     env = environment(BREEDSCOPE_HOME=str(home), KERAS_HOME=str(keras))
-    breedscope(
-        "fetch",
-        "folder",
-        "--from",
-        str(require(SHARED / "datasets" / "pbc-wbc.zip")),
-        "--name",
-        "pbc",
-        env=env,
-    )
-    breedscope(
-        "run",
-        "--dataset",
-        "pbc",
-        "--preset",
-        "bccd",
-        "--epochs",
-        "3",
-        "--format",
-        "markdown",
-        "--runs-dir",
-        str(runs),
-        env=env,
-    )
+    pbc_run(env, runs, "--epochs", "3")
     run_dir = next((runs / "pbc").iterdir())
     export_dir = run_dir / "export"
     breedscope("export", str(run_dir), "--format", "tflite", env=env)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from breedscope.augment import Augmenter
 from breedscope.plugins import registry
-from tests.test_cli import cli
+from tests.conftest import cli
 
 
 def augmenter(name: str, seed: int = 1) -> Augmenter:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import types
@@ -10,7 +9,7 @@ from pathlib import Path
 
 from breedscope import plugins
 from breedscope.hookspecs import hookimpl
-from tests.conftest import REPO
+from tests.conftest import REPO, cli
 
 
 def test_first_party_plugins_come_through_the_entry_point_group() -> None:
@@ -57,14 +56,7 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_cli_keeps_working(tmp
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-dist\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[breedscope]\nbroken = module_that_does_not_exist\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-m", "breedscope.cli", "plugins"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    out = cli("plugins", env={"PYTHONPATH": str(tmp_path)})
     assert out.returncode == 0
     assert "plugin 'broken' (module_that_does_not_exist) failed to import (ModuleNotFoundError" in " ".join(
         out.stdout.split() + out.stderr.split()
@@ -91,14 +83,7 @@ def test_example_third_party_plugin_installs_and_is_found(tmp_path: Path) -> Non
         capture_output=True,
         timeout=240,
     )
-    env = {**os.environ, "PYTHONPATH": str(target), "COLUMNS": "200"}
-    out = subprocess.run(
-        [sys.executable, "-m", "breedscope.cli", "plugins"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    out = cli("plugins", env={"PYTHONPATH": str(target)})
     assert out.returncode == 0, out.stderr
     line = next(line for line in out.stdout.splitlines() if " html " in line)
     assert "breedscope-html-report" in line and "0.1.0" in line and "reporter: html" in line

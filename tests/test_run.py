@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from tests.test_cli import cli
+from tests.conftest import cli
 
 # Small and fast: a from-scratch MobileNetV2 at 32 px (alpha 0.35) and no downloads.
 TINY = [
@@ -32,6 +32,10 @@ TINY = [
     "--batch-size",
     "8",
 ]
+
+
+# Without a validation split there is no early stopping and no best-epoch restore.
+TINY_NO_VAL = [a if a != "0.6,0.2,0.2" else "0.7,0,0.3" for a in TINY]
 
 
 @pytest.fixture
@@ -112,7 +116,6 @@ def test_same_seed_same_metrics(tree_dataset: str, tmp_path: Path) -> None:
 
 def test_killed_run_resumes_to_the_same_number_of_epochs(tree_dataset: str, tmp_path: Path) -> None:
     runs, epochs = tmp_path / "runs", 40
-    no_early_stop = [a if a != "0.6,0.2,0.2" else "0.7,0,0.3" for a in TINY]  # no val split: no early stop
     args = [
         sys.executable,
         "-m",
@@ -120,7 +123,7 @@ def test_killed_run_resumes_to_the_same_number_of_epochs(tree_dataset: str, tmp_
         "run",
         "--dataset",
         tree_dataset,
-        *no_early_stop,
+        *TINY_NO_VAL,
         "--no-feature-cache",
         "--epochs",
         str(epochs),
@@ -163,12 +166,11 @@ def test_fine_tuning_trains_only_the_top_of_the_backbone(tree_dataset: str, tmp_
 
     runs = tmp_path / "runs"
     # No validation split: the last fine-tuning epoch is kept, not the best one (which may be the head's).
-    frozen = [a if a != "0.6,0.2,0.2" else "0.7,0,0.3" for a in TINY]
     result = cli(
         "run",
         "--dataset",
         tree_dataset,
-        *frozen,
+        *TINY_NO_VAL,
         "--epochs",
         "2",
         "--fine-tune-layers",

@@ -7,6 +7,7 @@ sees the same augmented pixels every time, on any machine.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,18 +36,12 @@ class Augmenter:
         self.seed = seed
         self.pipeline = A.Compose(preset.build(), seed=seed)
         self.is_identity = not self.pipeline.transforms
+        # Seeding and applying must not interleave between the threads that load batches.
+        self._lock = threading.Lock()
 
     def __call__(self, image: np.ndarray, sha256: str, view: int) -> np.ndarray:
         if self.is_identity:
             return image
-        self.pipeline.set_random_seed(zlib.crc32(f"{self.seed}:{sha256}:{view}".encode()))
-        return self.pipeline(image=image)["image"]
-
-
-def preview_grid(images: list[np.ndarray], augmenter: Augmenter, hashes: list[str], views: int) -> np.ndarray:
-    """A grid image: one row per input image, its original then ``views`` augmented versions."""
-    rows = []
-    for image, digest in zip(images, hashes, strict=True):
-        tiles = [image] + [augmenter(image, digest, v) for v in range(views)]
-        rows.append(np.concatenate(tiles, axis=1))
-    return np.concatenate(rows, axis=0)
+        with self._lock:
+            self.pipeline.set_random_seed(zlib.crc32(f"{self.seed}:{sha256}:{view}".encode()))
+            return self.pipeline(image=image)["image"]

@@ -177,7 +177,8 @@ def _image_batches_class() -> type:
         """A Keras PyDataset of (augmented) images following a :class:`BatchPlan`."""
 
         def __init__(self, plan: BatchPlan, loader: ImageLoader) -> None:
-            super().__init__()
+            # Two threads decode (Pillow releases the GIL) and queue batches ahead of the model.
+            super().__init__(workers=2, use_multiprocessing=False, max_queue_size=4)
             self.plan, self.loader = plan, loader
 
         def __len__(self) -> int:
