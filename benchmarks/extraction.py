@@ -46,10 +46,10 @@ def main() -> None:
     extractor = build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), ModelConfig())
     batch = 32
     tensors = np.random.default_rng(0).uniform(0, 255, (batch, 224, 224, 3)).astype(np.float32)
-    extractor(tensors, training=False)  # build and warm up
+    extractor.predict_on_batch(tensors)  # build, compile and warm up
     start = time.perf_counter()
     for _ in range(len(rows) // batch):
-        np.asarray(extractor(tensors, training=False))
+        extractor.predict_on_batch(tensors)  # the fastest way Keras offers
     bare = (len(rows) // batch * batch) / (time.perf_counter() - start)
 
     cache = FeatureCache(work / "features", extractor, batch_size=batch)

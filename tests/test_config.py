@@ -64,3 +64,26 @@ def test_broken_file_is_reported_by_name(tmp_path: Path) -> None:
     path.write_text("[train\nepochs = ")
     with pytest.raises(ConfigError, match=r"bad\.toml is not valid TOML"):
         config.read_file(path)
+
+
+def test_layers_put_the_datasets_preset_under_files_and_flags(tmp_path: Path) -> None:
+    from breedscope.pipeline import config_layers
+    from breedscope.plugins import registry
+
+    # No dataset named: the default dataset (demo) brings its own preset, which needs no download.
+    built = config.build(config_layers(None, {}, {}, False, registry()))
+    assert (built.preset, built.dataset.name, built.model.weights) == ("demo", "demo", "none")
+    # A named preset, then --faithful, then a file, then flags.
+    layers = config_layers("cats", {"train": {"epochs": 3}}, {"train": {"batch_size": 8}}, True, registry())
+    built = config.build(layers)
+    assert built.model.pixel_range == "unit"  # the study's [0, 1] pixels, from --faithful
+    assert built.balance.cap == 100 and built.train.epochs == 3 and built.train.batch_size == 8
+
+
+def test_faithful_without_a_study_is_refused() -> None:
+    from breedscope.errors import BreedscopeError
+    from breedscope.pipeline import config_layers
+    from breedscope.plugins import registry
+
+    with pytest.raises(BreedscopeError, match="preset 'demo' has none; use one of cats, breast"):
+        config_layers(None, {}, {"dataset": {"name": "demo"}}, True, registry())

@@ -53,17 +53,15 @@ def _registry():
 
 
 def _dataset_spec(name: str):
-    from breedscope.datasets import store
+    """The plugin for ``name`` (a plugin, an alias or a fetched dataset), or a suggestion."""
+    import difflib
+
+    from breedscope import pipeline
 
     loaded = _registry()
-    spec = loaded.dataset(name)
+    spec = pipeline.plugin_of(name, loaded)
     if spec is None:
-        stored = store.load(name)
-        spec = loaded.dataset(stored.plugin) if stored else None
-    if spec is None:
-        import difflib
-
-        known = sorted(set(loaded.dataset_names()) | set(store.stored_names()))
+        known = pipeline.known_datasets(loaded)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise BreedscopeError(f"Unknown dataset '{name}'.{hint} Known: {', '.join(known)}.")
@@ -479,7 +477,7 @@ def augment_preview(
     loaded = _registry()
     stored = pipeline.ensure_dataset(dataset, loaded)
     if preset is None:
-        owner = loaded.dataset(stored.plugin)
+        owner = pipeline.plugin_of(stored.name, loaded)
         study = presets.PRESETS.get(owner.default_preset) if owner and owner.default_preset else None
         preset = (study.config.get("augment", {}).get("preset") if study else None) or "light"
     augmenter = Augmenter(loaded.pick("augmentations", preset), seed)

@@ -62,7 +62,7 @@ def predict(run: TrainedRun, paths: list[Path], top: int = 3, batch_size: int = 
     for start in range(0, len(readable), batch_size):
         chunk = readable[start : start + batch_size]
         batch = np.stack([image for _, image in chunk]).astype(np.float32)
-        probabilities = np.asarray(run.model(batch, training=False))
+        probabilities = np.asarray(run.model.predict_on_batch(batch))
         for (index, _), p in zip(chunk, probabilities, strict=True):
             order = np.argsort(-p)[:top]
             results[index] = Prediction(str(paths[index]), [(run.classes[i], float(p[i])) for i in order])

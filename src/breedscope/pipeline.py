@@ -20,6 +20,7 @@ from breedscope.atomic import atomic_path, write_json, write_text
 from breedscope.augment import Augmenter
 from breedscope.config import RunConfig
 from breedscope.datasets import fetch, store
+from breedscope.datasets.spec import DatasetSpec
 from breedscope.errors import BreedscopeError, DataError
 from breedscope.evaluate import evaluate
 from breedscope.plugins import Registry
@@ -46,25 +47,39 @@ def ensure_dataset(name: str, registry: Registry) -> store.StoredDataset:
     return fetch.fetch(spec).dataset
 
 
+def plugin_of(name: str, registry: Registry) -> DatasetSpec | None:
+    """The dataset plugin behind ``name``: a plugin (or alias) itself, or a fetched dataset's."""
+    spec = registry.dataset(name)
+    if spec is not None:
+        return spec
+    stored = store.load(name)
+    return registry.dataset(stored.plugin) if stored else None
+
+
 def config_layers(
     preset_name: str | None, file_layer: dict, flag_layer: dict, faithful: bool, registry: Registry
 ) -> list[dict]:
     """Defaults < the dataset's or the named preset < ``--faithful`` < config file < flags."""
-    dataset_name = flag_layer.get("dataset", {}).get("name") or file_layer.get("dataset", {}).get("name")
+    dataset_name = (
+        flag_layer.get("dataset", {}).get("name")
+        or file_layer.get("dataset", {}).get("name")
+        or config_module.DatasetConfig.model_fields["name"].default
+    )
     preset_name = preset_name or file_layer.get("preset")
-    if preset_name is None and dataset_name:
-        spec = registry.dataset(dataset_name)
-        stored = store.load(spec.name if spec else dataset_name)
-        owner = registry.dataset(stored.plugin) if stored else spec
+    if preset_name is None:
+        owner = plugin_of(dataset_name, registry)
         preset_name = owner.default_preset if owner else None
+    preset = presets.get(preset_name) if preset_name else None
+    if faithful and (preset is None or preset.study is None):
+        raise BreedscopeError(
+            f"--faithful reproduces a study's protocol, and preset '{preset_name}' has none; "
+            f"use one of {', '.join(n for n, p in presets.PRESETS.items() if p.study)}."
+        )
     layers: list[dict] = []
-    if preset_name:
-        preset = presets.get(preset_name)
-        layers += [preset.config, {"preset": preset_name}]
+    if preset is not None:
+        layers += [preset.config, {"preset": preset.name}]
         if faithful:
             layers.append(preset.faithful)
-    elif faithful:
-        raise BreedscopeError("--faithful needs a study preset (--preset NAME).")
     return [*layers, file_layer, flag_layer]
 
 
