@@ -24,7 +24,7 @@ SPLITS = ("train", "val", "test")
 COLUMNS = ["path", "label", "split", "group", "sha256", "phash", "width", "height", "source_split"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     path: str
     label: str

@@ -7,10 +7,10 @@ whatever the number of images.
 from __future__ import annotations
 
 import os
-from collections import Counter, defaultdict
-from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from collections import Counter, defaultdict, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import imagehash
@@ -23,9 +23,10 @@ from breedscope.progress import progress_bar
 DEFAULT_MIN_SIDE = 32
 # Perceptual hashes this close (of 64 bits) are treated as the same picture.
 NEAR_DUPLICATE_BITS = 4
+CHUNK = 64  # images per task sent to a worker process
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageRecord:
     """A candidate after decoding: either measured (``reason`` empty) or rejected with a reason."""
 
@@ -70,6 +71,23 @@ def _inspect_chunk(args: tuple[Path, list[SourceImage], int]) -> list[ImageRecor
     return [inspect(root, candidate, min_side) for candidate in chunk]
 
 
+def _results_in_order(root: Path, chunks: Iterator[list[SourceImage]], min_side: int, workers: int):
+    """Inspect chunks on ``workers`` processes, yielding results in order, with only a few
+    chunks in flight so that memory does not grow with the number of images."""
+    if workers == 1:
+        for chunk in chunks:
+            yield _inspect_chunk((root, chunk, min_side))
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        in_flight: deque[Future[list[ImageRecord]]] = deque()
+        for chunk in chunks:
+            in_flight.append(pool.submit(_inspect_chunk, (root, chunk, min_side)))
+            if len(in_flight) >= 2 * workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
+
+
 def inspect_all(
     root: Path,
     candidates: list[SourceImage],
@@ -77,23 +95,13 @@ def inspect_all(
     workers: int | None = None,
 ) -> list[ImageRecord]:
     """Inspect every candidate on ``workers`` processes (default: every core), in input order."""
-    workers = workers or os.cpu_count() or 1
-    chunk_size = 64
-    chunks = [candidates[i : i + chunk_size] for i in range(0, len(candidates), chunk_size)]
+    workers = min(workers or os.cpu_count() or 1, max(1, len(candidates) // CHUNK))
+    chunks = (candidates[i : i + CHUNK] for i in range(0, len(candidates), CHUNK))
     records: list[ImageRecord] = []
     with progress_bar("Validating images", total=len(candidates)) as advance:
-        if workers == 1 or len(chunks) <= 1:
-            results: Iterable[list[ImageRecord]] = (
-                _inspect_chunk((root, chunk, min_side)) for chunk in chunks
-            )
-            for batch in results:
-                records.extend(batch)
-                advance(len(batch))
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for batch in pool.map(_inspect_chunk, ((root, c, min_side) for c in chunks)):
-                    records.extend(batch)
-                    advance(len(batch))
+        for batch in _results_in_order(root, chunks, min_side, workers):
+            records.extend(batch)
+            advance(len(batch))
     return records
 
 
@@ -193,9 +201,7 @@ def resolve(records: list[ImageRecord], near_bits: int = NEAR_DUPLICATE_BITS) ->
             conflicted.update(r.path for r in members)
     kept = [r for r in measured if r.path not in conflicted]
     excluded += [
-        ImageRecord(**{**asdict(r), "reason": "duplicate with a conflicting label"})
-        for r in measured
-        if r.path in conflicted
+        replace(r, reason="duplicate with a conflicting label") for r in measured if r.path in conflicted
     ]
 
     near = near_duplicate_pairs(kept, near_bits)
@@ -216,7 +222,7 @@ def resolve(records: list[ImageRecord], near_bits: int = NEAR_DUPLICATE_BITS) ->
     names: dict[str, str] = {}
     for record in sorted(kept, key=lambda r: (not r.group, r.group, r.path)):
         names.setdefault(union.find(record.path), record.group or record.path)
-    regrouped = [ImageRecord(**{**asdict(r), "group": names[union.find(r.path)]}) for r in kept]
+    regrouped = [replace(r, group=names[union.find(r.path)]) for r in kept]
     return Validation(
         kept=sorted(regrouped, key=lambda r: r.path),
         excluded=sorted(excluded, key=lambda r: r.path),
