@@ -32,10 +32,10 @@ def main() -> None:
     from breedscope.config import ModelConfig
     from breedscope.features import FeatureCache
     from breedscope.hashing import sha256_file
+    from breedscope.loading import ImageLoader
     from breedscope.manifest import Row
     from breedscope.model import build_feature_extractor
     from breedscope.plugins import registry
-    from breedscope.train import ImageLoader
 
     work = Path(tempfile.mkdtemp(prefix="bench_extract_"))
     with zipfile.ZipFile(require(SHARED / "datasets" / "pbc-wbc.zip")) as archive:

@@ -50,10 +50,9 @@ def main() -> None:
     import tensorflow as tf
 
     from breedscope import inference
-    from breedscope.cli import representative_images
 
     run = inference.load_run(run_dir)
-    images = representative_images(run, count=192)
+    images = inference.representative_images(run, count=192)
 
     def keras_call(x):
         return run.model.predict_on_batch(x)  # compiled graph: Keras at its fastest

@@ -1,4 +1,4 @@
-"""The trainer's data plumbing: epoch order, oversampling, batches for replicas, decode cache."""
+"""Feeding the trainer: epoch order, oversampling, class weights, batches for replicas, decode cache."""
 
 from __future__ import annotations
 
@@ -8,22 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from breedscope import train
+from breedscope import loading, train
 from breedscope.manifest import Row
 from tests.conftest import noise_image
 
 
 def test_epoch_order_is_a_pure_function_of_seed_and_epoch() -> None:
     labels = np.array([0] * 10 + [1] * 5)
-    first = train.epoch_order(labels, seed=3, epoch=2, oversample=False)
-    assert np.array_equal(first, train.epoch_order(labels, seed=3, epoch=2, oversample=False))
-    assert not np.array_equal(first, train.epoch_order(labels, seed=3, epoch=3, oversample=False))
+    first = loading.epoch_order(labels, seed=3, epoch=2, oversample=False)
+    assert np.array_equal(first, loading.epoch_order(labels, seed=3, epoch=2, oversample=False))
+    assert not np.array_equal(first, loading.epoch_order(labels, seed=3, epoch=3, oversample=False))
     assert sorted(first) == list(range(15))
 
 
 def test_oversampling_evens_out_the_classes_every_epoch() -> None:
     labels = np.array([0] * 12 + [1] * 3 + [2] * 6)
-    order = train.epoch_order(labels, seed=0, epoch=0, oversample=True)
+    order = loading.epoch_order(labels, seed=0, epoch=0, oversample=True)
     assert np.bincount(labels[order]).tolist() == [12, 12, 12]
     assert set(order[labels[order] == 1]) == {12, 13, 14}
 
@@ -45,7 +45,7 @@ def test_class_weights_are_balanced() -> None:
     ],
 )
 def test_batch_slices(count: int, size: int, replicas: int, drop: bool, expected: list[int]) -> None:
-    slices = train.batch_slices(count, size, replicas, drop_remainder=drop)
+    slices = loading.batch_slices(count, size, replicas, drop_remainder=drop)
     assert [s.stop - s.start for s in slices] == expected
     assert slices[0].start == 0 and all(a.stop == b.start for a, b in itertools.pairwise(slices))
 
@@ -53,15 +53,15 @@ def test_batch_slices(count: int, size: int, replicas: int, drop: bool, expected
 def test_decode_cache_decodes_each_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     noise_image(1, 60).save(tmp_path / "a.png")
     row = Row("a.png", "x", "train", "a.png", "ab" * 32, "", 60, 60, "")
-    loader = train.ImageLoader(tmp_path, 32, cache_dir=tmp_path / "cache")
+    loader = loading.ImageLoader(tmp_path, 32, cache_dir=tmp_path / "cache")
     first = loader(row)
     assert (tmp_path / "cache" / "ab" / f"{'ab' * 32}.npy").is_file()
-    monkeypatch.setattr(train, "load_rgb", lambda *a: pytest.fail("decoded twice"))
+    monkeypatch.setattr(loading, "load_rgb", lambda *a: pytest.fail("decoded twice"))
     assert np.array_equal(loader(row), first)
     assert first.shape == (32, 32, 3)
 
 
 def test_a_vanished_image_is_a_clear_error(tmp_path: Path) -> None:
     row = Row("gone.png", "x", "train", "gone.png", "cd" * 32, "", 60, 60, "")
-    with pytest.raises(train.DataError, match=r"gone\.png changed or vanished since validation"):
-        train.ImageLoader(tmp_path, 32)(row)
+    with pytest.raises(loading.DataError, match=r"gone\.png changed or vanished since validation"):
+        loading.ImageLoader(tmp_path, 32)(row)

@@ -429,25 +429,9 @@ def export(
     if quantize not in (None, "int8") or (quantize and fmt != "tflite"):
         raise BreedscopeError("--quantize int8 works with --format tflite only.")
     run = inference.load_run(run_dir)
-    representative = representative_images(run) if quantize else None
+    representative = inference.representative_images(run) if quantize else None
     path = inference.export(run, fmt, output or run_dir / "export", representative)
     console.print(f"Exported: {path}")
-
-
-def representative_images(run, count: int = 100):
-    """Training images of the run, for int8 calibration."""
-    import numpy as np
-
-    from breedscope import manifest as manifest_module
-    from breedscope.datasets import store
-    from breedscope.images import load_rgb
-
-    manifest = manifest_module.read(run.run_dir)
-    dataset = store.load(manifest.header["dataset"]["name"])
-    if dataset is None:
-        raise BreedscopeError("int8 calibration needs the run's training images; fetch its dataset again.")
-    rows = manifest.split("train")[:count]
-    return np.stack([load_rgb(dataset.image_root / r.path, run.image_size) for r in rows]).astype(np.float32)
 
 
 augment_app = typer.Typer(help="Look at augmentation presets.", no_args_is_help=True)
@@ -472,7 +456,7 @@ def augment_preview(
     """
     from breedscope import pipeline, samples
     from breedscope.augment import Augmenter
-    from breedscope.train import ImageLoader
+    from breedscope.loading import ImageLoader
 
     loaded = _registry()
     stored = pipeline.ensure_dataset(dataset, loaded)

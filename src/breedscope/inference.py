@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import yaml
 
+from breedscope import manifest as manifest_module
+from breedscope.datasets import store
 from breedscope.errors import BreedscopeError
 from breedscope.images import UnreadableImage, load_rgb
 from breedscope.model import load_model
@@ -67,6 +69,16 @@ def predict(run: TrainedRun, paths: list[Path], top: int = 3, batch_size: int = 
             order = np.argsort(-p)[:top]
             results[index] = Prediction(str(paths[index]), [(run.classes[i], float(p[i])) for i in order])
     return [results[i] for i in range(len(paths))]
+
+
+def representative_images(run: TrainedRun, count: int = 100) -> np.ndarray:
+    """Training images of the run, for int8 calibration."""
+    manifest = manifest_module.read(run.run_dir)
+    dataset = store.load(manifest.header["dataset"]["name"])
+    if dataset is None:
+        raise BreedscopeError("int8 calibration needs the run's training images; fetch its dataset again.")
+    rows = manifest.split("train")[:count]
+    return np.stack([load_rgb(dataset.image_root / r.path, run.image_size) for r in rows]).astype(np.float32)
 
 
 def export(run: TrainedRun, fmt: str, output: Path, representative: np.ndarray | None = None) -> Path:

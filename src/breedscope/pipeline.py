@@ -143,7 +143,8 @@ def write_predictions(path: Path, rows: list, classes: list[str], probabilities:
 
 def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> RunOutcome:
     """Execute a run in a new directory, or resume the one given."""
-    from breedscope.train import ImageLoader, train
+    from breedscope.loading import ImageLoader
+    from breedscope.train import train
 
     check_plugin_names(config, registry)
     dataset = ensure_dataset(config.dataset.name, registry)

@@ -16,7 +16,7 @@ from breedscope.report import figures
 if TYPE_CHECKING:
     import keras
 
-    from breedscope.train import ImageLoader
+    from breedscope.loading import ImageLoader
 
 AUGMENTED = "figures/augmented_samples.png"
 ERRORS = "figures/confident_errors.png"

@@ -1,0 +1,137 @@
+"""Feeding images to the trainer: decoding (once, cached), epoch order, and batches that
+every replica of a distribution strategy can take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from breedscope.atomic import atomic_path
+from breedscope.augment import Augmenter
+from breedscope.errors import DataError
+from breedscope.images import UnreadableImage, load_rgb
+from breedscope.manifest import Row
+
+
+class ImageLoader:
+    """Decodes a manifest row's image at the model's input size.
+
+    With ``cache_dir``, each decoded and resized image is kept as a ``.npy`` file keyed by its
+    content hash, so training on images (no feature cache, fine-tuning) decodes each file once,
+    not once per epoch, while memory holds only the current batches.
+    """
+
+    def __init__(self, root: Path, size: int, cache_dir: Path | None = None) -> None:
+        self.root = root
+        self.size = size
+        self.cache_dir = cache_dir
+
+    def _decode(self, row: Row) -> np.ndarray:
+        try:
+            return load_rgb(self.root / row.path, self.size)
+        except (UnreadableImage, FileNotFoundError) as exc:
+            raise DataError(
+                f"{row.path} changed or vanished since validation ({exc}); run "
+                "`breedscope fetch` again with --force."
+            ) from exc
+
+    def __call__(self, row: Row) -> np.ndarray:
+        if self.cache_dir is None:
+            return self._decode(row)
+        cached = self.cache_dir / row.sha256[:2] / f"{row.sha256}.npy"
+        if cached.is_file():
+            return np.load(cached)
+        image = self._decode(row)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, image)
+        return image
+
+
+def epoch_order(labels: np.ndarray, seed: int, epoch: int, oversample: bool) -> np.ndarray:
+    """Training indices for one epoch: shuffled, and with minority classes repeated if asked."""
+    rng = np.random.default_rng([seed, epoch])
+    if oversample:
+        counts = np.bincount(labels)
+        largest = counts.max()
+        parts = [
+            rng.choice(np.flatnonzero(labels == c), size=largest, replace=counts[c] < largest)
+            for c in range(len(counts))
+            if counts[c] > 0
+        ]
+        indices = np.concatenate(parts)
+    else:
+        indices = np.arange(len(labels))
+    return rng.permutation(indices)
+
+
+def batch_slices(count: int, size: int, replicas: int = 1, drop_remainder: bool = False) -> list[slice]:
+    """Batches of ``size`` over ``count`` items, safe for ``replicas`` devices.
+
+    TensorFlow's CPU kernels fail on a batch that leaves a replica empty or splits unevenly in
+    training, so with several replicas a training batch is cut to a multiple of ``replicas``
+    (``drop_remainder``: the few left out differ every epoch, as the order is reshuffled), and
+    an evaluation batch too small for every replica joins the one before it.
+    """
+    if drop_remainder and replicas > 1:
+        bounds = []
+        for start in range(0, count, size):
+            end = start + (min(size, count - start) // replicas) * replicas
+            if end > start:
+                bounds.append(slice(start, end))
+        return bounds
+    starts = list(range(0, count, size))
+    if len(starts) > 1 and count - starts[-1] < replicas:
+        starts.pop()
+    return [slice(start, end) for start, end in zip(starts, [*starts[1:], count], strict=True)]
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """Which images one epoch shows, in which batches, with which augmentation."""
+
+    rows: list[Row]
+    labels: np.ndarray
+    order: np.ndarray
+    slices: list[slice]
+    augmenter: Augmenter | None
+    epoch: int
+    n_classes: int
+
+
+@cache
+def _image_batches_class() -> type:
+    import keras
+
+    class ImageBatches(keras.utils.PyDataset):
+        """A Keras PyDataset of (augmented) images following a :class:`BatchPlan`."""
+
+        def __init__(self, plan: BatchPlan, loader: ImageLoader) -> None:
+            # Two threads decode (Pillow releases the GIL) and queue batches ahead of the model.
+            super().__init__(workers=2, use_multiprocessing=False, max_queue_size=4)
+            self.plan, self.loader = plan, loader
+
+        def __len__(self) -> int:
+            return len(self.plan.slices)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            plan = self.plan
+            chosen = plan.order[plan.slices[index]]
+            images = []
+            for i in chosen:
+                image = self.loader(plan.rows[i])
+                if plan.augmenter is not None:
+                    image = plan.augmenter(image, plan.rows[i].sha256, plan.epoch)
+                images.append(image)
+            return np.stack(images).astype(np.float32), np.eye(plan.n_classes, dtype=np.float32)[
+                plan.labels[chosen]
+            ]
+
+    return ImageBatches
+
+
+def image_batches(plan: BatchPlan, loader: ImageLoader) -> object:
+    return _image_batches_class()(plan, loader)
