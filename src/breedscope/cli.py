@@ -56,12 +56,10 @@ def _dataset_spec(name: str):
     """The plugin for ``name`` (a plugin, an alias or a fetched dataset), or a suggestion."""
     import difflib
 
-    from breedscope import pipeline
-
     loaded = _registry()
-    spec = pipeline.plugin_of(name, loaded)
+    spec = loaded.dataset_plugin(name)
     if spec is None:
-        known = pipeline.known_datasets(loaded)
+        known = loaded.known_datasets()
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise BreedscopeError(f"Unknown dataset '{name}'.{hint} Known: {', '.join(known)}.")
@@ -310,7 +308,7 @@ def run(
             flags["split"] = split_layer
         file_layer = cfg.read_file(config_file) if config_file else {}
         layers = pipeline.config_layers(preset, file_layer, flags, faithful, loaded)
-        config = cfg.build(layers, known_datasets=pipeline.known_datasets(loaded))
+        config = cfg.build(layers, known_datasets=loaded.known_datasets())
         outcome = pipeline.run(config, loaded)
     evaluation = outcome.evaluation
     low, high = evaluation["intervals"]["accuracy"]
@@ -461,7 +459,7 @@ def augment_preview(
     loaded = _registry()
     stored = pipeline.ensure_dataset(dataset, loaded)
     if preset is None:
-        owner = pipeline.plugin_of(stored.name, loaded)
+        owner = loaded.dataset_plugin(stored.name)
         study = presets.PRESETS.get(owner.default_preset) if owner and owner.default_preset else None
         preset = (study.config.get("augment", {}).get("preset") if study else None) or "light"
     augmenter = Augmenter(loaded.pick("augmentations", preset), seed)

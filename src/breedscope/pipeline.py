@@ -20,7 +20,6 @@ from breedscope.atomic import atomic_path, write_json, write_text
 from breedscope.augment import Augmenter
 from breedscope.config import RunConfig
 from breedscope.datasets import fetch, store
-from breedscope.datasets.spec import DatasetSpec
 from breedscope.errors import BreedscopeError, DataError
 from breedscope.evaluate import evaluate
 from breedscope.plugins import Registry
@@ -47,15 +46,6 @@ def ensure_dataset(name: str, registry: Registry) -> store.StoredDataset:
     return fetch.fetch(spec).dataset
 
 
-def plugin_of(name: str, registry: Registry) -> DatasetSpec | None:
-    """The dataset plugin behind ``name``: a plugin (or alias) itself, or a fetched dataset's."""
-    spec = registry.dataset(name)
-    if spec is not None:
-        return spec
-    stored = store.load(name)
-    return registry.dataset(stored.plugin) if stored else None
-
-
 def config_layers(
     preset_name: str | None, file_layer: dict, flag_layer: dict, faithful: bool, registry: Registry
 ) -> list[dict]:
@@ -67,7 +57,7 @@ def config_layers(
     )
     preset_name = preset_name or file_layer.get("preset")
     if preset_name is None:
-        owner = plugin_of(dataset_name, registry)
+        owner = registry.dataset_plugin(dataset_name)
         preset_name = owner.default_preset if owner else None
     preset = presets.get(preset_name) if preset_name else None
     if faithful and (preset is None or preset.study is None):
@@ -81,10 +71,6 @@ def config_layers(
         if faithful:
             layers.append(preset.faithful)
     return [*layers, file_layer, flag_layer]
-
-
-def known_datasets(registry: Registry) -> list[str]:
-    return sorted(set(registry.dataset_names()) | set(store.stored_names()))
 
 
 def row_of(record) -> manifest_module.Row:

@@ -45,6 +45,22 @@ class Registry:
     def dataset(self, name: str) -> Any:
         return self.datasets[self.aliases.get(name, name)] if self.has_dataset(name) else None
 
+    def dataset_plugin(self, name: str) -> Any:
+        """The dataset plugin behind ``name``: a plugin (or alias) itself, or a fetched dataset's."""
+        from breedscope.datasets import store
+
+        spec = self.dataset(name)
+        if spec is not None:
+            return spec
+        stored = store.load(name)
+        return self.dataset(stored.plugin) if stored else None
+
+    def known_datasets(self) -> list[str]:
+        """Every name ``--dataset`` accepts: plugins, their aliases and fetched datasets."""
+        from breedscope.datasets import store
+
+        return sorted(set(self.dataset_names()) | set(store.stored_names()))
+
     def has_dataset(self, name: str) -> bool:
         return name in self.datasets or name in self.aliases
 
