@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from breedscope.datasets.spec import SourceImage
-from breedscope.datasets.validate import ImageRecord, inspect_all, near_duplicate_pairs, resolve
+from breedscope.datasets.validate import ImageRecord, inspect_all, near_duplicate_links, resolve
 from tests.conftest import noise_image, shape_image
 
 
@@ -41,7 +41,7 @@ def test_resized_copy_is_a_near_duplicate(tmp_path: Path) -> None:
     image.resize((100, 100)).save(tmp_path / "x/smaller.png")
     shape_image(1, seed=8, size=128).save(tmp_path / "x/other.png")
     result = resolve(inspect_all(tmp_path, _candidates(tmp_path), workers=1))
-    assert result.near_duplicate_pairs == [("x/original.png", "x/smaller.png")]
+    assert result.near_duplicate_groups == [["x/original.png", "x/smaller.png"]]
     groups = {r.path: r.group for r in result.kept}
     assert groups["x/original.png"] == groups["x/smaller.png"] != groups["x/other.png"]
 
@@ -60,7 +60,7 @@ def test_near_duplicate_search_matches_brute_force() -> None:
         for b in records[i + 1 :]
         if (int(a.phash, 16) ^ int(b.phash, 16)).bit_count() <= 4
     )
-    assert near_duplicate_pairs(records, 4) == expected
+    assert sorted(set(near_duplicate_links(records, 4))) == expected
     assert len(expected) >= 20
 
 
@@ -73,3 +73,11 @@ def test_layout_groups_are_kept_and_named(tmp_path: Path) -> None:
     groups = {r.path: r.group for r in result.kept}
     assert groups["p/0.png"] == groups["p/1.png"] == "patient:7"
     assert groups["p/2.png"] == "p/2.png"
+
+
+def test_many_copies_link_once_per_image_not_once_per_pair() -> None:
+    # 40 copies of one picture: 780 pairs, but 39 links tie them into one group.
+    records = [ImageRecord(f"{i:03d}", "a", "", "", sha256=str(i), phash="f0f0f0f0f0f0f0f0") for i in range(40)]
+    result = resolve(records)
+    assert len(result.near_duplicate_groups) == 1 and len(result.near_duplicate_groups[0]) == 40
+    assert len({r.group for r in result.kept}) == 1

@@ -80,9 +80,10 @@ def _print_validation(validation) -> None:
             f"{len(validation.exact_duplicate_sets)} set(s) of identical files, "
             "kept on one side of every split."
         )
-    if validation.near_duplicate_pairs:
+    if validation.near_duplicate_groups:
         console.print(
-            f"{len(validation.near_duplicate_pairs)} near-duplicate pair(s) kept on one side of every split."
+            f"{len(validation.near_duplicate_groups)} group(s) of near-duplicates, "
+            "kept on one side of every split."
         )
     for conflict in validation.label_conflicts:
         console.print(f"[yellow]label conflict, excluded:[/] {' = '.join(conflict)}")

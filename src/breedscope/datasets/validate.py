@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -112,7 +112,7 @@ class Validation:
     kept: list[ImageRecord]
     excluded: list[ImageRecord]
     exact_duplicate_sets: list[list[str]]
-    near_duplicate_pairs: list[tuple[str, str]]
+    near_duplicate_groups: list[list[str]]
     label_conflicts: list[list[str]]
 
     def counts_by_class(self) -> dict[str, dict[str, int]]:
@@ -131,7 +131,7 @@ class Validation:
             "excluded": [asdict(r) for r in self.excluded],
             "by_class": self.counts_by_class(),
             "exact_duplicate_sets": self.exact_duplicate_sets,
-            "near_duplicate_pairs": [list(p) for p in self.near_duplicate_pairs],
+            "near_duplicate_groups": self.near_duplicate_groups,
             "label_conflicts": self.label_conflicts,
         }
 
@@ -146,6 +146,16 @@ class _UnionFind:
             item = self.parent[item]
         return item
 
+    def same(self, a: str, b: str) -> bool:
+        return self.find(a) == self.find(b)
+
+    def groups(self) -> list[list[str]]:
+        """Every set of two or more members, sorted."""
+        members: dict[str, list[str]] = defaultdict(list)
+        for item in self.parent:
+            members[self.find(item)].append(item)
+        return sorted(sorted(group) for group in members.values() if len(group) > 1)
+
     def union(self, a: str, b: str) -> None:
         root_a, root_b = self.find(a), self.find(b)
         if root_a != root_b:
@@ -154,11 +164,15 @@ class _UnionFind:
             self.parent[high] = low
 
 
-def near_duplicate_pairs(records: list[ImageRecord], max_bits: int) -> list[tuple[str, str]]:
-    """Pairs whose perceptual hashes differ in at most ``max_bits`` of 64 bits.
+def near_duplicate_links(
+    records: list[ImageRecord], max_bits: int, linked: Callable[[str, str], bool] = lambda a, b: False
+) -> Iterator[tuple[str, str]]:
+    """Pairs whose perceptual hashes differ in at most ``max_bits`` of 64 bits, lazily.
 
     Pigeonhole: two hashes within ``max_bits`` agree exactly on at least one of
     ``max_bits + 1`` slices, so only images sharing a slice are compared (not all pairs).
+    Pairs for which ``linked(a, b)`` is already true are skipped, so a dataset of many copies
+    (Kaggle's augmented BCCD) costs one link per image, not one per pair of copies.
     """
     slices = max_bits + 1
     width = 64 // slices
@@ -167,15 +181,11 @@ def near_duplicate_pairs(records: list[ImageRecord], max_bits: int) -> list[tupl
     for path, value in values.items():
         for index in range(slices):
             buckets[(index, (value >> (index * width)) & ((1 << width) - 1))].append(path)
-    pairs: set[tuple[str, str]] = set()
     for members in buckets.values():
-        if len(members) < 2:
-            continue
         for i, a in enumerate(members):
             for b in members[i + 1 :]:
-                if (values[a] ^ values[b]).bit_count() <= max_bits:
-                    pairs.add((a, b) if a < b else (b, a))
-    return sorted(pairs)
+                if not linked(a, b) and (values[a] ^ values[b]).bit_count() <= max_bits:
+                    yield (a, b) if a < b else (b, a)
 
 
 def resolve(records: list[ImageRecord], near_bits: int = NEAR_DUPLICATE_BITS) -> Validation:
@@ -204,13 +214,14 @@ def resolve(records: list[ImageRecord], near_bits: int = NEAR_DUPLICATE_BITS) ->
         replace(r, reason="duplicate with a conflicting label") for r in measured if r.path in conflicted
     ]
 
-    near = near_duplicate_pairs(kept, near_bits)
     union = _UnionFind(r.path for r in kept)
     for members in by_hash.values():
         for other in members[1:]:
             if other.path in union.parent and members[0].path in union.parent:
                 union.union(members[0].path, other.path)
-    for a, b in near:
+    near = _UnionFind(r.path for r in kept)  # near-duplicate links alone, for the report
+    for a, b in near_duplicate_links(kept, near_bits, linked=near.same):
+        near.union(a, b)
         union.union(a, b)
     by_layout_group: dict[str, str] = {}
     for record in kept:
@@ -227,6 +238,6 @@ def resolve(records: list[ImageRecord], near_bits: int = NEAR_DUPLICATE_BITS) ->
         kept=sorted(regrouped, key=lambda r: r.path),
         excluded=sorted(excluded, key=lambda r: r.path),
         exact_duplicate_sets=sorted(exact_sets),
-        near_duplicate_pairs=near,
+        near_duplicate_groups=near.groups(),
         label_conflicts=sorted(conflicts),
     )
