@@ -77,7 +77,9 @@ def test_layout_groups_are_kept_and_named(tmp_path: Path) -> None:
 
 def test_many_copies_link_once_per_image_not_once_per_pair() -> None:
     # 40 copies of one picture: 780 pairs, but 39 links tie them into one group.
-    records = [ImageRecord(f"{i:03d}", "a", "", "", sha256=str(i), phash="f0f0f0f0f0f0f0f0") for i in range(40)]
+    records = [
+        ImageRecord(f"{i:03d}", "a", "", "", sha256=str(i), phash="f0f0f0f0f0f0f0f0") for i in range(40)
+    ]
     result = resolve(records)
     assert len(result.near_duplicate_groups) == 1 and len(result.near_duplicate_groups[0]) == 40
     assert len({r.group for r in result.kept}) == 1
