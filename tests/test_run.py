@@ -46,6 +46,11 @@ def tree_dataset(make_tree, tmp_path: Path) -> str:
     return "shapes"
 
 
+def history_epochs(run_dir: Path) -> list[int]:
+    """The epoch column of a run's history.csv."""
+    return [int(float(line.split(",")[0])) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
+
+
 def run_dir_of(runs: Path) -> Path:
     (found,) = [p for p in (runs / "shapes").iterdir()]
     return found
@@ -155,8 +160,7 @@ def test_killed_run_resumes_to_the_same_number_of_epochs(tree_dataset: str, tmp_
 
     resumed = cli("run", "--resume", str(run_dir))
     assert resumed.returncode == 0, resumed.stderr
-    history = (run_dir / "history.csv").read_text().splitlines()[1:]
-    assert [int(float(line.split(",")[0])) for line in history] == list(range(1, epochs + 1))
+    assert history_epochs(run_dir) == list(range(1, epochs + 1))
     assert json.loads((run_dir / "status.json").read_text())["state"] == "succeeded"
 
 
@@ -185,8 +189,7 @@ def test_fine_tuning_trains_only_the_top_of_the_backbone(tree_dataset: str, tmp_
     assert result.returncode == 0, result.stderr
     run_dir = run_dir_of(runs)
     assert "Fine-tuning the top" in result.stderr
-    history = (run_dir / "history.csv").read_text().splitlines()[1:]
-    assert [int(float(line.split(",")[0])) for line in history] == [1, 2, 3, 4]
+    assert history_epochs(run_dir) == [1, 2, 3, 4]
 
     before = keras.models.load_model(run_dir / "checkpoints" / "after_head.keras")
     after = keras.models.load_model(run_dir / "model.keras")

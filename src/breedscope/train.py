@@ -233,9 +233,9 @@ def train(
     tf.config.experimental.enable_op_determinism()
     distribute.set_precision(config.train.mixed_precision)
     strategy = distribute.strategy(config.train.strategy)
-    console.print(f"Training on {strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}).")
-
     replicas = strategy.num_replicas_in_sync
+    console.print(f"Training on {replicas} replica(s) ({type(strategy).__name__}).")
+
     splits = _Splits.of(manifest)
     n_classes, batch = len(splits.classes), config.train.batch_size
     backbone = registry.pick("backbones", config.model.backbone)
@@ -359,7 +359,7 @@ def train(
         state.best_epoch,
         stopped_early,
         use_cache,
-        strategy.num_replicas_in_sync,
+        replicas,
     )
 
 
