@@ -114,7 +114,11 @@ def export(run: TrainedRun, fmt: str, output: Path, representative: np.ndarray |
 
 
 def tflite_predict(model_file: Path, images: np.ndarray) -> np.ndarray:
-    """Class probabilities from a TFLite model, one image at a time (its batch size is fixed)."""
+    """Class probabilities from a TFLite model, one image at a time (its batch size is fixed).
+
+    ``tf.lite.Interpreter`` is deprecated in favour of the separate LiteRT package; it still
+    ships with TensorFlow and avoids a second runtime dependency until TensorFlow drops it.
+    """
     import tensorflow as tf
 
     interpreter = tf.lite.Interpreter(model_path=str(model_file))

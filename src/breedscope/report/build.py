@@ -128,11 +128,7 @@ def comparison_section(config: dict, evaluation: dict) -> Section | None:
     rows = []
     for key, theirs in study.reported.items():
         ours = measured(evaluation, key)
-        ci = (
-            _interval(evaluation, "accuracy")
-            if key == "accuracy"
-            else (_interval(evaluation, "macro_f1") if key == "macro_f1" else "")
-        )
+        ci = _interval(evaluation, key) if key in ("accuracy", "macro_f1") else ""
         rows.append(
             [
                 key.replace("_", " ").replace("f1", "F1"),
