@@ -79,3 +79,25 @@ def test_unknown_names_list_the_known_ones(args: tuple[str, ...], tmp_path: Path
     text = one_sentence_error(cli(*args, "--dataset", "demo", "--epochs", "1", "--runs-dir", str(tmp_path)))
     assert "Known:" in text or "Installed:" in text
     assert not list(tmp_path.iterdir())  # refused before any run directory was made
+
+
+def test_a_full_disk_is_one_sentence_and_keeps_finished_work(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import errno
+    import sys
+
+    from breedscope import cli as cli_module
+    from breedscope import pipeline
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/runs/demo/run/model.keras")
+
+    monkeypatch.setattr(pipeline, "run", full_disk)
+    monkeypatch.setattr(sys, "argv", ["breedscope", "run", "--dataset", "demo"])
+    with pytest.raises(SystemExit) as exited:
+        cli_module.main()
+    assert exited.value.code == 2
+    text = " ".join(capsys.readouterr().err.split())
+    assert text.startswith(
+        "Error: No space left on device at /data/runs/demo/run/model.keras: free some space"
+    )
+    assert "--resume continues a run" in text

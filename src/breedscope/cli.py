@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -549,6 +550,18 @@ def main() -> None:
             raise
         console.print(f"[bold red]Error:[/] {exc}")
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if _state["debug"] or exc.errno not in (errno.ENOSPC, errno.EACCES, errno.EROFS):
+            raise
+        where = f" at {exc.filename}" if exc.filename else ""
+        advice = {
+            errno.ENOSPC: "free some space (or set BREEDSCOPE_HOME / --runs-dir to a larger disk) and run "
+            "again; finished downloads, manifests and checkpoints are kept, and --resume continues a run",
+            errno.EACCES: "check the permissions, or choose another folder",
+            errno.EROFS: "choose a writable folder (BREEDSCOPE_HOME, --runs-dir)",
+        }[exc.errno]
+        console.print(f"[bold red]Error:[/] {exc.strerror}{where}: {advice}.")
+        sys.exit(2)
     except Exception as exc:
         if _state["debug"]:
             raise
