@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,15 @@ def test_a_full_disk_is_one_sentence_and_keeps_finished_work(monkeypatch: pytest
         "Error: No space left on device at /data/runs/demo/run/model.keras: free some space"
     )
     assert "--resume continues a run" in text
+
+
+def test_the_cli_needs_no_package_outside_its_dependencies() -> None:
+    # typer vendors click; a stray `import click` works in a dev environment (mkdocs brings
+    # click) and breaks a user's plain install. Block it and start the CLI.
+    code = (
+        "import sys; sys.modules['click'] = None; from breedscope.cli import main; "
+        "sys.argv = ['breedscope', '--version']; main()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("breedscope ")

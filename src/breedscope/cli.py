@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -534,15 +533,13 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     try:
         app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:  # a usage error: unknown option, missing argument
+        show = getattr(exc, "show", None)
+        show() if show else console.print(f"Error: {exc.format_message()}")
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        console.print("Interrupted; finished work (downloads, manifests, checkpoints) is kept.")
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         console.print("Interrupted; finished work (downloads, manifests, checkpoints) is kept.")
         sys.exit(130)
     except BreedscopeError as exc:
