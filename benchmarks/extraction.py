@@ -54,7 +54,7 @@ def main() -> None:
 
     cache = FeatureCache(work / "features", extractor, batch_size=batch)
     start = time.perf_counter()
-    cache.features(rows, ImageLoader(work, 224))
+    cache.files(rows, ImageLoader(work, 224))
     pipeline = len(rows) / (time.perf_counter() - start)
 
     ratio = pipeline / bare

@@ -72,15 +72,15 @@ class FeatureCache:
         suffix = "" if views == "clean" else f"_{view}"
         return self.directory / views / row.sha256[:2] / f"{row.sha256}{suffix}.npy"
 
-    def features(
+    def files(
         self,
         rows: Sequence[Row],
         load: ImageLoader,
         augmenter: Augmenter | None = None,
         view: int = 0,
         label: str = "Extracting features",
-    ) -> np.ndarray:
-        """Features for ``rows`` (one view), computing and storing only those not cached yet."""
+    ) -> list[Path]:
+        """The feature files of ``rows`` (one view), computing only those not cached yet."""
         views = view_key(augmenter)
         files = [self._file(row, views, view) for row in rows]
         missing = [i for i, f in enumerate(files) if not f.is_file()]
@@ -88,7 +88,7 @@ class FeatureCache:
             self._compute(
                 [rows[i] for i in missing], [files[i] for i in missing], load, augmenter, view, label
             )
-        return np.stack([np.load(f) for f in files]) if files else np.zeros((0, 0), np.float32)
+        return files
 
     def _compute(
         self,
@@ -123,3 +123,8 @@ class FeatureCache:
                     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
                         np.save(handle, vector.astype(np.float32))
                 advance(len(chunk_files))
+
+
+def read(files: Sequence[Path]) -> np.ndarray:
+    """Stack feature files into one array: call it per batch, never for a whole dataset."""
+    return np.stack([np.load(f) for f in files])

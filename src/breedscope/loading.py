@@ -135,3 +135,44 @@ def _image_batches_class() -> type:
 
 def image_batches(plan: BatchPlan, loader: ImageLoader) -> object:
     return _image_batches_class()(plan, loader)
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """One epoch over cached features: ``files[view][i]`` is image ``i`` seen through ``view``."""
+
+    files: list[list[Path]]
+    labels: np.ndarray
+    order: np.ndarray
+    view_of: np.ndarray  # the view each position of ``order`` shows
+    slices: list[slice]
+    n_classes: int
+
+
+@cache
+def _feature_batches_class() -> type:
+    import keras
+
+    from breedscope.features import read
+
+    class FeatureBatches(keras.utils.PyDataset):
+        """Batches of cached features, read from disk as they are needed."""
+
+        def __init__(self, plan: FeaturePlan) -> None:
+            super().__init__()
+            self.plan = plan
+
+        def __len__(self) -> int:
+            return len(self.plan.slices)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            plan = self.plan
+            chosen, views = plan.order[plan.slices[index]], plan.view_of[plan.slices[index]]
+            x = read([plan.files[v][i] for i, v in zip(chosen, views, strict=True)])
+            return x, np.eye(plan.n_classes, dtype=np.float32)[plan.labels[chosen]]
+
+    return FeatureBatches
+
+
+def feature_batches(plan: FeaturePlan) -> object:
+    return _feature_batches_class()(plan)

@@ -22,8 +22,16 @@ import numpy as np
 from breedscope.atomic import atomic_path, write_json
 from breedscope.augment import Augmenter
 from breedscope.config import RunConfig
-from breedscope.features import FeatureCache, extractor_key
-from breedscope.loading import BatchPlan, ImageLoader, batch_slices, epoch_order, image_batches
+from breedscope.features import FeatureCache, extractor_key, read
+from breedscope.loading import (
+    BatchPlan,
+    FeaturePlan,
+    ImageLoader,
+    batch_slices,
+    epoch_order,
+    feature_batches,
+    image_batches,
+)
 from breedscope.manifest import Manifest, Row
 from breedscope.model import assemble, build_feature_extractor, build_head, load_model, unfreeze_top
 from breedscope.paths import features_dir, images_dir
@@ -108,10 +116,6 @@ class _Splits:
             name: np.array([index_of[r.label] for r in rs], dtype=np.int64) for name, rs in rows.items()
         }
         return cls(classes, rows, labels)
-
-    def one_hot(self, split: str, order: np.ndarray | None = None) -> np.ndarray:
-        labels = self.labels[split] if order is None else self.labels[split][order]
-        return np.eye(len(self.classes), dtype=np.float32)[labels]
 
 
 class _Trainer:
@@ -285,25 +289,39 @@ def train(
     full: keras.Model | None = None
     if state.phase == "head":
         if use_cache:
-            train_views = np.stack(
-                [
-                    cache.features(
-                        splits.rows["train"], loader, augmenter_or_none, v, f"Features: train {v + 1}/{views}"
-                    )
-                    for v in range(views)
-                ]
-            )
-            val_features = (
-                (cache.features(splits.rows["val"], loader, label="Features: val"), splits.one_hot("val"))
-                if has_val
-                else None
-            )
+            # Feature files stay on disk; each batch reads its own (memory does not grow with N).
+            train_files = [
+                cache.files(
+                    splits.rows["train"], loader, augmenter_or_none, v, f"Features: train {v + 1}/{views}"
+                )
+                for v in range(views)
+            ]
+            val_files = cache.files(splits.rows["val"], loader, label="Features: val") if has_val else []
+
+            def feature_data(
+                split: str,
+                files: list[list[Path]],
+                order: np.ndarray,
+                view_of: np.ndarray,
+                drop_remainder: bool,
+            ) -> object:
+                slices = batch_slices(len(order), batch, replicas, drop_remainder=drop_remainder)
+                return feature_batches(
+                    FeaturePlan(files, splits.labels[split], order, view_of, slices, n_classes)
+                )
 
             def feature_epoch(epoch: int) -> dict:
                 order = epoch_order(splits.labels["train"], seed, epoch, trainer.oversample)
                 view_of = np.random.default_rng([seed, epoch, 1]).integers(0, views, size=len(order))
-                x = train_views[view_of, order]
-                return {"x": x, "y": splits.one_hot("train", order), "batch_size": batch, "shuffle": False}
+                return {"x": feature_data("train", train_files, order, view_of, True)}
+
+            val_features = (
+                feature_data(
+                    "val", [val_files], np.arange(len(val_files)), np.zeros(len(val_files), int), replicas > 1
+                )
+                if has_val
+                else None
+            )
 
         with strategy.scope():
             if trainer.last.is_file():
@@ -345,9 +363,9 @@ def train(
 
     if use_cache and not fine_tune_epochs:  # the test split's features are cached already
         head = full.get_layer("head")
-        test_features = cache.features(splits.rows["test"], loader, label="Features: test")
+        test_files = cache.files(splits.rows["test"], loader, label="Features: test")
         probabilities = predict_in_batches(
-            head, [test_features[s] for s in batch_slices(len(test_features), 256)]
+            head, (read(test_files[s]) for s in batch_slices(len(test_files), 256))
         )
     else:
         test_batches = images("test", False)
