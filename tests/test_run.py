@@ -314,3 +314,19 @@ def test_alexnet_has_no_imagenet_weights_and_says_so(tree_dataset: str, tmp_path
     )
     assert result.returncode == 2
     assert "Keras has no ImageNet weights for alexnet" in " ".join(result.stderr.split())
+
+
+def test_features_read_from_disk_train_the_same_model_as_features_in_memory(
+    tree_dataset: str, tmp_path: Path
+) -> None:
+    streaming = tmp_path / "stream.toml"
+    streaming.write_text("[train]\nfeature_memory_mb = 0\n")  # no budget: every batch reads its files
+    predictions = []
+    for name, extra in (("memory", []), ("disk", ["--config", str(streaming)])):
+        runs = tmp_path / name
+        result = cli(
+            "run", "--dataset", tree_dataset, *TINY_NO_VAL, "--epochs", "2", "--runs-dir", str(runs), *extra
+        )
+        assert result.returncode == 0, result.stderr
+        predictions.append((run_dir_of(runs) / "predictions.csv").read_text())
+    assert predictions[0] == predictions[1]

@@ -114,6 +114,9 @@ class TrainConfig(_Section):
     learning_rate: float = Field(1e-3, gt=0)
     patience: int | None = Field(5, ge=1, description="Early stopping on val loss; null to disable.")
     feature_cache: bool = Field(True, description="Train the head on cached backbone features.")
+    feature_memory_mb: int = Field(
+        1024, ge=0, description="Hold cached features in memory up to this size; beyond it, read per batch."
+    )
     seed: int = 42
     fine_tune_layers: int = Field(
         0, ge=0, description="Backbone layers (from the top) unfrozen after the head."

@@ -276,7 +276,8 @@ def train(
 
     def image_epoch(epoch: int) -> dict:
         order = epoch_order(splits.labels["train"], seed, epoch, trainer.oversample)
-        return {"x": images("train", True, order, epoch, augment=True)}
+        # The order is already this epoch's; Keras must not shuffle the batches again.
+        return {"x": images("train", True, order, epoch, augment=True), "shuffle": False}
 
     # With several replicas, validation batches are cut to a multiple of them as well.
     val_images = images("val", replicas > 1) if has_val else None
@@ -289,7 +290,6 @@ def train(
     full: keras.Model | None = None
     if state.phase == "head":
         if use_cache:
-            # Feature files stay on disk; each batch reads its own (memory does not grow with N).
             train_files = [
                 cache.files(
                     splits.rows["train"], loader, augmenter_or_none, v, f"Features: train {v + 1}/{views}"
@@ -297,31 +297,37 @@ def train(
                 for v in range(views)
             ]
             val_files = cache.files(splits.rows["val"], loader, label="Features: val") if has_val else []
+            feature_bytes = (len(train_files[0]) * views + len(val_files)) * extractor.output_shape[-1] * 4
+            # Within the budget, features sit in memory and Keras slices arrays (fastest); beyond
+            # it, each batch reads its files from the cache, so memory stays bounded.
+            in_memory = feature_bytes <= config.train.feature_memory_mb * 2**20
+            if in_memory:
+                train_table = np.stack([read(files) for files in train_files])
+                val_table = read(val_files) if has_val else None
 
             def feature_data(
-                split: str,
-                files: list[list[Path]],
-                order: np.ndarray,
-                view_of: np.ndarray,
-                drop_remainder: bool,
-            ) -> object:
-                slices = batch_slices(len(order), batch, replicas, drop_remainder=drop_remainder)
-                return feature_batches(
-                    FeaturePlan(files, splits.labels[split], order, view_of, slices, n_classes)
-                )
+                split: str, files: list[list[Path]], order: np.ndarray, view_of: np.ndarray, drop: bool
+            ) -> dict:
+                targets = np.eye(n_classes, dtype=np.float32)[splits.labels[split][order]]
+                if in_memory:
+                    table = train_table if split == "train" else val_table[None]
+                    return {"x": table[view_of, order], "y": targets, "batch_size": batch, "shuffle": False}
+                slices = batch_slices(len(order), batch, replicas, drop_remainder=drop)
+                plan = FeaturePlan(files, splits.labels[split], order, view_of, slices, n_classes)
+                return {"x": feature_batches(plan), "shuffle": False}
 
             def feature_epoch(epoch: int) -> dict:
                 order = epoch_order(splits.labels["train"], seed, epoch, trainer.oversample)
                 view_of = np.random.default_rng([seed, epoch, 1]).integers(0, views, size=len(order))
-                return {"x": feature_data("train", train_files, order, view_of, True)}
+                return feature_data("train", train_files, order, view_of, True)
 
-            val_features = (
-                feature_data(
+            if has_val:
+                val = feature_data(
                     "val", [val_files], np.arange(len(val_files)), np.zeros(len(val_files), int), replicas > 1
                 )
-                if has_val
-                else None
-            )
+                val_features = (val["x"], val["y"]) if in_memory else val["x"]
+            else:
+                val_features = None
 
         with strategy.scope():
             if trainer.last.is_file():
