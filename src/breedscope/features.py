@@ -10,7 +10,7 @@ them, whatever its manifest.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ import numpy as np
 
 from breedscope.atomic import atomic_path
 from breedscope.hashing import sha256_file, short_hash
+from breedscope.loading import batch_slices
 from breedscope.manifest import Row
 from breedscope.progress import progress_bar
 
@@ -55,11 +56,6 @@ def view_key(augmenter: Augmenter | None) -> str:
     if augmenter is None or augmenter.is_identity:
         return "clean"
     return f"{augmenter.preset.name}-{short_hash(str(augmenter.seed), 8)}"
-
-
-def batches(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class FeatureCache:
@@ -107,8 +103,9 @@ class FeatureCache:
                 ]
             return np.stack(images).astype(np.float32)
 
-        row_batches = list(batches(rows, self.batch_size))
-        file_batches = list(batches(files, self.batch_size))
+        slices = batch_slices(len(rows), self.batch_size)
+        row_batches = [rows[s] for s in slices]
+        file_batches = [files[s] for s in slices]
         # Decoding (Pillow releases the GIL) overlaps with the forward pass of the previous batch.
         with ThreadPoolExecutor(max_workers=2) as pool, progress_bar(label, len(rows)) as advance:
             pending = pool.submit(prepare, row_batches[0])

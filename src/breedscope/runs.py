@@ -3,7 +3,6 @@ and everything needed to make it again (config, manifest and hash, versions, see
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -80,8 +79,3 @@ def set_status(run_dir: Path, state: str, **details: object) -> None:
         run_dir / STATUS_FILE,
         {"state": state, "updated": datetime.now(UTC).isoformat(timespec="seconds"), **details},
     )
-
-
-def status(run_dir: Path) -> dict:
-    file = run_dir / STATUS_FILE
-    return json.loads(file.read_text()) if file.is_file() else {"state": "unknown"}
