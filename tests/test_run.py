@@ -51,6 +51,17 @@ def history_epochs(run_dir: Path) -> list[int]:
     return [int(float(line.split(",")[0])) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
 
 
+def tensorboard_steps(run_dir: Path, split: str, tag: str) -> list[int]:
+    """The steps (epochs from 0) at which a run's TensorBoard logs hold ``tag``."""
+    import tensorflow as tf
+
+    steps = []
+    for file in sorted((run_dir / "tensorboard" / split).glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(file)):
+            steps += [event.step for value in event.summary.value if value.tag == tag]
+    return sorted(steps)
+
+
 def run_dir_of(runs: Path) -> Path:
     (found,) = [p for p in (runs / "shapes").iterdir()]
     return found
@@ -85,6 +96,9 @@ def test_run_produces_every_artefact_and_the_pdf_holds_the_metrics(tree_dataset:
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert evaluation["n_test"] == sum(manifest["counts"]["test"].values())
     assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 3
+    for split in ("train", "validation"):
+        assert tensorboard_steps(run_dir, split, "epoch_loss") == [0, 1, 2], split
+        assert tensorboard_steps(run_dir, split, "epoch_accuracy") == [0, 1, 2], split
 
     markdown = (run_dir / "report.md").read_text()
     pdf_text = " ".join(page.extract_text() for page in PdfReader(run_dir / "report.pdf").pages)
@@ -161,6 +175,8 @@ def test_killed_run_resumes_to_the_same_number_of_epochs(tree_dataset: str, tmp_
     resumed = cli("run", "--resume", str(run_dir))
     assert resumed.returncode == 0, resumed.stderr
     assert history_epochs(run_dir) == list(range(1, epochs + 1))
+    # The killed process's curves survive beside the resumed one's (an epoch may be logged twice).
+    assert set(tensorboard_steps(run_dir, "train", "epoch_loss")) == set(range(epochs))
     assert json.loads((run_dir / "status.json").read_text())["state"] == "succeeded"
 
 

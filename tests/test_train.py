@@ -1,4 +1,5 @@
-"""Feeding the trainer: epoch order, oversampling, class weights, batches for replicas, decode cache."""
+"""Feeding the trainer: epoch order, oversampling, class weights, batches for replicas, decode cache;
+and Grad-CAM on a trained classifier's layout."""
 
 from __future__ import annotations
 
@@ -65,3 +66,21 @@ def test_a_vanished_image_is_a_clear_error(tmp_path: Path) -> None:
     row = Row("gone.png", "x", "train", "gone.png", "cd" * 32, "", 60, 60, "")
     with pytest.raises(loading.DataError, match=r"gone\.png changed or vanished since validation"):
         loading.ImageLoader(tmp_path, 32)(row)
+
+
+def test_gradcam_explains_the_models_own_prediction() -> None:
+    from breedscope.config import ModelConfig
+    from breedscope.explain import gradcam
+    from breedscope.model import assemble, build_feature_extractor, build_head
+    from breedscope.plugins import registry
+
+    config = ModelConfig(weights="none", alpha=0.35, image_size=32, head=[8], dropout=0.0)
+    extractor = build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), config)
+    model = assemble(extractor, build_head(extractor.output_shape[-1], 3, config))
+    images = np.random.default_rng(0).uniform(0, 255, size=(4, 32, 32, 3)).astype(np.float32)
+
+    heat, probabilities = gradcam(model, images)
+
+    np.testing.assert_allclose(probabilities, np.asarray(model(images, training=False)), atol=1e-5)
+    assert heat.shape == (4, 32, 32)
+    assert heat.min() >= 0 and heat.max() <= 1 + 1e-6

@@ -10,6 +10,7 @@ them, whatever its manifest.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from breedscope.config import ModelConfig
 
 ImageLoader = Callable[[Row], np.ndarray]
+
+# Decoded 8-bit images waiting for the backbone at most (13 batches of 32 at 224 px).
+DECODE_AHEAD_BYTES = 64 * 2**20
 
 
 def weights_identity(weights: str) -> str:
@@ -86,6 +90,16 @@ class FeatureCache:
             )
         return files
 
+    def _forward(self, pixels: np.ndarray) -> np.ndarray:
+        """The extractor's output for one batch. predict_on_batch runs a compiled graph (about
+        twice the eager speed on a CPU); a short last batch is padded to the full batch size, as
+        a new input shape would have TensorFlow trace that graph again (about half a second)."""
+        count = len(pixels)
+        if count < self.batch_size:
+            padding = np.zeros((self.batch_size - count, *pixels.shape[1:]), pixels.dtype)
+            pixels = np.concatenate([pixels, padding])
+        return np.asarray(self.extractor.predict_on_batch(pixels.astype(np.float32)))[:count]
+
     def _compute(
         self,
         rows: Sequence[Row],
@@ -101,25 +115,31 @@ class FeatureCache:
                 images = [
                     augmenter(image, row.sha256, view) for row, image in zip(chunk, images, strict=True)
                 ]
-            return np.stack(images).astype(np.float32)
+            return np.stack(images)
 
         slices = batch_slices(len(rows), self.batch_size)
         row_batches = [rows[s] for s in slices]
         file_batches = [files[s] for s in slices]
-        # Decoding (Pillow releases the GIL) overlaps with the forward pass of the previous batch.
+        size = self.extractor.input_shape[1] or 224
+        ahead = max(2, DECODE_AHEAD_BYTES // (self.batch_size * size * size * 3))
+        # Decoding (Pillow releases the GIL) runs ahead of the forward passes: the first pass
+        # traces the graph on one core for about a second while the other core decodes.
         with ThreadPoolExecutor(max_workers=2) as pool, progress_bar(label, len(rows)) as advance:
-            pending = pool.submit(prepare, row_batches[0])
-            for index, chunk_files in enumerate(file_batches):
-                pixels = pending.result()
-                if index + 1 < len(row_batches):
-                    pending = pool.submit(prepare, row_batches[index + 1])
-                # predict_on_batch runs a compiled graph: about twice the eager speed on a CPU.
-                vectors = np.asarray(self.extractor.predict_on_batch(pixels))
-                for path, vector in zip(chunk_files, vectors, strict=True):
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                        np.save(handle, vector.astype(np.float32))
-                advance(len(chunk_files))
+            pending = deque(pool.submit(prepare, batch) for batch in row_batches[:ahead])
+            try:
+                for index, chunk_files in enumerate(file_batches):
+                    pixels = pending.popleft().result()
+                    if index + ahead < len(row_batches):
+                        pending.append(pool.submit(prepare, row_batches[index + ahead]))
+                    vectors = self._forward(pixels)
+                    for path, vector in zip(chunk_files, vectors, strict=True):
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                            np.save(handle, vector.astype(np.float32))
+                    advance(len(chunk_files))
+            finally:
+                for future in pending:
+                    future.cancel()  # after an error, decode nothing more
 
 
 def read(files: Sequence[Path]) -> np.ndarray:

@@ -66,9 +66,8 @@ def gradcam_grid(
     if not rows:
         return None
     images = np.stack([load(r) for r in rows]).astype(np.float32)
-    probabilities = np.asarray(model(images, training=False))
+    heat, probabilities = gradcam(model, images)
     predicted = probabilities.argmax(axis=1)
-    heat = gradcam(model, images, predicted)
     tiles = [overlay(image, h) for image, h in zip(images, heat, strict=True)]
     captions = [
         f"{_short(r.label, 14)} → {_short(classes[p], 14)}" for r, p in zip(rows, predicted, strict=True)

@@ -87,6 +87,7 @@ class TrainResult:
     stopped_early: bool
     feature_cache: bool
     replicas: int = 1
+    model_file: Path | None = None  # a saved copy of exactly ``model``, when there is one
 
 
 def _write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
@@ -118,12 +119,34 @@ class _Splits:
         return cls(classes, rows, labels)
 
 
+class _TensorBoardLog:
+    """Per-epoch scalars under ``train/`` and ``validation/``, as Keras' TensorBoard callback
+    names them, through writers kept open for the whole run (the callback opens new ones in
+    every ``fit`` call, and there is one call per epoch)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.writers: dict[str, object] = {}
+
+    def write(self, row: dict[str, float]) -> None:
+        import tensorflow as tf
+
+        for key, value in row.items():
+            if key == "epoch":
+                continue
+            split, metric = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            if split not in self.writers:
+                self.writers[split] = tf.summary.create_file_writer(str(self.directory / split))
+            with self.writers[split].as_default():
+                tf.summary.scalar(f"epoch_{metric}", value, step=int(row["epoch"]) - 1)
+        for writer in self.writers.values():
+            writer.flush()  # a killed run keeps the curves of the epochs it finished
+
+
 class _Trainer:
     """Runs epochs one ``fit`` call at a time, keeping early stopping and checkpoints in files."""
 
     def __init__(self, config: RunConfig, splits: _Splits, run_dir: Path) -> None:
-        import keras
-
         self.config, self.splits, self.run_dir = config, splits, run_dir
         self.checkpoints = run_dir / CHECKPOINT_DIR
         self.checkpoints.mkdir(exist_ok=True)
@@ -134,9 +157,7 @@ class _Trainer:
             if config.balance.policy == "class_weights"
             else None
         )
-        self.tensorboard = keras.callbacks.TensorBoard(
-            log_dir=str(run_dir / "tensorboard"), write_graph=False
-        )
+        self.tensorboard = _TensorBoardLog(run_dir / "tensorboard")
 
     @property
     def last(self) -> Path:
@@ -163,11 +184,11 @@ class _Trainer:
                 initial_epoch=epoch,
                 epochs=epoch + 1,
                 class_weight=self.weights,
-                callbacks=[self.tensorboard],
                 verbose=0,
             ).history
             row = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in logs.items()}}
             state.history.append(row)
+            self.tensorboard.write(row)
             _report_epoch(row, until)
             stop = False
             if val_data is not None:
@@ -201,6 +222,14 @@ class _Trainer:
         self.state.phase = phase
         self.state.epochs_without_improvement = 0
         self.state.save(self.checkpoints)
+
+
+def in_memory_batches(x: np.ndarray, y: np.ndarray, batch: int) -> object:
+    """Arrays already in memory as a ``tf.data`` pipeline. Given bare arrays, Keras builds a new
+    pipeline in every ``fit`` call, which doubles the cost of the one-epoch calls made here."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
 def predict_in_batches(model: keras.Model, batches: Iterable[np.ndarray]) -> np.ndarray:
@@ -311,7 +340,7 @@ def train(
                 targets = np.eye(n_classes, dtype=np.float32)[splits.labels[split][order]]
                 if in_memory:
                     table = train_table if split == "train" else val_table[None]
-                    return {"x": table[view_of, order], "y": targets, "batch_size": batch, "shuffle": False}
+                    return {"x": in_memory_batches(table[view_of, order], targets, batch), "shuffle": False}
                 slices = batch_slices(len(order), batch, replicas, drop_remainder=drop)
                 plan = FeaturePlan(files, splits.labels[split], order, view_of, slices, n_classes)
                 return {"x": feature_batches(plan), "shuffle": False}
@@ -325,7 +354,7 @@ def train(
                 val = feature_data(
                     "val", [val_files], np.arange(len(val_files)), np.zeros(len(val_files), int), replicas > 1
                 )
-                val_features = (val["x"], val["y"]) if in_memory else val["x"]
+                val_features = val["x"]
             else:
                 val_features = None
 
@@ -384,6 +413,7 @@ def train(
         stopped_early,
         use_cache,
         replicas,
+        trainer.after_head if not fine_tune_epochs else None,
     )
 
 

@@ -14,10 +14,12 @@ from matplotlib.ticker import MaxNLocator
 DPI = 150
 
 
-def _save(figure: plt.Figure, path: Path) -> Path:
+def _save(figure: plt.Figure, path: Path, tight: bool = True, dpi: float = DPI) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
+    if tight:
+        figure.tight_layout()
+    # Fast deflate: twice as quick as Pillow's default level for a fifth more bytes.
+    figure.savefig(path, dpi=dpi, pil_kwargs={"compress_level": 1})
     plt.close(figure)
     return path
 
@@ -109,11 +111,23 @@ def roc_one_vs_rest(evaluation: dict, path: Path) -> Path:
 
 
 def image_grid(images: list[np.ndarray], captions: list[str], path: Path, columns: int = 4) -> Path:
+    """Captioned tiles drawn as one mosaic on one axis: a dozen separate axes would cost
+    matplotlib's layout about half a second per figure."""
     rows = max(1, int(np.ceil(len(images) / columns)))
-    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
-    for axis in axes.ravel():
-        axis.axis("off")
-    for axis, image, caption in zip(axes.ravel(), images, captions, strict=False):
-        axis.imshow(image)
-        axis.set_title(caption, fontsize=7)
-    return _save(figure, path)
+    tile = max(max(image.shape[:2]) for image in images)
+    band, gap = int(tile * 0.22), max(2, tile // 40)  # caption band above each tile, white gap
+    cell_height, cell_width = band + tile + gap, tile + gap
+    mosaic = np.full((rows * cell_height, columns * cell_width, 3), 255, dtype=np.uint8)
+    figure = plt.figure(figsize=(2.2 * columns, 2.2 * columns * mosaic.shape[0] / mosaic.shape[1]))
+    axis = figure.add_axes((0, 0, 1, 1))
+    axis.axis("off")
+    for index, (image, caption) in enumerate(zip(images, captions, strict=False)):
+        top, left = (index // columns) * cell_height + band, (index % columns) * cell_width
+        height, width = image.shape[:2]
+        y, x = top + (tile - height) // 2, left + (tile - width) // 2
+        mosaic[y : y + height, x : x + width] = image[..., :3] if image.ndim == 3 else image[..., None]
+        axis.text(left + tile / 2, top - band / 2, caption, ha="center", va="center", fontsize=7)
+    axis.imshow(mosaic, interpolation="antialiased")
+    # About one figure pixel per image pixel: more would only enlarge the file, not the detail.
+    native = cell_width / 2.2
+    return _save(figure, path, tight=False, dpi=min(DPI, max(100, native)))
