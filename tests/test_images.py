@@ -103,3 +103,19 @@ def test_load_rgb_resizes_to_the_model_size(tmp_path: Path) -> None:
     path = tmp_path / "a.png"
     noise_image(5, size=50).save(path)
     assert load_rgb(path, 32).shape == (32, 32, 3)
+
+
+def test_a_large_jpeg_decoded_at_reduced_scale_keeps_its_pixels(tmp_path: Path) -> None:
+    # A smooth 2,400 x 1,800 picture, like an X-ray; decoding it for a 224 px model takes the
+    # JPEG's 1/4 scale, which must give (almost) the pixels of a full decode and a resize.
+    y, x = np.mgrid[0:1800, 0:2400]
+    grey = (127 + 60 * np.sin(x / 90) * np.cos(y / 70) + 40 * np.sin((x + y) / 300)).astype(np.uint8)
+    path = tmp_path / "xray.jpeg"
+    Image.fromarray(grey).save(path, quality=92)
+
+    reduced = load_rgb(path, 224)
+    full = np.asarray(Image.open(path).convert("RGB").resize((224, 224), Image.Resampling.BILINEAR))
+
+    assert reduced.shape == (224, 224, 3)
+    assert np.abs(reduced.astype(int) - full.astype(int)).mean() < 1.0
+    assert open_image(path, reduce_for=224).size == (600, 450)  # 1/4 scale, not below 448

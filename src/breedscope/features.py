@@ -20,6 +20,7 @@ import numpy as np
 
 from breedscope.atomic import atomic_path
 from breedscope.hashing import sha256_file, short_hash
+from breedscope.images import DECODER_VERSION
 from breedscope.loading import batch_slices
 from breedscope.manifest import Row
 from breedscope.progress import progress_bar
@@ -50,6 +51,7 @@ def extractor_key(backbone: str, model: ModelConfig, seed: int) -> str:
         "alpha": model.alpha,
         "size": model.image_size,
         "pixels": model.pixel_range,
+        "decoder": DECODER_VERSION,
         # Random weights differ per seed; ImageNet and file weights do not.
         "seed": seed if model.weights == "none" else None,
     }

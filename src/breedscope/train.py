@@ -23,6 +23,7 @@ from breedscope.atomic import atomic_path, write_json
 from breedscope.augment import Augmenter
 from breedscope.config import RunConfig
 from breedscope.features import FeatureCache, extractor_key, read
+from breedscope.images import DECODER_VERSION
 from breedscope.loading import (
     BatchPlan,
     FeaturePlan,
@@ -274,10 +275,9 @@ def train(
     backbone = registry.pick("backbones", config.model.backbone)
     augmenter = Augmenter(registry.pick("augmentations", config.augment.preset), seed)
     augmenter_or_none = None if augmenter.is_identity else augmenter
-    loader = ImageLoader(image_root, config.model.image_size)
-    decoded_images = ImageLoader(
-        image_root, config.model.image_size, images_dir() / str(config.model.image_size)
-    )
+    size = config.model.image_size
+    loader = ImageLoader(image_root, size)
+    decoded_images = ImageLoader(image_root, size, images_dir() / f"{size}px-decoder{DECODER_VERSION}")
     use_cache = config.train.feature_cache and not config.model.train_base
     views = config.augment.views if augmenter_or_none else 1
     trainer = _Trainer(config, splits, run_dir)
