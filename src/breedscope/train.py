@@ -40,6 +40,7 @@ from breedscope.progress import console
 
 if TYPE_CHECKING:
     import keras
+    import tensorflow as tf
 
     from breedscope.plugins import Registry
 
@@ -127,7 +128,7 @@ class _TensorBoardLog:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.writers: dict[str, object] = {}
+        self.writers: dict[str, tf.summary.SummaryWriter] = {}
 
     def write(self, row: dict[str, float]) -> None:
         import tensorflow as tf
