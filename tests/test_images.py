@@ -7,13 +7,14 @@ import struct
 import zlib
 from pathlib import Path
 
+import imagehash
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from breedscope.datasets.spec import SourceImage
-from breedscope.datasets.validate import inspect
-from breedscope.images import UnreadableImage, load_rgb, open_image
+from breedscope.datasets.validate import NEAR_DUPLICATE_BITS, inspect
+from breedscope.images import UnreadableImage, load_rgb, open_image, to_rgb
 from tests.conftest import noise_image
 
 
@@ -105,13 +106,18 @@ def test_load_rgb_resizes_to_the_model_size(tmp_path: Path) -> None:
     assert load_rgb(path, 32).shape == (32, 32, 3)
 
 
+def _xray_like(width: int = 2400, height: int = 1800) -> Image.Image:
+    """A smooth, large grey picture, like a full-size chest X-ray."""
+    y, x = np.mgrid[0:height, 0:width]
+    grey = 127 + 60 * np.sin(x / 90) * np.cos(y / 70) + 40 * np.sin((x + y) / 300)
+    return Image.fromarray(grey.astype(np.uint8))
+
+
 def test_a_large_jpeg_decoded_at_reduced_scale_keeps_its_pixels(tmp_path: Path) -> None:
-    # A smooth 2,400 x 1,800 picture, like an X-ray; decoding it for a 224 px model takes the
-    # JPEG's 1/4 scale, which must give (almost) the pixels of a full decode and a resize.
-    y, x = np.mgrid[0:1800, 0:2400]
-    grey = (127 + 60 * np.sin(x / 90) * np.cos(y / 70) + 40 * np.sin((x + y) / 300)).astype(np.uint8)
+    # Decoding a 2,400 x 1,800 JPEG for a 224 px model takes its 1/4 scale, which must give
+    # (almost) the pixels of a full decode and a resize.
     path = tmp_path / "xray.jpeg"
-    Image.fromarray(grey).save(path, quality=92)
+    _xray_like().save(path, quality=92)
 
     reduced = load_rgb(path, 224)
     full = np.asarray(Image.open(path).convert("RGB").resize((224, 224), Image.Resampling.BILINEAR))
@@ -119,3 +125,20 @@ def test_a_large_jpeg_decoded_at_reduced_scale_keeps_its_pixels(tmp_path: Path) 
     assert reduced.shape == (224, 224, 3)
     assert np.abs(reduced.astype(int) - full.astype(int)).mean() < 1.0
     assert open_image(path, reduce_for=224).size == (600, 450)  # 1/4 scale, not below 448
+
+
+def test_validation_of_a_large_rotated_jpeg_records_its_full_shown_size(tmp_path: Path) -> None:
+    # Stored 2,400 x 1,800 with EXIF orientation 6 (a quarter turn): shown 1,800 wide, 2,400 high.
+    # Validation hashes a reduced decode, but the record keeps the real size, and the hash stays
+    # within near-duplicate distance of a full decode's.
+    path = tmp_path / "xray.jpeg"
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    _xray_like().save(path, quality=92, exif=exif)
+
+    record = _inspect(path)
+
+    assert record.reason == ""
+    assert (record.width, record.height) == (1800, 2400)
+    full = imagehash.phash(to_rgb(open_image(path)))
+    assert imagehash.hex_to_hash(record.phash) - full <= NEAR_DUPLICATE_BITS

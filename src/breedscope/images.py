@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 # Anything above this many pixels is treated as a decompression bomb, not an image to train on.
 MAX_PIXELS = 64_000_000
@@ -56,6 +56,14 @@ def open_image(path: Path, reduce_for: int | None = None) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImage("truncated or corrupt", str(exc)) from exc
     return image
+
+
+def displayed_size(path: Path) -> tuple[int, int]:
+    """Width and height as the image is shown, after its EXIF orientation; reads the header only."""
+    with Image.open(path) as image:
+        width, height = image.size
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)  # quarter turns
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
