@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from dataclasses import dataclass
@@ -71,13 +72,26 @@ def predict(run: TrainedRun, paths: list[Path], top: int = 3, batch_size: int = 
     return [results[i] for i in range(len(paths))]
 
 
+def calibration_rows(rows: list[manifest_module.Row], count: int, seed: int = 0) -> list[manifest_module.Row]:
+    """``count`` rows taken in turn from each class (a seeded draw within each). int8 ranges are
+    set from these images, and the manifest's first rows are often one class alone, whose
+    activations would leave every other class's clipped."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[manifest_module.Row]] = {}
+    for row in rows:
+        by_class.setdefault(row.label, []).append(row)
+    shuffled = [[members[i] for i in rng.permutation(len(members))] for members in by_class.values()]
+    in_turn = [row for turn in itertools.zip_longest(*shuffled) for row in turn if row is not None]
+    return in_turn[:count]
+
+
 def representative_images(run: TrainedRun, count: int = 100) -> np.ndarray:
-    """Training images of the run, for int8 calibration."""
+    """Training images of the run, from every class, for int8 calibration."""
     manifest = manifest_module.read(run.run_dir)
     dataset = store.load(manifest.header["dataset"]["name"])
     if dataset is None:
         raise BreedscopeError("int8 calibration needs the run's training images; fetch its dataset again.")
-    rows = manifest.split("train")[:count]
+    rows = calibration_rows(manifest.split("train"), count)
     return np.stack([load_rgb(dataset.image_root / r.path, run.image_size) for r in rows]).astype(np.float32)
 
 
