@@ -258,7 +258,9 @@ def run(
     manifest: Annotated[
         Path | None, typer.Option(help="Reuse the split of a run directory (or a manifest folder).")
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Run name: the run goes to RUNS_DIR/DATASET/NAME.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Run name: RUNS_DIR / DATASET / NAME (NAME-2... if taken).")
+    ] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="Where run directories go.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Resume a killed run from its directory.")] = None,
 ) -> None:
