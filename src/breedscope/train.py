@@ -32,6 +32,8 @@ from breedscope.loading import (
     epoch_order,
     feature_batches,
     image_batches,
+    in_memory_batches,
+    one_hot,
 )
 from breedscope.manifest import Manifest, Row
 from breedscope.model import assemble, build_feature_extractor, build_head, load_model, unfreeze_top
@@ -226,14 +228,6 @@ class _Trainer:
         self.state.save(self.checkpoints)
 
 
-def in_memory_batches(x: np.ndarray, y: np.ndarray, batch: int) -> object:
-    """Arrays already in memory as a ``tf.data`` pipeline. Given bare arrays, Keras builds a new
-    pipeline in every ``fit`` call, which doubles the cost of the one-epoch calls made here."""
-    import tensorflow as tf
-
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).prefetch(tf.data.AUTOTUNE)
-
-
 def predict_in_batches(model: keras.Model, batches: Iterable[np.ndarray]) -> np.ndarray:
     """Direct calls on one device: any batch size works, whatever strategy trained the model."""
     return np.concatenate([np.asarray(model(x, training=False)) for x in batches])
@@ -328,8 +322,8 @@ def train(
             ]
             val_files = cache.files(splits.rows["val"], loader, label="Features: val") if has_val else []
             feature_bytes = (len(train_files[0]) * views + len(val_files)) * extractor.output_shape[-1] * 4
-            # Within the budget, features sit in memory and Keras slices arrays (fastest); beyond
-            # it, each batch reads its files from the cache, so memory stays bounded.
+            # Within the budget, features sit in memory and feed a tf.data pipeline (fastest);
+            # beyond it, each batch reads its files from the cache, so memory stays bounded.
             in_memory = feature_bytes <= config.train.feature_memory_mb * 2**20
             if in_memory:
                 train_table = np.stack([read(files) for files in train_files])
@@ -338,7 +332,7 @@ def train(
             def feature_data(
                 split: str, files: list[list[Path]], order: np.ndarray, view_of: np.ndarray, drop: bool
             ) -> dict:
-                targets = np.eye(n_classes, dtype=np.float32)[splits.labels[split][order]]
+                targets = one_hot(splits.labels[split][order], n_classes)
                 if in_memory:
                     table = train_table if split == "train" else val_table[None]
                     return {"x": in_memory_batches(table[view_of, order], targets, batch), "shuffle": False}
