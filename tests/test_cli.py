@@ -84,7 +84,6 @@ def test_unknown_names_list_the_known_ones(args: tuple[str, ...], tmp_path: Path
 
 def test_a_full_disk_is_one_sentence_and_keeps_finished_work(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     import errno
-    import sys
 
     from breedscope import cli as cli_module
     from breedscope import pipeline
