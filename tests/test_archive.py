@@ -95,3 +95,56 @@ def test_damaged_archive_says_so(tmp_path: Path) -> None:
     damaged.write_bytes(data[:40] + bytes(40) + data[80:])
     with pytest.raises(DataError, match=r"damaged|neither"):
         extract(damaged, tmp_path / "out")
+
+
+def test_a_huge_link_entry_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    # 50 MB of one byte compresses to ~50 KB; reading the "link target" whole would need 50 MB.
+    import tracemalloc
+
+    archive = _zip(tmp_path / "ok.zip", {"data/a/1.txt": b"one"})
+    with zipfile.ZipFile(archive, "a", compression=zipfile.ZIP_DEFLATED) as handle:
+        info = zipfile.ZipInfo("data/a/link")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        handle.writestr(info, b"a" * 50_000_000)
+    assert archive.stat().st_size < 1_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"link of 50\.0 MB"):
+            extract(archive, tmp_path / "out")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000
+
+
+def test_a_name_longer_than_a_file_system_takes_is_one_sentence(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "long.zip", {f"data/a/{'x' * 300}.png": b"img"})
+    with pytest.raises(DataError, match="304 bytes, longer than the 255"):
+        extract(archive, tmp_path / "out")
+
+
+def test_a_file_and_a_folder_of_one_name_are_one_sentence(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "clash.zip", {"data/a": b"file", "data/a/1.png": b"img"})
+    with pytest.raises(DataError, match=r"'data/a' and 'data/a/1\.png' use one name for a file and a folder"):
+        extract(archive, tmp_path / "out")
+
+
+def test_a_truncated_zip_is_called_damaged(tmp_path: Path) -> None:
+    whole = _zip(tmp_path / "whole.zip", {f"data/a/{i}.bin": bytes(range(256)) * 40 for i in range(20)})
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(DataError, match="damaged or truncated"):
+        extract(cut, tmp_path / "out")
+
+
+def test_sizes_in_messages_are_readable_at_any_scale() -> None:
+    from breedscope.datasets.archive import human_size
+
+    assert [human_size(n) for n in (0, 999, 1536, 2_400_000, 7.5e9)] == [
+        "0 bytes",
+        "999 bytes",
+        "1.5 KB",
+        "2.4 MB",
+        "7.5 GB",
+    ]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli, noise_image
+from breedscope.datasets import store
+from tests.conftest import cli, noise_image, shared_archive
 
 
 def one_sentence_error(result: subprocess.CompletedProcess) -> str:
@@ -113,3 +116,86 @@ def test_the_cli_needs_no_package_outside_its_dependencies() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("breedscope ")
+
+
+# --- Ctrl-C and the inputs that used to end in a traceback ---------------------------------
+
+OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
+
+
+def test_ctrl_c_during_a_fetch_exits_130_and_stores_nothing(home: Path) -> None:
+    archive = shared_archive("chest-xray-pneumonia.zip")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "breedscope.cli", "fetch", "chest_xray", "--from", str(archive)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((home / "datasets").glob(".chest_xray.staging/raw")):
+        time.sleep(0.02)
+    time.sleep(0.5)  # into extraction or validation
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "Interrupted; nothing was stored for 'chest_xray'" in " ".join(err.split())
+    assert store.load("chest_xray") is None
+    assert not list((home / "datasets").glob(".chest_xray*"))
+
+
+def test_a_yaml_config_that_is_a_list_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "study.yaml").write_text("- train\n- model\n")
+    text = one_sentence_error(cli("run", "--config", str(tmp_path / "study.yaml")))
+    assert "holds a list at its top level" in text
+
+
+def test_a_config_that_is_not_utf8_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "study.toml").write_bytes("[train]\nepochs = 3 # \xe9poques\n".encode("latin-1"))
+    assert "is not UTF-8 text" in one_sentence_error(cli("run", "--config", str(tmp_path / "study.toml")))
+
+
+def test_runs_dir_that_is_a_file_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "runs").write_text("not a folder")
+    text = one_sentence_error(cli("run", "--dataset", "demo", "--runs-dir", str(tmp_path / "runs")))
+    assert "is a file" in text and "--runs-dir" in text
+
+
+@pytest.mark.parametrize("weights", ["missing", "not_weights"])
+def test_bad_weights_are_refused_before_a_run_directory_exists(weights: str, tmp_path: Path) -> None:
+    path = tmp_path / "weights.h5"
+    if weights == "not_weights":
+        path.write_text("this is a text file")
+    runs = tmp_path / "runs"
+    text = one_sentence_error(
+        cli("run", "--dataset", "demo", "--weights", str(path), "--runs-dir", str(runs))
+    )
+    assert ("does not exist" if weights == "missing" else "could not be loaded into mobilenet_v2") in text
+    assert not runs.exists()
+
+
+def test_imagenet_weights_out_of_reach_are_refused_before_a_run_directory_exists(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    env = {**OFFLINE, "KERAS_HOME": str(tmp_path / "empty_keras_home")}
+    text = one_sentence_error(
+        cli(
+            "run",
+            "--dataset",
+            "demo",
+            "--backbone",
+            "resnet50",
+            "--weights",
+            "imagenet",
+            "--runs-dir",
+            str(runs),
+            env=env,
+        )
+    )
+    assert "could not be downloaded" in text and "--weights PATH" in text
+    assert not runs.exists()
+
+
+def test_kaggle_offline_with_a_token_is_one_sentence(tmp_path: Path) -> None:
+    env = {**OFFLINE, "KAGGLE_API_TOKEN": "a-token", "KAGGLE_CONFIG_DIR": str(tmp_path)}
+    text = one_sentence_error(cli("fetch", "bccd", env=env))
+    assert "from Kaggle failed" in text and "check the network" in text

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from breedscope.datasets import kaggle, store
 from breedscope.datasets.fetch import fetch
 from breedscope.errors import DataError
 from breedscope.plugins import registry
-from tests.conftest import noise_image, shared_archive
+from tests.conftest import cli, noise_image, shared_archive
 
 
 def spec(name: str):
@@ -184,3 +187,121 @@ def test_validation_report_lists_excluded_files(tmp_path: Path) -> None:
     reasons = {e["path"]: e["reason"] for e in report["excluded"]}
     assert reasons == {"a/broken.jpg": "truncated or corrupt", "b/zero.png": "empty file"}
     assert report["by_class"]["a"] == {"found": 4, "kept": 3, "truncated or corrupt": 1}
+
+
+# --- What a fetch must never do: delete what is not its own, store half a dataset -----------
+
+
+def _one_sentence(result) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    return " ".join(result.stderr.split())
+
+
+def _tree_zip(make_tree, tmp_path: Path, name: str = "shapes") -> Path:
+    make_tree(classes=2, per_class=6, root=tmp_path / name)
+    return Path(shutil.make_archive(str(tmp_path / name), "zip", root_dir=tmp_path, base_dir=name))
+
+
+@pytest.mark.parametrize("bad", ["ABSOLUTE", ".", "..", "../downloads"])
+def test_a_path_given_as_dataset_name_is_refused_and_nothing_is_deleted(
+    bad: str, make_tree, tmp_path: Path, home: Path
+) -> None:
+    tree = make_tree(classes=2, per_class=6)
+    assert cli("fetch", "folder", "--from", str(tree), "--name", "kept").returncode == 0
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("years of work")
+    (home / "downloads").mkdir()
+    (home / "downloads" / "big.zip").write_text("a download")
+    name = str(precious) if bad == "ABSOLUTE" else bad
+
+    text = _one_sentence(cli("fetch", "folder", "--from", str(tree), "--name", name))
+
+    assert f"The dataset name '{name}'" in text
+    assert (precious / "thesis.txt").read_text() == "years of work"
+    assert (home / "downloads" / "big.zip").is_file()
+    assert store.load("kept") is not None and len(store.load("kept").records()) == 12
+
+
+def test_a_folder_that_is_not_a_breedscope_dataset_is_never_replaced(make_tree, home: Path) -> None:
+    mine = home / "datasets" / "pets"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    text = _one_sentence(cli("fetch", "folder", "--from", str(make_tree()), "--name", "pets"))
+    assert "is not a dataset breedscope stored" in text
+    assert (mine / "notes.txt").read_text() == "mine"
+
+
+def test_a_source_inside_the_dataset_it_would_replace_is_refused(
+    make_tree, tmp_path: Path, home: Path
+) -> None:
+    assert (
+        cli("fetch", "folder", "--from", str(_tree_zip(make_tree, tmp_path)), "--name", "t").returncode == 0
+    )
+    inside = home / "datasets" / "t" / "raw"
+    text = _one_sentence(cli("fetch", "folder", "--force", "--from", str(inside), "--name", "t"))
+    assert "lies inside the stored dataset 't'" in text
+    stored = store.load("t")
+    assert stored is not None
+    assert all((stored.image_root / r.path).is_file() for r in stored.records())
+    assert len(stored.records()) == 12
+
+
+def test_a_slug_that_climbs_out_is_refused_before_anything_is_written(tmp_path: Path, home: Path) -> None:
+    escape = tmp_path / "escape"
+    slug = os.path.relpath(escape, home / "downloads" / "owner")
+    env = {"KAGGLE_CONFIG_DIR": str(tmp_path / "none"), "KAGGLE_API_TOKEN": "", "KAGGLE_USERNAME": ""}
+    text = _one_sentence(cli("fetch", "bccd", "--slug", slug, env=env))
+    assert "is not of the form owner/dataset" in text
+    assert not list(tmp_path.glob("escape*"))
+    assert not (home / "downloads").exists()
+
+
+def test_two_fetches_of_one_dataset_at_once_store_it_whole(tmp_path: Path) -> None:
+    archive = shared_archive("chest-xray-pneumonia.zip")
+    command = [
+        sys.executable,
+        "-m",
+        "breedscope.cli",
+        "fetch",
+        "chest_xray",
+        "--force",
+        "--from",
+        str(archive),
+    ]
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    assert any("waiting for it to finish" in err for _, err in outputs)
+    stored = store.load("chest_xray")
+    records = stored.records()
+    assert len(records) == 2394
+    assert all((stored.image_root / r.path).is_file() for r in records)
+
+
+def test_without_a_name_the_folder_plugin_uses_the_source_name(make_tree, tmp_path: Path) -> None:
+    assert cli("fetch", "folder", "--from", str(make_tree(root=tmp_path / "my-photos"))).returncode == 0
+    assert cli("fetch", "folder", "--from", str(_tree_zip(make_tree, tmp_path, "pets"))).returncode == 0
+    assert store.load("my-photos") is not None and store.load("pets") is not None
+    assert store.load("folder") is None
+    (tmp_path / "two words").mkdir()
+    text = _one_sentence(cli("fetch", "folder", "--from", str(tmp_path / "two words")))
+    assert "give one with --name NAME" in text
+
+
+def test_errors_name_the_archive_not_the_deleted_staging_folder(tmp_path: Path) -> None:
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "readme.txt").write_text("no classes here")
+    archive = shutil.make_archive(str(tmp_path / "loose"), "zip", root_dir=tmp_path / "loose")
+    text = _one_sentence(cli("fetch", "folder", "--from", archive, "--name", "loose"))
+    assert "loose.zip" in text and ".staging" not in text
+
+
+def test_a_lone_class_folder_is_told_what_was_found(make_tree) -> None:
+    tree = make_tree(classes=2, per_class=6)
+    text = _one_sentence(cli("fetch", "folder", "--from", str(tree / "class_0"), "--name", "one"))
+    assert "class_0: found 6 file(s) directly in the top level and no class folders" in text
+    assert "one folder per class" in text

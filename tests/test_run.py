@@ -133,51 +133,89 @@ def test_same_seed_same_metrics(tree_dataset: str, tmp_path: Path) -> None:
     assert outputs[0] == outputs[1]
 
 
-def test_killed_run_resumes_to_the_same_number_of_epochs(tree_dataset: str, tmp_path: Path) -> None:
-    runs, epochs = tmp_path / "runs", 40
-    args = [
-        sys.executable,
-        "-m",
-        "breedscope.cli",
-        "run",
-        "--dataset",
-        tree_dataset,
-        *TINY_NO_VAL,
-        "--no-feature-cache",
-        "--epochs",
-        str(epochs),
-        "--runs-dir",
-        str(runs),
-    ]
+def _interrupt_after_two_epochs(args: list[str], runs: Path, signal_number: int) -> tuple[Path, str, int]:
+    """Start a run, send ``signal_number`` once it has finished two epochs; return its directory,
+    what it printed on stderr and its exit code."""
     process = subprocess.Popen(
-        args,
+        [sys.executable, "-m", "breedscope.cli", *args, "--runs-dir", str(runs)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     deadline = time.monotonic() + 300
     state_file = None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         candidates = list(runs.glob("shapes/*/checkpoints/state.json"))
         if candidates and json.loads(candidates[0].read_text())["next_epoch"] >= 2:
             state_file = candidates[0]
             break
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.send_signal(signal_number)
+    _, err = process.communicate(timeout=120)
     assert state_file is not None, "training never reached its second epoch"
-    run_dir = state_file.parents[1]
-    done = json.loads(state_file.read_text())["next_epoch"]
-    assert done < epochs, "the run finished before it could be killed"
-    assert json.loads((run_dir / "status.json").read_text())["state"] == "running"  # never claims success
-    assert not (run_dir / "evaluation.json").exists()
+    return state_file.parents[1], err, process.returncode
 
-    resumed = cli("run", "--resume", str(run_dir))
-    assert resumed.returncode == 0, resumed.stderr
-    assert history_epochs(run_dir) == list(range(1, epochs + 1))
+
+def test_interrupted_runs_resume_to_exactly_the_uninterrupted_result(
+    tree_dataset: str, tmp_path: Path
+) -> None:
+    # Images through the whole model (no feature cache), a validation split with early stopping,
+    # dropout in the head: every kind of state a resumed run must restore.
+    args = [
+        "run",
+        "--dataset",
+        tree_dataset,
+        *TINY,
+        "--no-feature-cache",
+        "--epochs",
+        "10",
+        "--patience",
+        "4",
+    ]
+    assert cli(*args, "--runs-dir", str(tmp_path / "whole")).returncode == 0
+    whole = run_dir_of(tmp_path / "whole")
+
+    # Ctrl-C: exit 130, a sentence naming what was kept and the command that continues.
+    run_dir, err, code = _interrupt_after_two_epochs(args, tmp_path / "ctrl_c", signal.SIGINT)
+    assert code == 130, err
+    text = " ".join(err.split())
+    assert "Traceback" not in err
+    assert f"Continue with: breedscope run --resume {run_dir}" in text
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "interrupted"
+    # kill -9: nothing runs on the way out.
+    killed_dir, _, code = _interrupt_after_two_epochs(args, tmp_path / "killed", signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert json.loads((killed_dir / "status.json").read_text())["state"] == "running"  # never claims success
+    assert not (killed_dir / "evaluation.json").exists()
+
+    for resumed_dir in (run_dir, killed_dir):
+        resumed = cli("run", "--resume", str(resumed_dir))
+        assert resumed.returncode == 0, resumed.stderr
+        assert json.loads((resumed_dir / "status.json").read_text())["state"] == "succeeded"
+        for name in ("history.csv", "predictions.csv"):
+            assert (resumed_dir / name).read_text() == (whole / name).read_text(), (resumed_dir, name)
+    epochs = len(history_epochs(whole))
     # The killed process's curves survive beside the resumed one's (an epoch may be logged twice).
-    assert set(tensorboard_steps(run_dir, "train", "epoch_loss")) == set(range(epochs))
-    assert json.loads((run_dir / "status.json").read_text())["state"] == "succeeded"
+    assert set(tensorboard_steps(killed_dir, "train", "epoch_loss")) == set(range(epochs))
+
+
+def test_a_run_directory_in_use_is_not_resumed_twice(tree_dataset: str, tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    from breedscope.runs import LOCK_FILE
+
+    runs = tmp_path / "runs"
+    assert (
+        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "1", "--runs-dir", str(runs)).returncode == 0
+    )
+    run_dir = run_dir_of(runs)
+    before = (run_dir / "predictions.csv").read_text()
+    with FileLock(run_dir / LOCK_FILE):  # as another breedscope process writing it would hold it
+        refused = cli("run", "--resume", str(run_dir))
+    assert refused.returncode == 2, refused.stderr
+    assert "is being written by another breedscope process" in " ".join(refused.stderr.split())
+    assert (run_dir / "predictions.csv").read_text() == before
 
 
 def test_fine_tuning_trains_only_the_top_of_the_backbone(tree_dataset: str, tmp_path: Path) -> None:
@@ -346,3 +384,72 @@ def test_features_read_from_disk_train_the_same_model_as_features_in_memory(
         assert result.returncode == 0, result.stderr
         predictions.append((run_dir_of(runs) / "predictions.csv").read_text())
     assert predictions[0] == predictions[1]
+
+
+def test_a_finished_run_refuses_bad_paths_in_one_sentence(tree_dataset: str, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    assert (
+        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "1", "--runs-dir", str(runs)).returncode == 0
+    )
+    run_dir = run_dir_of(runs)
+    (tmp_path / "a_file").write_text("not a folder")
+
+    exported = cli("export", str(run_dir), "--format", "keras", "--output", str(tmp_path / "a_file"))
+    assert exported.returncode == 2 and "is a file; pass a folder" in " ".join(exported.stderr.split())
+    predicted = cli("predict", str(run_dir), str(tmp_path), "--json")
+    assert predicted.returncode == 2, predicted.stderr
+    assert json.loads(predicted.stdout)[0]["error"] == "a folder, not an image file"
+
+    (run_dir / "manifest.json").unlink()
+    for command in (("predict", str(run_dir), str(tmp_path / "a_file")), ("export", str(run_dir))):
+        broken = cli(*command)
+        assert broken.returncode == 2 and "Traceback" not in broken.stderr
+        assert "has no manifest.json" in " ".join(broken.stderr.split())
+
+
+def test_int8_export_is_measured_against_keras_and_recorded(tree_dataset: str, tmp_path: Path) -> None:
+    import numpy as np
+
+    from breedscope import inference
+
+    runs = tmp_path / "runs"
+    assert (
+        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "2", "--runs-dir", str(runs)).returncode == 0
+    )
+    run_dir = run_dir_of(runs)
+    result = cli("export", str(run_dir), "--format", "tflite", "--quantize", "int8")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((run_dir / "export" / "model_int8.tflite.check.json").read_text())
+    said = " ".join(result.stderr.split())
+    assert f"the two agree on {record['agreement']:.1%} of images" in said
+    assert ("warning:" in said) == (record["keras_accuracy"] - record["exported_accuracy"] > 0.01)
+
+    # The record, recomputed here from the files: the exported model against the test labels.
+    run = inference.load_run(run_dir)
+    predictions = (run_dir / "predictions.csv").read_text().splitlines()[1:]
+    images = inference._run_images(run, inference.manifest_module.read(run_dir).split("test"), "test")
+    labels = np.array([run.classes.index(line.split(",")[1]) for line in predictions])
+    lite = inference.tflite_predict(run_dir / "export" / "model_int8.tflite", images).argmax(1)
+    assert record["images"] == len(labels)
+    assert record["exported_accuracy"] == pytest.approx(float(np.mean(lite == labels)))
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 if hasattr(os, "geteuid") else True, reason="mounts a tiny tmpfs (root)"
+)
+def test_a_disk_that_fills_during_training_ends_failed_not_running(tree_dataset: str, tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        result = cli(
+            "run", "--dataset", tree_dataset, *TINY, "--epochs", "3", "--runs-dir", str(small / "runs")
+        )
+        status = json.loads((run_dir_of(small / "runs") / "status.json").read_text())
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    assert "Error: No space left on device" in " ".join(result.stderr.split())
+    assert status["state"] == "failed"

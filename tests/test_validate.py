@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from breedscope.datasets.spec import SourceImage
 from breedscope.datasets.validate import ImageRecord, inspect_all, near_duplicate_links, resolve
-from tests.conftest import noise_image, shape_image
+from tests.conftest import noise_image, shape_image, shared_archive
 
 
 def _candidates(root: Path) -> list[SourceImage]:
@@ -83,3 +90,48 @@ def test_many_copies_link_once_per_image_not_once_per_pair() -> None:
     result = resolve(records)
     assert len(result.near_duplicate_groups) == 1 and len(result.near_duplicate_groups[0]) == 40
     assert len({r.group for r in result.kept}) == 1
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat_file.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
+def test_validation_workers_die_with_a_killed_fetch() -> None:
+    archive = shared_archive("chest-xray-pneumonia.zip")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "breedscope.cli", "fetch", "chest_xray", "--from", str(archive)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers: set[int] = set()
+    deadline = time.monotonic() + 120
+    while len(workers) < 2 and time.monotonic() < deadline and process.poll() is None:
+        workers = _children(process.pid)
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(workers) >= 2, "the fetch never started its validation workers"
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = [pid for pid in workers if _alive(pid)]
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)  # leave the machine as it was, whatever the outcome
+    assert survivors == []

@@ -23,8 +23,23 @@ def scan(root: Path) -> Scan:
 
     result = scan_class_folders(root, label_of)
     if not result.images:
-        result.notes.append(f"expected one folder per class under {classes_root}")
+        result.notes.append(_what_was_found(root, classes_root))
     return result
+
+
+def _what_was_found(root: Path, classes_root: Path) -> str:
+    """Why no image has a class: say what the folder holds, and the layout it needs."""
+    loose = [p for p in classes_root.iterdir() if p.is_file() and not p.name.startswith(".")]
+    shown = classes_root.relative_to(root).as_posix() if classes_root != root else "the top level"
+    found = (
+        f"found {len(loose)} file(s) directly in {shown} and no class folders"
+        if loose
+        else f"found no files inside the folders of {shown}"
+    )
+    return (
+        f"{found}; breedscope needs one folder per class (FOLDER/<class>/<image>), so for a single "
+        "class folder pass the folder that holds it and its sibling classes"
+    )
 
 
 @hookimpl

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from breedscope import __version__, presets
-from breedscope.errors import BreedscopeError
+from breedscope.errors import BreedscopeError, Interrupted
 from breedscope.progress import console
 
 app = typer.Typer(
@@ -96,7 +96,10 @@ def fetch(
     source: Annotated[
         Path | None, typer.Option("--from", help="An archive or folder you already have.")
     ] = None,
-    as_name: Annotated[str | None, typer.Option("--name", help="Store it under this name.")] = None,
+    as_name: Annotated[
+        str | None,
+        typer.Option("--name", help="Store it under this name (default: the plugin or source name)."),
+    ] = None,
     slug: Annotated[str | None, typer.Option(help="Kaggle slug to download instead of the plugin's.")] = None,
     force: Annotated[bool, typer.Option(help="Fetch and validate again even if already done.")] = False,
     min_side: Annotated[int, typer.Option(help="Exclude images smaller than this (px).")] = 32,
@@ -110,9 +113,7 @@ def fetch(
     from breedscope.datasets.fetch import fetch as do_fetch
 
     spec = _dataset_spec(name)
-    result = do_fetch(
-        spec, as_name or (None if spec.needs_source else spec.name), source, slug, force, min_side
-    )
+    result = do_fetch(spec, as_name, source, slug, force, min_side)
     if result.reused:
         console.print(
             f"'{result.dataset.name}' is already fetched ({result.dataset.info['images']} images); "
@@ -431,9 +432,20 @@ def export(
     if quantize not in (None, "int8") or (quantize and fmt != "tflite"):
         raise BreedscopeError("--quantize int8 works with --format tflite only.")
     run = inference.load_run(run_dir)
-    representative = inference.representative_images(run) if quantize else None
-    path = inference.export(run, fmt, output or run_dir / "export", representative)
+    path, check = inference.export_checked(run, fmt, output or run_dir / "export", quantize)
     console.print(f"Exported: {path}")
+    if check is not None:
+        console.print(
+            f"On the run's {check.images} test images: Keras accuracy {check.keras_accuracy:.4f}, "
+            f"exported {check.exported_accuracy:.4f}; the two agree on {check.agreement:.1%} of images "
+            f"(recorded in {path.name}.check.json)."
+        )
+        if not check.acceptable:
+            console.print(
+                f"[bold yellow]warning:[/] the exported model is {100 * check.accuracy_drop:.1f} points "
+                f"less accurate than the Keras model (more than {100 * inference.MAX_ACCURACY_DROP:.0f}); "
+                "ship the float TFLite file (no --quantize) or the Keras model instead."
+            )
 
 
 augment_app = typer.Typer(help="Look at augmentation presets.", no_args_is_help=True)
@@ -543,22 +555,27 @@ def main() -> None:
 
 def _run_app() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    # albumentations asks PyPI for its latest version at import: a network call and a warning
+    # offline, on every command. The CLI's user did not ask for it.
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except typer.TyperException as exc:  # a usage error: unknown option, missing argument
         show = getattr(exc, "show", None)
         show() if show else console.print(f"Error: {exc.format_message()}")
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        console.print("Interrupted; finished work (downloads, manifests, checkpoints) is kept.")
-        sys.exit(130)
+        code = 130
+    except Interrupted as exc:  # a Ctrl-C a command turned into what was kept and how to go on
+        console.print(str(exc))
+        sys.exit(exc.exit_code)
     except BreedscopeError as exc:
         if _state["debug"]:
             raise
         console.print(f"[bold red]Error:[/] {exc}")
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except OSError as exc:
         if _state["debug"] or exc.errno not in (errno.ENOSPC, errno.EACCES, errno.EROFS):
             raise
@@ -569,8 +586,8 @@ def _run_app() -> None:
             errno.EACCES: "check the permissions, or choose another folder",
             errno.EROFS: "choose a writable folder (BREEDSCOPE_HOME, --runs-dir)",
         }[exc.errno]
-        console.print(f"[bold red]Error:[/] {exc.strerror}{where}: {advice}.")
-        sys.exit(2)
+        console.print(f"[bold red]Error:[/] {os.strerror(exc.errno)}{where}: {advice}.")
+        code = 2
     except Exception as exc:
         if _state["debug"]:
             raise
@@ -578,7 +595,11 @@ def _run_app() -> None:
             f"[bold red]Unexpected error:[/] {type(exc).__name__}: {exc}. "
             "Run again with --debug for the traceback, and please report it."
         )
-        sys.exit(1)
+        code = 1
+    if code == 130:  # a Ctrl-C no command caught (typer returns it as 130)
+        console.print("Interrupted; finished work (downloads, manifests, checkpoints) is kept.")
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

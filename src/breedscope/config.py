@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from breedscope.errors import ConfigError
+from breedscope.names import component_problem
 
 
 class _Section(BaseModel):
@@ -36,6 +37,9 @@ class DatasetConfig(_Section):
     @field_validator("name")
     @classmethod
     def _known(cls, value: str, info: ValidationInfo) -> str:
+        problem = component_problem(value)
+        if problem:
+            raise ValueError(f"'{value}' {problem}")
         known: list[str] | None = (info.context or {}).get("known_datasets")
         if known is not None and value not in known:
             close = difflib.get_close_matches(value, known, n=1)
@@ -140,7 +144,7 @@ class ReportConfig(_Section):
 
 
 class RunConfig(_Section):
-    name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field("run", description="The run directory's name under RUNS_DIR/DATASET.")
     preset: str | None = None
     runs_dir: Path = Path("runs")
     manifest: Path | None = Field(None, description="Reuse this folder's manifest.csv instead of splitting.")
@@ -152,20 +156,37 @@ class RunConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
+    @field_validator("name")
+    @classmethod
+    def _one_path_component(cls, value: str) -> str:
+        problem = component_problem(value)
+        if problem:
+            raise ValueError(f"'{value}' {problem}")
+        return value
+
 
 def read_file(path: Path) -> dict[str, Any]:
-    """Read a TOML or YAML config file into a plain dict."""
+    """Read a TOML or YAML config file into a plain dict (sections at its top level)."""
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist.")
-    text = path.read_text(encoding="utf-8")
+    kind = path.suffix.lower()
+    if kind not in (".toml", ".yaml", ".yml"):
+        raise ConfigError(f"Config file {path} must end in .toml, .yaml or .yml.")
     try:
-        if path.suffix.lower() == ".toml":
-            return tomllib.loads(text)
-        if path.suffix.lower() in (".yaml", ".yml"):
-            return yaml.safe_load(text) or {}
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if kind == ".toml" else yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not UTF-8 text ({exc.reason}); save it as UTF-8.") from exc
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"Config file {path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
-    raise ConfigError(f"Config file {path} must end in .toml, .yaml or .yml.")
+        raise ConfigError(f"Config file {path} is not valid {kind[1:].upper()}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"Config file {path} holds a {type(data).__name__} at its top level; it must hold sections "
+            "such as 'train:' and 'model:' (see docs/configuration.md)."
+        )
+    return data
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -13,3 +13,9 @@ class DataError(BreedscopeError):
 
 class ConfigError(BreedscopeError):
     """A setting is invalid."""
+
+
+class Interrupted(BreedscopeError):
+    """Ctrl-C: the message says what was kept and how to continue."""
+
+    exit_code = 130

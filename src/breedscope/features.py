@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from breedscope import locks
 from breedscope.atomic import atomic_path
 from breedscope.hashing import sha256_file, short_hash
 from breedscope.images import DECODER_VERSION
@@ -85,11 +86,16 @@ class FeatureCache:
         """The feature files of ``rows`` (one view), computing only those not cached yet."""
         views = view_key(augmenter)
         files = [self._file(row, views, view) for row in rows]
-        missing = [i for i, f in enumerate(files) if not f.is_file()]
-        if missing:
-            self._compute(
-                [rows[i] for i in missing], [files[i] for i in missing], load, augmenter, view, label
-            )
+        if all(f.is_file() for f in files):
+            return files
+        # Two runs needing the same features: one computes them, the other waits and reuses them.
+        waiting = "Another breedscope run is computing these features; waiting to reuse them."
+        with locks.waiting(self.directory / views / f".view-{view}.lock", waiting):
+            missing = [i for i, f in enumerate(files) if not f.is_file()]
+            if missing:
+                self._compute(
+                    [rows[i] for i in missing], [files[i] for i in missing], load, augmenter, view, label
+                )
         return files
 
     def _forward(self, pixels: np.ndarray) -> np.ndarray:

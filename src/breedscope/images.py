@@ -36,6 +36,8 @@ def open_image(path: Path, reduce_for: int | None = None) -> Image.Image:
     (DCT scaling: four times faster for a 2,400 px X-ray), never below twice the size, so that
     the resize to it still filters properly.
     """
+    if path.is_dir():
+        raise UnreadableImage("a folder, not an image file")
     if path.stat().st_size == 0:
         raise UnreadableImage("empty file")
     try:

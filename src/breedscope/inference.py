@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import yaml
 
+from breedscope import config as config_module
 from breedscope import manifest as manifest_module
+from breedscope.atomic import write_json
 from breedscope.datasets import store
 from breedscope.errors import BreedscopeError
 from breedscope.images import UnreadableImage, load_rgb
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import keras
 
 FORMATS = ("keras", "savedmodel", "tflite")
+CALIBRATION_IMAGES = 200  # int8 ranges from 40 training images per class of a 5-class run
+MAX_ACCURACY_DROP = 0.01  # an export that loses more than a point of test accuracy is flagged
 
 
 @dataclass(frozen=True)
@@ -33,13 +35,16 @@ class TrainedRun:
 
 
 def load_run(run_dir: Path) -> TrainedRun:
-
+    """A finished run's model, classes and input size, or a sentence saying what is missing."""
     model_file = run_dir / "model.keras"
     if not model_file.is_file():
         raise BreedscopeError(f"{run_dir} has no model.keras; the run did not finish (see status.json).")
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    classes = json.loads((run_dir / "manifest.json").read_text())["classes"]
-    return TrainedRun(run_dir, load_model(model_file), classes, config["model"]["image_size"])
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise BreedscopeError(f"{run_dir} has no config.yaml; pass a run directory that breedscope wrote.")
+    config = config_module.build([config_module.read_file(config_file)])
+    classes = manifest_module.read(run_dir).classes
+    return TrainedRun(run_dir, load_model(model_file), classes, config.model.image_size)
 
 
 @dataclass(frozen=True)
@@ -85,18 +90,67 @@ def calibration_rows(rows: list[manifest_module.Row], count: int, seed: int = 0)
     return in_turn[:count]
 
 
-def representative_images(run: TrainedRun, count: int = 100) -> np.ndarray:
-    """Training images of the run, from every class, for int8 calibration."""
+def _run_images(run: TrainedRun, rows: list[manifest_module.Row], purpose: str) -> np.ndarray:
     manifest = manifest_module.read(run.run_dir)
     dataset = store.load(manifest.header["dataset"]["name"])
     if dataset is None:
-        raise BreedscopeError("int8 calibration needs the run's training images; fetch its dataset again.")
-    rows = calibration_rows(manifest.split("train"), count)
+        raise BreedscopeError(
+            f"{purpose} needs the run's images; fetch dataset '{manifest.header['dataset']['name']}' again."
+        )
     return np.stack([load_rgb(dataset.image_root / r.path, run.image_size) for r in rows]).astype(np.float32)
+
+
+def representative_images(run: TrainedRun, count: int = CALIBRATION_IMAGES) -> np.ndarray:
+    """Training images of the run, from every class in turn, for int8 calibration."""
+    rows = calibration_rows(manifest_module.read(run.run_dir).split("train"), count)
+    return _run_images(run, rows, "int8 calibration")
+
+
+@dataclass(frozen=True)
+class ExportCheck:
+    """An exported model measured against the Keras model on the run's test split."""
+
+    images: int
+    keras_accuracy: float
+    exported_accuracy: float
+    agreement: float  # share of test images on which both predict the same class
+    max_probability_difference: float
+
+    @property
+    def accuracy_drop(self) -> float:
+        return self.keras_accuracy - self.exported_accuracy
+
+    @property
+    def acceptable(self) -> bool:
+        return self.accuracy_drop <= MAX_ACCURACY_DROP
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "accuracy_drop": self.accuracy_drop, "acceptable": self.acceptable}
+
+
+def check_tflite(run: TrainedRun, model_file: Path) -> ExportCheck:
+    """Predict the run's test split with the TFLite file and with the Keras model; compare."""
+    manifest = manifest_module.read(run.run_dir)
+    rows = manifest.split("test")
+    images = _run_images(run, rows, "Checking the exported model")
+    labels = np.array([manifest.classes.index(r.label) for r in rows])
+    keras_p = np.concatenate(
+        [np.asarray(run.model.predict_on_batch(images[i : i + 32])) for i in range(0, len(images), 32)]
+    )
+    lite_p = tflite_predict(model_file, images)
+    return ExportCheck(
+        images=len(rows),
+        keras_accuracy=float(np.mean(keras_p.argmax(1) == labels)),
+        exported_accuracy=float(np.mean(lite_p.argmax(1) == labels)),
+        agreement=float(np.mean(keras_p.argmax(1) == lite_p.argmax(1))),
+        max_probability_difference=float(np.abs(keras_p - lite_p).max()),
+    )
 
 
 def export(run: TrainedRun, fmt: str, output: Path, representative: np.ndarray | None = None) -> Path:
     """Write the model as ``keras``, ``savedmodel`` or ``tflite`` (int8 when given sample images)."""
+    if output.exists() and not output.is_dir():
+        raise BreedscopeError(f"--output {output} is a file; pass a folder to write the export into.")
     output.mkdir(parents=True, exist_ok=True)
     if fmt == "keras":
         target = output / "model.keras"
@@ -125,6 +179,22 @@ def export(run: TrainedRun, fmt: str, output: Path, representative: np.ndarray |
         target.write_bytes(converter.convert())
         return target
     raise BreedscopeError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'.")
+
+
+def export_checked(
+    run: TrainedRun, fmt: str, output: Path, quantize: str | None = None
+) -> tuple[Path, ExportCheck | None]:
+    """Export, and for a TFLite file measure it against the Keras model on the run's test split
+    and record the figures beside it (``model_int8.tflite.check.json``)."""
+    representative = representative_images(run) if quantize == "int8" else None
+    path = export(run, fmt, output, representative)
+    if fmt != "tflite":
+        return path, None  # the same Keras model, saved in another container
+    check = check_tflite(run, path)
+    write_json(
+        path.parent / f"{path.name}.check.json", {"file": path.name, "quantize": quantize, **check.to_json()}
+    )
+    return path, check
 
 
 def tflite_predict(model_file: Path, images: np.ndarray) -> np.ndarray:

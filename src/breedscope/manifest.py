@@ -16,7 +16,7 @@ from pathlib import Path
 from breedscope.atomic import atomic_path, write_json
 from breedscope.config import BalanceConfig, SplitConfig
 from breedscope.datasets.validate import ImageRecord
-from breedscope.errors import ConfigError
+from breedscope.errors import BreedscopeError, ConfigError
 from breedscope.hashing import sha256_bytes
 
 SCHEMA_VERSION = 1
@@ -77,8 +77,15 @@ class Manifest:
 
 
 def read(directory: Path) -> Manifest:
+    """The manifest stored in ``directory`` (a run directory or a manifest folder)."""
     import json
 
+    for name in ("manifest.csv", "manifest.json"):
+        if not (directory / name).is_file():
+            raise BreedscopeError(
+                f"{directory} has no {name}, so it holds no complete manifest; pass a run directory "
+                "that breedscope wrote (or a folder from `breedscope split`)."
+            )
     with open(directory / "manifest.csv", newline="", encoding="utf-8") as handle:
         rows = [
             Row(**{**r, "width": int(r["width"]), "height": int(r["height"])}) for r in csv.DictReader(handle)

@@ -6,11 +6,15 @@ exporting and the feature cache all see exactly the same inputs.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from breedscope.atomic import atomic_path
 from breedscope.config import ModelConfig
 from breedscope.errors import BreedscopeError
 
@@ -56,8 +60,15 @@ def build_feature_extractor(spec: BackboneSpec, config: ModelConfig) -> keras.Mo
     try:
         base = spec.build(config.image_size, config.alpha, weights)
     except Exception as exc:
-        if weights != "imagenet" or isinstance(exc, BreedscopeError):
+        if isinstance(exc, BreedscopeError) or weights is None:
             raise
+        if weights != "imagenet":
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise BreedscopeError(
+                f"model.weights: {weights} could not be loaded into {spec.name} at alpha {config.alpha} "
+                f"and {config.image_size} px ({detail[:160]}); pass a Keras weights file (.h5) made "
+                "for this backbone and size, 'imagenet' or 'none'."
+            ) from exc
         file_name = spec.weights_file(config.image_size, config.alpha)
         raise BreedscopeError(
             f"The ImageNet weights for {spec.name} could not be downloaded ({exc}). Either connect "
@@ -110,6 +121,35 @@ def unfreeze_top(model: keras.Model, layers: int) -> int:
         if not isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = True
     return sum(1 for layer in chosen if layer.trainable)
+
+
+def save_model(model: keras.Model, target: Path) -> None:
+    """Save ``model`` (architecture, weights, optimizer state) as a ``.keras`` file, atomically.
+
+    The model is serialised in memory first and then written by one plain write: on a full disk
+    that write fails cleanly, where Keras writing the file itself leaves h5py objects bound to a
+    half-written file, which report errors at exit and can crash the interpreter. ``model.save``
+    takes only paths, hence Keras' saving library.
+    """
+    from keras.src.saving import saving_lib
+
+    buffer = io.BytesIO()
+    saving_lib.save_model(model, buffer)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+
+
+def save_weights(model: keras.Model, target: Path) -> None:
+    """``model``'s weights in one ``.npz`` file, written atomically (see :func:`save_model`)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, *model.get_weights())
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+
+
+def load_weights(model: keras.Model, source: Path) -> None:
+    with np.load(source) as stored:
+        model.set_weights([stored[f"arr_{index}"] for index in range(len(stored.files))])
 
 
 def load_model(path: Path) -> keras.Model:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import platformdirs
 
+from breedscope.names import check_name
+
 
 def home() -> Path:
     """The data cache root: ``$BREEDSCOPE_HOME`` or the platform's user cache directory."""
@@ -20,7 +22,14 @@ def datasets_dir() -> Path:
 
 
 def dataset_dir(name: str) -> Path:
-    return datasets_dir() / name
+    """The folder of the fetched dataset ``name``; a name that is not one safe path component is
+    refused here, so no caller can build a path outside ``datasets/``."""
+    return datasets_dir() / check_name(name)
+
+
+def dataset_lock(name: str) -> Path:
+    """The lock a fetch of ``name`` holds (kept apart, so that ``datasets/`` holds only datasets)."""
+    return home() / "locks" / f"dataset-{check_name(name)}.lock"
 
 
 def downloads_dir() -> Path:

@@ -3,6 +3,8 @@ and everything needed to make it again (config, manifest and hash, versions, see
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import platform
 import sys
@@ -11,8 +13,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from breedscope.atomic import write_json
+from breedscope.errors import ConfigError
 
 STATUS_FILE = "status.json"
+LOCK_FILE = ".lock"  # held by the one process writing the run directory
 PACKAGES = (
     "breedscope",
     "tensorflow",
@@ -28,8 +32,21 @@ PACKAGES = (
 )
 
 
+def check_runs_dir(runs_dir: Path) -> None:
+    """Refuse a runs folder that is a file (or lies below one) before any work is done."""
+    for folder in (runs_dir, *runs_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(
+                    f"runs_dir: {folder} is a file, so run directories cannot go in {runs_dir}; "
+                    "pass a folder with --runs-dir."
+                )
+            return
+
+
 def new_run_dir(runs_dir: Path, dataset: str, name: str) -> Path:
     """Create and return ``runs_dir/dataset/name``, or ``name-2``, ``name-3``... if taken."""
+    check_runs_dir(runs_dir / dataset)
     parent = runs_dir / dataset
     parent.mkdir(parents=True, exist_ok=True)
     candidate, number = parent / name, 1
@@ -74,8 +91,16 @@ def gpus() -> list[str]:
 
 
 def set_status(run_dir: Path, state: str, **details: object) -> None:
-    """``running`` until the very end: a run directory never claims a success it did not have."""
-    write_json(
-        run_dir / STATUS_FILE,
-        {"state": state, "updated": datetime.now(UTC).isoformat(timespec="seconds"), **details},
-    )
+    """``running`` until the very end: a run directory never claims a success it did not have.
+
+    On a full disk the atomic write (a new file, then a rename) has no room, so the status is
+    rewritten in place: truncating the old file frees the block the new text then takes. A run
+    that failed for want of space must not go on saying ``running``.
+    """
+    status = {"state": state, "updated": datetime.now(UTC).isoformat(timespec="seconds"), **details}
+    try:
+        write_json(run_dir / STATUS_FILE, status)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC or not (run_dir / STATUS_FILE).is_file():
+            raise
+        (run_dir / STATUS_FILE).write_text(json.dumps(status, sort_keys=True) + "\n", encoding="utf-8")

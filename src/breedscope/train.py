@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,7 +35,17 @@ from breedscope.loading import (
     one_hot,
 )
 from breedscope.manifest import Manifest, Row
-from breedscope.model import assemble, build_feature_extractor, build_head, load_model, unfreeze_top
+from breedscope.model import (
+    BackboneSpec,
+    assemble,
+    build_feature_extractor,
+    build_head,
+    load_model,
+    load_weights,
+    save_model,
+    save_weights,
+    unfreeze_top,
+)
 from breedscope.paths import features_dir, images_dir
 from breedscope.progress import console
 
@@ -72,6 +81,7 @@ class TrainState:
     best_epoch: int | None = None
     epochs_without_improvement: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: str | None = None  # the model file saved with exactly this state
 
     @classmethod
     def load(cls, directory: Path) -> TrainState:
@@ -164,12 +174,14 @@ class _Trainer:
         self.tensorboard = _TensorBoardLog(run_dir / "tensorboard")
 
     @property
-    def last(self) -> Path:
-        return self.checkpoints / "last.keras"
+    def last(self) -> Path | None:
+        """The model saved together with the current state (``None`` before the first epoch)."""
+        name = self.state.checkpoint or "last.keras"  # the one file runs before 0.2 kept
+        return self.checkpoints / name if (self.checkpoints / name).is_file() else None
 
     @property
     def best(self) -> Path:
-        return self.checkpoints / "best.weights.h5"
+        return self.checkpoints / "best.weights.npz"
 
     @property
     def after_head(self) -> Path:
@@ -182,6 +194,7 @@ class _Trainer:
         state, patience = self.state, self.config.train.patience
         while state.next_epoch < until:
             epoch = state.next_epoch
+            reseed_dropout(model, self.config.train.seed, epoch)
             logs = model.fit(
                 **epoch_data(epoch),
                 validation_data=val_data,
@@ -199,7 +212,7 @@ class _Trainer:
                 if state.best_val_loss is None or row["val_loss"] < state.best_val_loss:
                     state.best_val_loss, state.best_epoch = row["val_loss"], epoch + 1
                     state.epochs_without_improvement = 0
-                    model.save_weights(self.best)
+                    self.save_best(model)
                 else:
                     state.epochs_without_improvement += 1
                 stop = patience is not None and state.epochs_without_improvement >= patience
@@ -210,15 +223,26 @@ class _Trainer:
                 return
 
     def checkpoint(self, model: keras.Model) -> None:
-        partial = self.checkpoints / "last.partial.keras"  # Keras insists on the .keras suffix
-        model.save(partial)
-        os.replace(partial, self.last)
+        """Save the model under a new name, then the state naming it, then drop the old file.
+
+        A kill at any point leaves a state and the very model it describes: an older pair, or
+        the new one, never the new model with the old state (which would train an epoch twice).
+        """
+        previous = self.last
+        name = f"epoch-{self.state.next_epoch:04d}-{self.state.phase}.keras"
+        save_model(model, self.checkpoints / name)
+        self.state.checkpoint = name
         self.state.save(self.checkpoints)
+        if previous is not None and previous.name != name:
+            previous.unlink()
         _write_history(self.run_dir, self.state.history)
+
+    def save_best(self, model: keras.Model) -> None:
+        save_weights(model, self.best)
 
     def restore_best(self, model: keras.Model) -> None:
         if self.splits.rows["val"] and self.best.is_file():
-            model.load_weights(self.best)
+            load_weights(model, self.best)
 
     def next_phase(self, phase: str) -> None:
         if self.state.phase == "head":
@@ -226,6 +250,19 @@ class _Trainer:
         self.state.phase = phase
         self.state.epochs_without_improvement = 0
         self.state.save(self.checkpoints)
+
+
+def reseed_dropout(model: keras.Model, seed: int, epoch: int) -> None:
+    """Make this epoch's dropout masks a function of (seed, epoch), like its data.
+
+    Keras keeps each dropout layer's random state in a variable that ``model.save`` does not
+    store, so a resumed run would otherwise draw different masks from the first epoch after the
+    kill. Resetting the states before every epoch makes a resumed run equal an uninterrupted one.
+    """
+    states = [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+    for index, state in enumerate(states):
+        start = np.random.default_rng([seed, epoch, 2, index]).integers(1, 2**31 - 1)
+        state.assign(np.array([start, 0], dtype=state.dtype))
 
 
 def predict_in_batches(model: keras.Model, batches: Iterable[np.ndarray]) -> np.ndarray:
@@ -241,8 +278,41 @@ def _compile(model: keras.Model, learning_rate: float) -> None:
     )
 
 
+@dataclass
+class Prepared:
+    """What training starts from, set up before a run directory exists: seeded, on its devices,
+    with the backbone built (so missing or wrong weights are refused before any file is written)."""
+
+    strategy: tf.distribute.Strategy
+    backbone: BackboneSpec
+    extractor: keras.Model
+
+
+def prepare(config: RunConfig, backbone: BackboneSpec) -> Prepared:
+    """Seed everything, choose the devices and build the feature extractor with its weights."""
+    import keras
+    import tensorflow as tf
+
+    from breedscope import distribute
+
+    distribute.configure_devices()
+    keras.utils.set_random_seed(config.train.seed)
+    random.seed(config.train.seed)
+    tf.config.experimental.enable_op_determinism()
+    distribute.set_precision(config.train.mixed_precision)
+    strategy = distribute.strategy(config.train.strategy)
+    with strategy.scope():
+        extractor = build_feature_extractor(backbone, config.model)
+    return Prepared(strategy, backbone, extractor)
+
+
 def train(
-    config: RunConfig, manifest: Manifest, image_root: Path, run_dir: Path, registry: Registry
+    config: RunConfig,
+    manifest: Manifest,
+    image_root: Path,
+    run_dir: Path,
+    registry: Registry,
+    prepared: Prepared,
 ) -> TrainResult:
     """Train on ``manifest``'s train split, select on val, predict the test split.
 
@@ -250,24 +320,13 @@ def train(
     ``model.train_base``, the whole model on images. Phase 2, if asked, unfreezes the top of the
     backbone and trains on images at a low learning rate. Both resume from ``checkpoints/``.
     """
-    import keras
-    import tensorflow as tf
-
-    from breedscope import distribute
-
     seed = config.train.seed
-    distribute.configure_devices()
-    keras.utils.set_random_seed(seed)
-    random.seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    distribute.set_precision(config.train.mixed_precision)
-    strategy = distribute.strategy(config.train.strategy)
+    strategy, backbone, extractor = prepared.strategy, prepared.backbone, prepared.extractor
     replicas = strategy.num_replicas_in_sync
     console.print(f"Training on {replicas} replica(s) ({type(strategy).__name__}).")
 
     splits = _Splits.of(manifest)
     n_classes, batch = len(splits.classes), config.train.batch_size
-    backbone = registry.pick("backbones", config.model.backbone)
     augmenter = Augmenter(registry.pick("augmentations", config.augment.preset), seed)
     augmenter_or_none = None if augmenter.is_identity else augmenter
     size = config.model.image_size
@@ -305,9 +364,6 @@ def train(
 
     # With several replicas, validation batches are cut to a multiple of them as well.
     val_images = images("val", replicas > 1) if has_val else None
-
-    with strategy.scope():
-        extractor = build_feature_extractor(backbone, config.model)
 
     if use_cache:
         cache = FeatureCache(features_dir() / extractor_key(backbone.name, config.model, seed), extractor)
@@ -354,7 +410,7 @@ def train(
                 val_features = None
 
         with strategy.scope():
-            if trainer.last.is_file():
+            if trainer.last is not None:
                 model = load_model(trainer.last)
             else:
                 head = build_head(extractor.output_shape[-1], n_classes, config.model)
@@ -366,7 +422,7 @@ def train(
             trainer.fit(model, config.train.epochs, image_epoch, val_images)
         trainer.restore_best(model)
         full = assemble(extractor, model) if use_cache else model
-        full.save(trainer.after_head)
+        save_model(full, trainer.after_head)
         trainer.next_phase("fine_tune" if config.train.fine_tune_epochs else "done")
     fine_tune_epochs = config.train.fine_tune_epochs
     with strategy.scope():
@@ -376,8 +432,9 @@ def train(
             console.print(f"Fine-tuning the top {unfrozen} backbone layers on images.")
             _compile(full, config.train.fine_tune_learning_rate)
             if has_val:
-                full.save_weights(trainer.best)  # fine-tuning has to beat the head alone
+                trainer.save_best(full)  # fine-tuning has to beat the head alone
         elif state.phase == "fine_tune" or fine_tune_epochs:
+            assert trainer.last is not None, "a fine-tuning phase always has a checkpoint"
             full = load_model(trainer.last)
             if state.phase == "done":
                 trainer.restore_best(full)

@@ -19,6 +19,19 @@ from breedscope.errors import DataError
 
 MAX_TOTAL_BYTES = 200 * 1024**3  # larger than any dataset this tool is for
 MAX_COMPRESSION_RATIO = 200  # images barely compress; ratios like 1000:1 are bombs
+MAX_LINK_BYTES = 4096  # PATH_MAX: a link's target is never longer
+MAX_NAME_BYTES = 255  # the longest file or folder name common file systems take
+ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".tar", ".zip")
+# How each kind of archive begins (offset, bytes): enough to tell a damaged archive from a file
+# that never was one.
+_SIGNATURES = (
+    (0, b"PK\x03\x04"),  # zip
+    (0, b"PK\x05\x06"),  # empty zip
+    (0, b"\x1f\x8b"),  # gzip (.tar.gz)
+    (0, b"BZh"),  # bzip2
+    (0, b"\xfd7zXZ\x00"),  # xz
+    (257, b"ustar"),  # tar
+)
 
 
 @dataclass(frozen=True)
@@ -30,7 +43,27 @@ class Entry:
 
 
 def is_archive(path: Path) -> bool:
+    """A complete zip or tar archive."""
     return path.is_file() and (zipfile.is_zipfile(path) or tarfile.is_tarfile(path))
+
+
+def looks_like_archive(path: Path) -> bool:
+    """Begins like a zip or tar archive (or bears an archive's name): a complete one, or a
+    truncated or damaged one, as opposed to a file that never was an archive."""
+    if path.name.lower().endswith(ARCHIVE_SUFFIXES):
+        return True
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    return any(head[offset : offset + len(magic)] == magic for offset, magic in _SIGNATURES)
+
+
+def human_size(count: float) -> str:
+    """``1536`` → ``1.5 KB``: sizes in messages, readable at any scale."""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
 
 
 def _unsafe_reason(name: str, link_target: str | None) -> str | None:
@@ -52,11 +85,22 @@ def _unsafe_reason(name: str, link_target: str | None) -> str | None:
     return None
 
 
+def _zip_link_target(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """A link entry's target, read only once its declared size is known to be a path's size."""
+    if info.file_size > MAX_LINK_BYTES:
+        raise DataError(
+            f"Archive entry '{info.filename}' is a link of {human_size(info.file_size)}, longer than "
+            "any link target can be; the archive is damaged or hostile, refusing to extract it."
+        )
+    with archive.open(info) as handle:
+        return handle.read(MAX_LINK_BYTES + 1).decode("utf-8", "replace")
+
+
 def _zip_entries(archive: zipfile.ZipFile) -> list[Entry]:
     entries = []
     for info in archive.infolist():
         mode = info.external_attr >> 16
-        link = archive.read(info).decode("utf-8", "replace") if stat.S_ISLNK(mode) else None
+        link = _zip_link_target(archive, info) if stat.S_ISLNK(mode) else None
         entries.append(Entry(info.filename, info.file_size, info.is_dir(), link))
     return entries
 
@@ -71,24 +115,53 @@ def _tar_entries(archive: tarfile.TarFile) -> list[Entry]:
     return entries
 
 
+def _long_name_part(name: str) -> str | None:
+    for part in PurePosixPath(name.replace("\\", "/")).parts:
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+            return part
+    return None
+
+
+def _file_folder_clash(entries: list[Entry]) -> tuple[str, str] | None:
+    """A file entry whose name is also the folder of another entry (``a`` and ``a/b.png``)."""
+    files = {e.name.rstrip("/"): e.name for e in entries if not e.is_dir}
+    for entry in entries:
+        parents = PurePosixPath(entry.name.replace("\\", "/").rstrip("/")).parents
+        for parent in parents:
+            if str(parent) in files:
+                return files[str(parent)], entry.name
+    return None
+
+
 def check_entries(entries: list[Entry], archive_bytes: int, target: Path) -> None:
     """Raise :class:`DataError` naming the first unsafe entry, or when sizes are absurd."""
     for entry in entries:
         reason = _unsafe_reason(entry.name, entry.link_target)
         if reason:
             raise DataError(f"Archive entry '{entry.name}' {reason}; refusing to extract the archive.")
+        if (part := _long_name_part(entry.name)) is not None:
+            raise DataError(
+                f"Archive entry '{part[:40]}…' has a name of {len(part.encode('utf-8'))} bytes, longer "
+                f"than the {MAX_NAME_BYTES} a file system takes; rename it (extract the archive by hand "
+                "and pass the folder with --from)."
+            )
+    if (clash := _file_folder_clash(entries)) is not None:
+        raise DataError(
+            f"Archive entries '{clash[0]}' and '{clash[1]}' use one name for a file and a folder, which "
+            "no file system can hold; the archive is damaged: download it again or repack it."
+        )
     total = sum(e.size for e in entries)
     if total > MAX_TOTAL_BYTES or total > MAX_COMPRESSION_RATIO * max(archive_bytes, 1):
         raise DataError(
-            f"The archive would unpack to {total / 1e9:.1f} GB from {archive_bytes / 1e9:.3f} GB, "
+            f"The archive would unpack to {human_size(total)} from {human_size(archive_bytes)}, "
             "which only a decompression bomb does; refusing to extract it."
         )
     target.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(target).free
     if total > free:
         raise DataError(
-            f"Extracting needs {total / 1e9:.1f} GB but only {free / 1e9:.1f} GB is free at "
-            f"{target}; free some space or set BREEDSCOPE_HOME to a larger disk."
+            f"Extracting needs {human_size(total)} but only {human_size(free)} is free at "
+            f"{target.parent}; free some space or set BREEDSCOPE_HOME to a larger disk."
         )
 
 
@@ -108,6 +181,11 @@ def extract(archive_path: Path, target: Path) -> None:
                 check_entries(_tar_entries(archive), size, target)
                 regular = [m for m in archive.getmembers() if m.isfile() or m.isdir()]
                 archive.extractall(target, members=regular, filter="data")
+        elif looks_like_archive(archive_path):
+            raise DataError(
+                f"The archive {archive_path.name} is damaged or truncated (it does not end like a complete "
+                "zip or tar); download it again."
+            )
         else:
             raise DataError(
                 f"{archive_path} is neither a zip nor a tar archive; pass a folder or an archive."
@@ -117,7 +195,8 @@ def extract(archive_path: Path, target: Path) -> None:
     except OSError as exc:
         if exc.errno == 28:  # ENOSPC
             raise DataError(
-                f"The disk filled up while extracting into {target}; free some space and fetch again."
+                f"The disk filled up while extracting {archive_path.name} into {target.parent}; free some "
+                "space and fetch again."
             ) from exc
         raise
 

@@ -12,13 +12,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from breedscope import __version__, paths
+from breedscope import __version__, locks, paths
 from breedscope.atomic import write_json
 from breedscope.datasets import archive, kaggle, store
+from breedscope.datasets.archive import ARCHIVE_SUFFIXES
 from breedscope.datasets.spec import DatasetSpec, Scan
 from breedscope.datasets.validate import DEFAULT_MIN_SIDE, Validation, inspect_all, resolve
-from breedscope.errors import DataError
+from breedscope.errors import ConfigError, DataError, Interrupted
 from breedscope.hashing import sha256_file
+from breedscope.names import check_name, check_slug, component_problem
 
 
 @dataclass
@@ -46,7 +48,7 @@ def _obtain(spec: DatasetSpec, source: Path | None, slug: str | None, staging: P
             raise DataError(f"{source} does not exist; pass an existing archive or folder with --from.")
         if source.is_dir():
             return source.resolve(), described
-        if not archive.is_archive(source):
+        if not archive.is_archive(source) and not archive.looks_like_archive(source):
             raise DataError(f"{source} is neither a folder nor a zip or tar archive.")
         described["sha256"] = sha256_file(source)
         archive.extract(source, staging / "raw")
@@ -65,6 +67,47 @@ def _obtain(spec: DatasetSpec, source: Path | None, slug: str | None, staging: P
     return staging / "raw", described
 
 
+def described_as_download(spec: DatasetSpec, source: Path | None) -> bool:
+    return source is None and spec.materialize is None
+
+
+def derived_name(source: Path) -> str:
+    """A dataset name from its source: ``~/photos/pets.zip`` → ``pets``."""
+    name = source.resolve().name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _target_name(spec: DatasetSpec, name: str | None, source: Path | None) -> str:
+    if name is not None:
+        return check_name(name)
+    if not spec.needs_source:
+        return spec.name
+    assert source is not None
+    derived = derived_name(source)
+    if component_problem(derived):
+        raise ConfigError(
+            f"A dataset name cannot be made from '{source.name}' (it {component_problem(derived)}); "
+            "give one with --name NAME."
+        )
+    return derived
+
+
+def _refuse_source_inside(source: Path | None, target: Path) -> None:
+    """A source inside the dataset it would replace would be deleted by the swap."""
+    if source is None:
+        return
+    resolved, inside = source.resolve(), target.resolve()
+    if resolved == inside or inside in resolved.parents:
+        raise DataError(
+            f"{source} lies inside the stored dataset '{target.name}' that this fetch would replace; "
+            f"pass the original archive or folder, or check the stored images with "
+            f"`breedscope validate {target.name}`."
+        )
+
+
 def fetch(
     spec: DatasetSpec,
     name: str | None = None,
@@ -73,23 +116,38 @@ def fetch(
     force: bool = False,
     min_side: int = DEFAULT_MIN_SIDE,
 ) -> FetchResult:
-    """Fetch ``spec`` as ``name``; does no work if a finished fetch exists, unless ``force``."""
-    name = name or spec.name
+    """Fetch ``spec`` as ``name``; does no work if a finished fetch exists, unless ``force``.
+
+    ``name`` defaults to the plugin's name, or for a plugin that needs a source (``folder``) to
+    the source's own name. Only one process fetches a dataset at a time; another waits.
+    """
     if spec.needs_source and source is None:
         raise DataError(f"The '{spec.name}' plugin needs a source: add --from PATH (a folder or archive).")
-    existing = store.load(name)
-    if existing is not None and not force:
-        return FetchResult(existing, reused=True)
-
+    name = _target_name(spec, name, source)
+    slug = slug or (spec.kaggle[0] if spec.kaggle else None)
+    if slug is not None and source is None and spec.materialize is None:
+        check_slug(slug)
     target = paths.dataset_dir(name)
+    _refuse_source_inside(source, target)
+    waiting = f"Another breedscope process is fetching '{name}'; waiting for it to finish."
+    with locks.waiting(paths.dataset_lock(name), waiting):
+        existing = store.load(name)
+        if existing is not None and not force:
+            return FetchResult(existing, reused=True)
+        return _fetch_locked(spec, name, target, source, slug, min_side)
+
+
+def _fetch_locked(
+    spec: DatasetSpec, name: str, target: Path, source: Path | None, slug: str | None, min_side: int
+) -> FetchResult:
     staging = target.parent / f".{name}.staging"
     archive.remove_tree(staging)  # a previous interrupted fetch: start clean
     staging.mkdir(parents=True)
-
     try:
-        root, described = _obtain(spec, source, slug or (spec.kaggle[0] if spec.kaggle else None), staging)
+        root, described = _obtain(spec, source, slug, staging)
         image_root = root if staging not in root.parents else Path("raw")
-        scan, validation = validate_into(spec, root, staging, min_side)
+        where = described["location"] or spec.name
+        scan, validation = validate_into(spec, root, staging, min_side, where=where)
         write_json(
             staging / store.INFO_FILE,
             {
@@ -103,6 +161,16 @@ def fetch(
             },
         )
         _swap_into_place(staging, target)
+    except KeyboardInterrupt:
+        archive.remove_tree(staging)
+        raise Interrupted(
+            f"Interrupted; nothing was stored for '{name}'"
+            + (
+                " (what was downloaded is kept for the next fetch)."
+                if described_as_download(spec, source)
+                else "."
+            )
+        ) from None
     except BaseException:
         archive.remove_tree(staging)  # downloads are kept; half-extracted files are not
         raise
@@ -111,17 +179,24 @@ def fetch(
     return FetchResult(result, scan, validation)
 
 
-def validate_into(spec: DatasetSpec, root: Path, directory: Path, min_side: int) -> tuple[Scan, Validation]:
-    """Scan ``root`` with the plugin's layout reader, validate every candidate, write the results."""
+def validate_into(
+    spec: DatasetSpec, root: Path, directory: Path, min_side: int, where: str | None = None
+) -> tuple[Scan, Validation]:
+    """Scan ``root`` with the plugin's layout reader, validate every candidate, write the results.
+
+    ``where`` names the source in messages (the archive, not the staging folder it was
+    extracted into, which is gone by the time the user reads them).
+    """
+    where = where or str(root)
     scan = spec.scan(root)
     if not scan.images:
         raise DataError(
-            f"No images were found for '{spec.name}' in {root}; "
+            f"No images were found for '{spec.name}' in {where}: "
             + (scan.notes[0] if scan.notes else "check that it holds one folder per class.")
         )
     validation = resolve(inspect_all(root, scan.images, min_side=min_side))
     if not validation.kept:
-        raise DataError(f"None of the {len(scan.images)} files in {root} is a usable image.")
+        raise DataError(f"None of the {len(scan.images)} files in {where} is a usable image.")
     store.write_records(directory / store.IMAGES_FILE, validation.kept)
     write_json(
         directory / store.VALIDATION_FILE,
@@ -142,6 +217,12 @@ def revalidate(spec: DatasetSpec, dataset: store.StoredDataset) -> tuple[Scan, V
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
+    """Replace ``target`` with ``staging``; only ever replaces a breedscope dataset."""
+    if target.exists() and not (target / store.INFO_FILE).is_file():
+        raise DataError(
+            f"{target} exists and is not a dataset breedscope stored (it has no {store.INFO_FILE}); "
+            "move it away or choose another --name."
+        )
     old = target.parent / f".{target.name}.old"
     archive.remove_tree(old)
     if target.exists():

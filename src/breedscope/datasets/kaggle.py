@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from breedscope.datasets.archive import is_archive
 from breedscope.errors import DataError
+from breedscope.names import check_slug
 
 CREDENTIALS_HELP = (
     "put your API token in ~/.kaggle/access_token (or KAGGLE_API_TOKEN), or kaggle.json in "
@@ -58,6 +59,12 @@ def client() -> KaggleClient:
     return api
 
 
+def _short(exc: BaseException) -> str:
+    """An exception in a few words: its type and the start of its first line."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first[:120]}" if first else type(exc).__name__
+
+
 def _describe_failure(slug: str, exc: Exception) -> str:
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status in (401, 403):
@@ -68,7 +75,7 @@ def _describe_failure(slug: str, exc: Exception) -> str:
     if status == 404:
         return f"Kaggle has no dataset '{slug}' (HTTP 404): check the slug (owner/name)."
     return (
-        f"Downloading '{slug}' from Kaggle failed ({type(exc).__name__}: {exc}); check the network "
+        f"Downloading '{slug}' from Kaggle failed ({_short(exc)}); check the network "
         "and run the fetch again (it resumes), or download the archive by hand and pass it with --from."
     )
 
@@ -78,14 +85,16 @@ def download(slug: str, downloads: Path) -> Path:
 
     A complete archive from an earlier fetch is reused; an interrupted one is resumed.
     """
-    owner, name = slug.split("/", 1)
+    owner, name = check_slug(slug)
     final = downloads / owner / f"{name}.zip"
     if final.is_file() and is_archive(final):
         return final
     partial_dir = downloads / owner / f"{name}.partial"
     partial_dir.mkdir(parents=True, exist_ok=True)
-    api = client()
     try:
+        # The client talks to Kaggle as it authenticates (and even as it is imported), so
+        # creating it is inside the handling too: offline is one sentence, not a traceback.
+        api = client()
         api.dataset_download_files(slug, path=str(partial_dir), force=False, quiet=False)
     except DataError:
         raise

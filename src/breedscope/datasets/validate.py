@@ -7,6 +7,9 @@ whatever the number of images.
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -74,6 +77,24 @@ def _inspect_chunk(args: tuple[Path, list[SourceImage], int]) -> list[ImageRecor
     return [inspect(root, candidate, min_side) for candidate in chunk]
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker start-up. Ctrl-C is the parent's to handle (it reaches the whole process group),
+    and a worker whose parent died (``kill -9``) exits instead of decoding on for nobody."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Processes that never outlive the breedscope process that started them."""
+    return ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
 def _results_in_order(root: Path, chunks: Iterator[list[SourceImage]], min_side: int, workers: int):
     """Inspect chunks on ``workers`` processes, yielding results in order, with only a few
     chunks in flight so that memory does not grow with the number of images."""
@@ -81,7 +102,8 @@ def _results_in_order(root: Path, chunks: Iterator[list[SourceImage]], min_side:
         for chunk in chunks:
             yield _inspect_chunk((root, chunk, min_side))
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    pool = worker_pool(workers)
+    try:
         in_flight: deque[Future[list[ImageRecord]]] = deque()
         for chunk in chunks:
             in_flight.append(pool.submit(_inspect_chunk, (root, chunk, min_side)))
@@ -89,6 +111,9 @@ def _results_in_order(root: Path, chunks: Iterator[list[SourceImage]], min_side:
                 yield in_flight.popleft().result()
         while in_flight:
             yield in_flight.popleft().result()
+    finally:
+        # After Ctrl-C or an error, queued chunks are dropped rather than decoded first.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def inspect_all(
