@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from breedscope.evaluate import bootstrap_interval, evaluate
+from breedscope.evaluate import ClassMetrics, Evaluation, bootstrap_interval, evaluate
 
 # Six test images, three classes. Predicted: 0, 0, 1, 1, 1, 0 (argmax of each row).
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2])
@@ -25,8 +25,38 @@ CLASSES = ["a", "b", "c"]
 
 
 @pytest.fixture(scope="module")
-def result() -> dict:
+def evaluation() -> Evaluation:
     return evaluate(Y_TRUE, PROBABILITIES, CLASSES, paths=[f"img{i}" for i in range(6)], seed=1)
+
+
+@pytest.fixture(scope="module")
+def result(evaluation: Evaluation) -> dict:
+    """What evaluation.json holds."""
+    return evaluation.to_json()
+
+
+def test_the_typed_evaluation_reads_the_figures_worked_out_by_hand(evaluation: Evaluation) -> None:
+    assert evaluation.classes == ("a", "b", "c") and evaluation.n_test == 6
+    assert evaluation.accuracy == pytest.approx(4 / 6)
+    assert evaluation.macro_f1 == pytest.approx((2 / 3 + 0.8 + 0) / 3)
+    assert evaluation.weighted_f1 == pytest.approx((3 * 2 / 3 + 2 * 0.8 + 0) / 6)
+    assert evaluation.per_class["b"] == ClassMetrics(
+        precision=2 / 3, recall=1.0, f1=pytest.approx(0.8), support=2
+    )
+    assert evaluation.per_class["c"].support == 1
+    assert evaluation.confusion_matrix == [[2, 1, 0], [0, 2, 0], [1, 0, 0]]
+    low, high = evaluation.interval("accuracy")
+    assert 0 <= low <= evaluation.accuracy <= high <= 1
+    with pytest.raises(KeyError, match="intervals exist for accuracy, macro_f1"):
+        evaluation.interval("log_loss")
+    assert evaluation.summary().startswith(f"Test accuracy 0.6667 (95% CI {low:.3f}–{high:.3f})")
+
+
+def test_an_evaluation_survives_its_json_file(evaluation: Evaluation, tmp_path) -> None:
+    import json
+
+    (tmp_path / "evaluation.json").write_text(json.dumps(evaluation.to_json()))
+    assert Evaluation.read(tmp_path / "evaluation.json") == evaluation
 
 
 def test_counts_and_rates_by_hand(result: dict) -> None:
@@ -67,7 +97,7 @@ def test_binary_run_has_sensitivity_specificity_and_roc() -> None:
     p1 = np.array([0.1, 0.2, 0.7, 0.3, 0.8, 0.9, 0.4, 0.6])
     out = evaluate(
         y, np.stack([1 - p1, p1], axis=1), ["NORMAL", "PNEUMONIA"], paths=[str(i) for i in range(8)]
-    )
+    ).to_json()
     assert out["sensitivity"] == pytest.approx(3 / 4)  # positives at 0.8, 0.9, 0.6 found; 0.4 missed
     assert out["specificity"] == pytest.approx(3 / 4)  # negative at 0.7 flagged
     # AUC: of 16 (positive, negative) pairs, the positive scores higher in 14.

@@ -10,21 +10,6 @@ from breedscope.report.document import Document, Figure, Paragraph, Table
 from breedscope.report.reporter import ReporterSpec
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def table_markdown(table: Table) -> list[str]:
-    lines = [
-        "| " + " | ".join(_cell(h) for h in table.header) + " |",
-        "|" + "|".join("---" for _ in table.header) + "|",
-    ]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows]
-    if table.caption:
-        lines += ["", f"*{table.caption}*"]
-    return lines
-
-
 def render(document: Document, out_dir: Path) -> Path:
     lines = [f"# {document.title}", "", f"_{document.subtitle}_", ""]
     for section in document.sections:
@@ -33,7 +18,7 @@ def render(document: Document, out_dir: Path) -> Path:
             if isinstance(block, Paragraph):
                 lines.append(block.text)
             elif isinstance(block, Table):
-                lines += table_markdown(block)
+                lines += block.markdown_lines()
             elif isinstance(block, Figure):
                 lines.append(f"![{block.caption}]({block.path.as_posix()})")
             lines.append("")

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from breedscope import __version__, presets
+from breedscope import __version__
 from breedscope.errors import BreedscopeError, Interrupted
 from breedscope.progress import console
 
@@ -45,26 +45,9 @@ def _main(
 
 
 def _registry():
-    from breedscope.plugins import registry
+    from breedscope import api
 
-    loaded = registry()
-    for problem in loaded.problems:
-        console.print(f"[yellow]warning:[/] {problem}")
-    return loaded
-
-
-def _dataset_spec(name: str):
-    """The plugin for ``name`` (a plugin, an alias or a fetched dataset), or a suggestion."""
-    import difflib
-
-    loaded = _registry()
-    spec = loaded.dataset_plugin(name)
-    if spec is None:
-        known = loaded.known_datasets()
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise BreedscopeError(f"Unknown dataset '{name}'.{hint} Known: {', '.join(known)}.")
-    return spec
+    return api.plugins()
 
 
 def _print_validation(validation) -> None:
@@ -110,10 +93,9 @@ def fetch(
     `breedscope fetch chest_xray --from ~/Downloads/archive.zip` ·
     `breedscope fetch folder --from ./my_photos --name pets`
     """
-    from breedscope.datasets.fetch import fetch as do_fetch
+    from breedscope import api
 
-    spec = _dataset_spec(name)
-    result = do_fetch(spec, as_name, source, slug, force, min_side)
+    result = api.fetch_dataset(name, source, name=as_name, slug=slug, force=force, min_side=min_side)
     if result.reused:
         console.print(
             f"'{result.dataset.name}' is already fetched ({result.dataset.info['images']} images); "
@@ -137,14 +119,9 @@ def validate(name: Annotated[str, typer.Argument(help="A fetched dataset.")]) ->
 
     Example: `breedscope validate bccd`
     """
-    from breedscope.datasets import store
-    from breedscope.datasets.fetch import revalidate
+    from breedscope import api
 
-    dataset = store.load(name)
-    if dataset is None:
-        raise BreedscopeError(f"'{name}' is not fetched; run `breedscope fetch {name}` first.")
-    _, validation = revalidate(_dataset_spec(dataset.plugin), dataset)
-    _print_validation(validation)
+    _print_validation(api.validate(name))
 
 
 def _parse_ratios(text: str | None) -> dict | None:
@@ -179,21 +156,17 @@ def split(
 
     Example: `breedscope split chest_xray --split 0.75,0.15,0.10 --seed 1`
     """
-    from breedscope import config as cfg
-    from breedscope import manifest as manifest_module
-    from breedscope.datasets import store
-    from breedscope.hashing import short_hash
+    from breedscope import api
 
-    dataset = store.load(name)
-    if dataset is None:
-        raise BreedscopeError(f"'{name}' is not fetched; run `breedscope fetch {name}` first.")
-    split_layer = {**(_parse_ratios(ratios) or {}), "seed": seed, "use_source_split": source_split}
-    config = cfg.build(
-        [{"dataset": {"name": name}, "split": split_layer, "balance": {"policy": balance, "cap": cap}}]
+    manifest, path = api.split(
+        name,
+        split=_parse_ratios(ratios),
+        seed=seed,
+        balance=balance,
+        cap=cap,
+        source_split=source_split,
+        output=output,
     )
-    manifest = manifest_module.build(dataset.records(), config.split, config.balance, None, dataset.info)
-    key = short_hash(config.split.model_dump_json() + config.balance.model_dump_json())
-    path = manifest.write(output or dataset.directory / "manifests" / key)
     table = Table(title=f"Manifest {path}")
     for column in ("class", "train", "val", "test"):
         table.add_column(column, justify="left" if column == "class" else "right")
@@ -223,7 +196,9 @@ def _flag_layer(**flags) -> dict:
 @app.command()
 def run(
     dataset: Annotated[str | None, typer.Option(help="Dataset name (plugin or fetched).")] = None,
-    preset: Annotated[str | None, typer.Option(help=f"Study preset: {', '.join(presets.PRESETS)}.")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Study preset: cats, breast, bccd, chest_xray, generic, or a plugin's.")
+    ] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML or YAML config file.")] = None,
     faithful: Annotated[bool, typer.Option(help="Reproduce the study's own (unsound) choices.")] = False,
     epochs: Annotated[int | None, typer.Option()] = None,
@@ -272,56 +247,44 @@ def run(
     `breedscope run --config study.toml --seed 7` ·
     `breedscope run --resume runs/bccd/run`
     """
-    from breedscope import config as cfg
-    from breedscope import pipeline
+    from breedscope import api
 
-    loaded = _registry()
     if resume is not None:
-        outcome = pipeline.run(pipeline.load_run_config(resume), loaded, run_dir=resume)
+        finished = api.run(resume=resume)
     else:
-        split_layer = _parse_ratios(split_ratios) or {}
-        if seed is not None:
-            split_layer["seed"] = seed
-        flags = _flag_layer(
-            dataset__name=dataset,
-            train__epochs=epochs,
-            train__batch_size=batch_size,
-            train__learning_rate=lr,
-            train__seed=seed,
-            train__feature_cache=feature_cache,
-            train__patience=patience,
-            train__fine_tune_layers=fine_tune_layers,
-            train__fine_tune_epochs=fine_tune_epochs,
-            train__fine_tune_learning_rate=fine_tune_lr,
-            train__strategy=strategy,
-            train__mixed_precision=mixed_precision,
-            model__image_size=image_size,
-            model__alpha=alpha,
-            model__weights=weights,
-            model__backbone=backbone,
-            augment__preset=augment,
-            augment__views=views,
-            balance__policy=balance,
-            balance__cap=cap,
-            dataset__classes=classes.split(",") if classes else None,
-            report__formats=report_format.split(",") if report_format else None,
+        finished = api.run(
+            dataset,
+            preset=preset,
+            config=config_file,
+            faithful=faithful,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            feature_cache=feature_cache,
+            patience=patience,
+            fine_tune_layers=fine_tune_layers,
+            fine_tune_epochs=fine_tune_epochs,
+            fine_tune_lr=fine_tune_lr,
+            strategy=strategy,
+            mixed_precision=mixed_precision,
+            image_size=image_size,
+            alpha=alpha,
+            weights=weights,
+            backbone=backbone,
+            augment=augment,
+            views=views,
+            split=_parse_ratios(split_ratios),
+            balance=balance,
+            cap=cap,
+            classes=classes.split(",") if classes else None,
+            formats=report_format.split(",") if report_format else None,
             name=name,
-            runs_dir=str(runs_dir) if runs_dir else None,
-            manifest=str(manifest) if manifest else None,
+            runs_dir=runs_dir,
+            manifest=manifest,
         )
-        if split_layer:
-            flags["split"] = split_layer
-        file_layer = cfg.read_file(config_file) if config_file else {}
-        layers = pipeline.config_layers(preset, file_layer, flags, faithful, loaded)
-        config = cfg.build(layers, known_datasets=loaded.known_datasets())
-        outcome = pipeline.run(config, loaded)
-    evaluation = outcome.evaluation
-    low, high = evaluation["intervals"]["accuracy"]
-    console.print(
-        f"Test accuracy [bold]{evaluation['accuracy']:.4f}[/] (95% CI {low:.3f}–{high:.3f}), "
-        f"macro F1 {evaluation['macro']['f1-score']:.4f} on {evaluation['n_test']} images."
-    )
-    for path in outcome.reports:
+    console.print(finished.metrics.summary())
+    for path in finished.reports():
         console.print(f"Report: {path}")
 
 
@@ -336,11 +299,9 @@ def report(
 
     Example: `breedscope report runs/demo/run --format pdf`
     """
-    from breedscope.pipeline import stored_evaluation
-    from breedscope.report.render import render_reports
+    from breedscope import api
 
-    stored_evaluation(run_dir)
-    for path in render_reports(run_dir, report_format.split(","), _registry()):
+    for path in api.open_run(run_dir).render_reports(report_format.split(",")):
         console.print(f"Report: {path}")
 
 
@@ -353,10 +314,10 @@ def compare(
 
     Example: `breedscope compare runs/breast/mobilenet runs/breast/resnet50 --output compare.md`
     """
-    from breedscope.report.compare import comparison_table
-    from breedscope_plugins.markdown_report import table_markdown
+    from breedscope import api
 
-    table, notes = comparison_table(run_dirs)
+    comparison = api.compare(run_dirs)
+    table, notes = comparison.table, comparison.notes
     rich_table = Table(title="Runs")
     for column in table.header:
         rich_table.add_column(column)
@@ -368,7 +329,7 @@ def compare(
     if output is not None:
         from breedscope.atomic import write_text
 
-        write_text(output, "\n".join(["# Run comparison", "", *table_markdown(table), "", *notes]) + "\n")
+        write_text(output, comparison.markdown())
         console.print(f"Written: {output}")
 
 
@@ -385,9 +346,9 @@ def predict(
     """
     import json
 
-    from breedscope import inference
+    from breedscope import api
 
-    results = inference.predict(inference.load_run(run_dir), images, top=top)
+    results = api.open_run(run_dir).predict(images, top=top)
     if as_json:
         print(
             json.dumps(
@@ -427,12 +388,10 @@ def export(
 
     Example: `breedscope export runs/bccd/run --format tflite --quantize int8`
     """
-    from breedscope import inference
+    from breedscope import api, inference
 
-    if quantize not in (None, "int8") or (quantize and fmt != "tflite"):
-        raise BreedscopeError("--quantize int8 works with --format tflite only.")
-    run = inference.load_run(run_dir)
-    path, check = inference.export_checked(run, fmt, output or run_dir / "export", quantize)
+    exported = api.open_run(run_dir).export(fmt, quantize, output)
+    path, check = exported.path, exported.check
     console.print(f"Exported: {path}")
     if check is not None:
         console.print(
@@ -468,27 +427,14 @@ def augment_preview(
 
     Example: `breedscope augment preview --dataset chest_xray --preset xray --output xray.png`
     """
-    from breedscope import pipeline, samples
-    from breedscope.augment import Augmenter
-    from breedscope.loading import ImageLoader
+    from breedscope import api
 
-    loaded = _registry()
-    stored = pipeline.ensure_dataset(dataset, loaded)
-    if preset is None:
-        owner = loaded.dataset_plugin(stored.name)
-        study = presets.PRESETS.get(owner.default_preset) if owner and owner.default_preset else None
-        preset = (study.config.get("augment", {}).get("preset") if study else None) or "light"
-    augmenter = Augmenter(loaded.pick("augmentations", preset), seed)
-    records = stored.records()
-    by_label: dict[str, list] = {}
-    for record in records:
-        by_label.setdefault(record.label, []).append(record)
-    chosen = [group[i] for i in range(count) for group in by_label.values() if i < len(group)][:count]
-    rows = [pipeline.row_of(record) for record in chosen]
-    path = samples.augmented_samples(
-        rows, ImageLoader(stored.image_root, image_size), augmenter, output, views
+    preview = api.augment_preview(
+        dataset, preset=preset, count=count, views=views, image_size=image_size, seed=seed, output=output
     )
-    console.print(f"Preset '{preset}' on {len(rows)} images of '{stored.name}': {path}")
+    console.print(
+        f"Preset '{preview.preset}' on {preview.images} images of '{preview.dataset}': {preview.path}"
+    )
 
 
 @app.command()

@@ -7,10 +7,13 @@ images count once) and calibration bins.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sklearn import metrics
 
 BOOTSTRAP_ROUNDS = 1000
 CALIBRATION_BINS = 10
@@ -81,6 +84,86 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(y_true == y_pred))
 
 
+@dataclass(frozen=True)
+class ClassMetrics:
+    """One class's figures on the test split; ``support`` is how many test images it has."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A run's test evaluation: the headline figures typed, everything else in ``data``.
+
+    ``evaluation.json`` is :meth:`to_json`; :meth:`from_json` reads it back. ``data`` holds the
+    whole stored mapping (confusion matrix, curves, calibration bins, most confident errors)
+    for the reporters that draw them.
+    """
+
+    classes: tuple[str, ...]
+    n_test: int
+    accuracy: float
+    balanced_accuracy: float
+    macro_f1: float
+    weighted_f1: float
+    per_class: Mapping[str, ClassMetrics]
+    roc_auc: float | None
+    sensitivity: float | None
+    specificity: float | None
+    data: Mapping[str, Any]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Evaluation:
+        return cls(
+            classes=tuple(data["classes"]),
+            n_test=int(data["n_test"]),
+            accuracy=float(data["accuracy"]),
+            balanced_accuracy=float(data["balanced_accuracy"]),
+            macro_f1=float(data["macro"]["f1-score"]),
+            weighted_f1=float(data["weighted"]["f1-score"]),
+            per_class={
+                name: ClassMetrics(m["precision"], m["recall"], m["f1-score"], int(m["support"]))
+                for name, m in data["per_class"].items()
+            },
+            roc_auc=data.get("roc_auc"),
+            sensitivity=data.get("sensitivity"),
+            specificity=data.get("specificity"),
+            data=data,
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> Evaluation:
+        return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.data)
+
+    def interval(self, metric: str = "accuracy") -> tuple[float, float]:
+        """The 95% bootstrap interval of ``accuracy`` or ``macro_f1``."""
+        intervals = self.data["intervals"]
+        if metric not in intervals or metric in ("level", "method"):
+            known = [k for k in intervals if k not in ("level", "method")]
+            raise KeyError(f"No interval for '{metric}'; intervals exist for {', '.join(known)}.")
+        low, high = intervals[metric]
+        return float(low), float(high)
+
+    @property
+    def confusion_matrix(self) -> list[list[int]]:
+        """Rows are true classes, columns predicted ones, in the order of :attr:`classes`."""
+        return self.data["confusion_matrix"]
+
+    def summary(self) -> str:
+        """One line: accuracy with its interval, macro F1 and the number of test images."""
+        low, high = self.interval("accuracy")
+        return (
+            f"Test accuracy {self.accuracy:.4f} (95% CI {low:.3f}–{high:.3f}), "
+            f"macro F1 {self.macro_f1:.4f} on {self.n_test} images."
+        )
+
+
 def evaluate(
     y_true: np.ndarray,
     probabilities: np.ndarray,
@@ -89,8 +172,10 @@ def evaluate(
     groups: Sequence[str] | None = None,
     seed: int = 0,
     worst: int = 12,
-) -> dict:
+) -> Evaluation:
     """Every number a report shows, from true labels and predicted probabilities."""
+    from sklearn import metrics
+
     labels = list(range(len(classes)))
     y_pred = probabilities.argmax(axis=1)
     report = metrics.classification_report(
@@ -116,9 +201,10 @@ def evaluate(
         "level": 0.95,
         "method": f"percentile bootstrap, {BOOTSTRAP_ROUNDS} rounds, resampling "
         + ("groups" if groups is not None else "images"),
-        "accuracy": bootstrap_interval(y_true, y_pred, accuracy, groups, seed=seed),
-        "macro_f1": bootstrap_interval(
-            y_true, y_pred, lambda t, p: macro_f1(t, p, len(classes)), groups, seed=seed
+        # Lists, as JSON stores them: an evaluation equals its evaluation.json read back.
+        "accuracy": list(bootstrap_interval(y_true, y_pred, accuracy, groups, seed=seed)),
+        "macro_f1": list(
+            bootstrap_interval(y_true, y_pred, lambda t, p: macro_f1(t, p, len(classes)), groups, seed=seed)
         ),
     }
     present = np.unique(y_true)
@@ -156,4 +242,4 @@ def evaluate(
         }
         for i in wrong
     ]
-    return result
+    return Evaluation.from_json(result)

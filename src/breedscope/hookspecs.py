@@ -7,11 +7,18 @@ A plugin is a plain module with ``@hookimpl`` functions, registered under the en
     leaves = "breedscope_leaves"
 
 Every hook returns a list of descriptions; breedscope calls each plugin's hook separately, so a
-plugin that raises is reported and skipped while the others keep working.
+plugin that raises is reported and skipped while the others keep working. A hook may take a
+parameter named ``context`` (a :class:`PluginContext`) or none at all. The names a plugin needs
+are public: ``from breedscope import hookimpl, DatasetSpec, ...``. A misspelt hook name, or two
+plugins giving one name to different things, is reported by ``breedscope plugins``.
+
+Every example below is run by the test suite (``tests/test_plugin_guide.py``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -20,6 +27,7 @@ if TYPE_CHECKING:
     from breedscope.augment import AugmentPreset
     from breedscope.datasets.spec import DatasetSpec
     from breedscope.model import BackboneSpec
+    from breedscope.presets import Preset
     from breedscope.report.reporter import ReporterSpec
 
 PROJECT = "breedscope"
@@ -27,14 +35,28 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+@dataclass(frozen=True)
+class PluginContext:
+    """What breedscope tells a hook that takes a ``context`` parameter.
+
+    Attributes:
+        home: the data cache (``$BREEDSCOPE_HOME``): fetched datasets, downloads, features.
+        version: the breedscope version loading the plugin.
+    """
+
+    home: Path
+    version: str
+
+
 @hookspec
-def breedscope_datasets() -> list[DatasetSpec]:
+def breedscope_datasets(context: PluginContext) -> list[DatasetSpec]:
     """Return the datasets this plugin can fetch and read.
 
-    Example: a dataset of leaf photos laid out as ``leaves/<species>/<image>`` on Kaggle::
+    Example: a dataset of leaf photos laid out as ``leaves/<species>/<image>`` on Kaggle;
+    ``under`` names the folder that holds the class folders, and image paths stay relative to
+    the archive's root whatever folder is scanned::
 
-        from breedscope.datasets.spec import DatasetSpec, scan_class_folders
-        from breedscope.hookspecs import hookimpl
+        from breedscope import DatasetSpec, hookimpl, scan_class_folders
 
         @hookimpl
         def breedscope_datasets():
@@ -43,20 +65,46 @@ def breedscope_datasets() -> list[DatasetSpec]:
                     name="leaves",
                     description="Leaf species photos",
                     kaggle=("someone/leaf-species",),
-                    scan=lambda root: scan_class_folders(root / "leaves"),
+                    scan=lambda root: scan_class_folders(root, under="leaves"),
                 )
             ]
     """
 
 
 @hookspec
-def breedscope_backbones() -> list[BackboneSpec]:
+def breedscope_presets(context: PluginContext) -> list[Preset]:
+    """Return study presets (the values of ``--preset``): a layer of settings, and optionally the
+    study whose reported figures the report sets beside the run's.
+
+    Example: a protocol for the leaves dataset, and the figure its paper reported::
+
+        from breedscope import Preset, Study, hookimpl
+
+        @hookimpl
+        def breedscope_presets():
+            return [
+                Preset(
+                    name="leaves",
+                    description="Leaf species: 70/15/15, frozen MobileNetV2",
+                    config={
+                        "dataset": {"name": "leaves"},
+                        "split": {"train": 0.7, "val": 0.15, "test": 0.15},
+                        "train": {"epochs": 15},
+                    },
+                    study=Study(title="Leaf species with MobileNetV2", reported={"accuracy": 0.93}),
+                )
+            ]
+    """
+
+
+@hookspec
+def breedscope_backbones(context: PluginContext) -> list[BackboneSpec]:
     """Return the backbones this plugin provides (the value of ``model.backbone``).
 
     Example: EfficientNetB0 from Keras applications::
 
         import keras
-        from breedscope.model import BackboneSpec
+        from breedscope import BackboneSpec, hookimpl
 
         @hookimpl
         def breedscope_backbones():
@@ -75,13 +123,13 @@ def breedscope_backbones() -> list[BackboneSpec]:
 
 
 @hookspec
-def breedscope_augmentations() -> list[AugmentPreset]:
+def breedscope_augmentations(context: PluginContext) -> list[AugmentPreset]:
     """Return named augmentation presets (the value of ``augment.preset``).
 
     Example: strong colour jitter for stained slides::
 
         import albumentations as A
-        from breedscope.augment import AugmentPreset
+        from breedscope import AugmentPreset, hookimpl
 
         @hookimpl
         def breedscope_augmentations():
@@ -96,7 +144,7 @@ def breedscope_augmentations() -> list[AugmentPreset]:
 
 
 @hookspec
-def breedscope_reporters() -> list[ReporterSpec]:
+def breedscope_reporters(context: PluginContext) -> list[ReporterSpec]:
     """Return report formats (the values of ``report.formats``).
 
     A reporter receives the finished :class:`~breedscope.report.document.Document` (every
@@ -105,7 +153,7 @@ def breedscope_reporters() -> list[ReporterSpec]:
     Example: a JSON dump of the metrics tables::
 
         import json
-        from breedscope.report.reporter import ReporterSpec
+        from breedscope import ReporterSpec, hookimpl
 
         def render(document, out_dir):
             path = out_dir / "report.json"

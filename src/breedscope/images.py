@@ -13,8 +13,9 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 # Anything above this many pixels is treated as a decompression bomb, not an image to train on.
+# Checked in open_image from the header, not by setting Pillow's process-wide MAX_IMAGE_PIXELS,
+# which would change it for the whole session that imported breedscope.
 MAX_PIXELS = 64_000_000
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 # Part of the decoded-image and feature cache keys: bump it when decoding at a given size
 # changes the pixels, so that caches written by an earlier decoder are not mixed in.

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from breedscope import config as config_module
 from breedscope import manifest as manifest_module
+from breedscope import rundir
 from breedscope.atomic import write_json
 from breedscope.datasets import store
 from breedscope.errors import BreedscopeError
 from breedscope.images import UnreadableImage, load_rgb
 from breedscope.model import load_model
+from breedscope.rundir import RunDir
 
 if TYPE_CHECKING:
     import keras
@@ -36,15 +37,11 @@ class TrainedRun:
 
 def load_run(run_dir: Path) -> TrainedRun:
     """A finished run's model, classes and input size, or a sentence saying what is missing."""
-    model_file = run_dir / "model.keras"
-    if not model_file.is_file():
-        raise BreedscopeError(f"{run_dir} has no model.keras; the run did not finish (see status.json).")
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise BreedscopeError(f"{run_dir} has no config.yaml; pass a run directory that breedscope wrote.")
-    config = config_module.build([config_module.read_file(config_file)])
-    classes = manifest_module.read(run_dir).classes
-    return TrainedRun(run_dir, load_model(model_file), classes, config.model.image_size)
+    directory = RunDir(run_dir)
+    model_file = directory.model_file
+    image_size = directory.config().model.image_size
+    classes = directory.manifest().classes
+    return TrainedRun(run_dir, load_model(model_file), classes, image_size)
 
 
 @dataclass(frozen=True)
@@ -147,14 +144,22 @@ def check_tflite(run: TrainedRun, model_file: Path) -> ExportCheck:
     )
 
 
+def check_export_options(fmt: str, quantize: str | None) -> None:
+    """Refuse a format or quantisation this module cannot write, before any work."""
+    if fmt not in FORMATS:
+        raise BreedscopeError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'.")
+    if quantize not in (None, "int8") or (quantize and fmt != "tflite"):
+        raise BreedscopeError("--quantize int8 works with --format tflite only.")
+
+
 def export(run: TrainedRun, fmt: str, output: Path, representative: np.ndarray | None = None) -> Path:
     """Write the model as ``keras``, ``savedmodel`` or ``tflite`` (int8 when given sample images)."""
     if output.exists() and not output.is_dir():
         raise BreedscopeError(f"--output {output} is a file; pass a folder to write the export into.")
     output.mkdir(parents=True, exist_ok=True)
     if fmt == "keras":
-        target = output / "model.keras"
-        shutil.copy(run.run_dir / "model.keras", target)
+        target = output / rundir.MODEL
+        shutil.copy(RunDir(run.run_dir).model_file, target)
         return target
     if fmt == "savedmodel":
         target = output / "savedmodel"

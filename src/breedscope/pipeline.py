@@ -7,7 +7,7 @@ trainer's predictions become the evaluation, and reporters render only the store
 from __future__ import annotations
 
 import csv
-import json
+import difflib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,23 +16,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from breedscope import config as config_module
-from breedscope import locks, presets, runs, samples
 from breedscope import manifest as manifest_module
-from breedscope.atomic import atomic_path, write_json, write_text
+from breedscope import presets, rundir, runs, samples
+from breedscope.atomic import atomic_path
 from breedscope.augment import Augmenter
 from breedscope.config import RunConfig
 from breedscope.datasets import fetch, store
-from breedscope.errors import BreedscopeError, DataError, Interrupted
-from breedscope.evaluate import evaluate
+from breedscope.errors import BreedscopeError, ConfigError, DataError, Interrupted
+from breedscope.evaluate import Evaluation, evaluate
 from breedscope.model import save_model
 from breedscope.plugins import Registry
 from breedscope.progress import console
 from breedscope.report.render import render_reports
+from breedscope.rundir import RunDir, check_runs_dir
 
 if TYPE_CHECKING:
     from breedscope.train import Prepared, TrainResult
-
-CONFIG_FILE = "config.yaml"
 
 
 def ensure_dataset(name: str, registry: Registry) -> store.StoredDataset:
@@ -65,11 +64,11 @@ def config_layers(
     if preset_name is None:
         owner = registry.dataset_plugin(dataset_name)
         preset_name = owner.default_preset if owner else None
-    preset = presets.get(preset_name) if preset_name else None
+    preset = presets.get(preset_name, registry.presets) if preset_name else None
     if faithful and (preset is None or preset.study is None):
         raise BreedscopeError(
             f"--faithful reproduces a study's protocol, and preset '{preset_name}' has none; "
-            f"use one of {', '.join(n for n, p in presets.PRESETS.items() if p.study)}."
+            f"use one of {', '.join(n for n, p in registry.presets.items() if p.study)}."
         )
     layers: list[dict] = []
     if preset is not None:
@@ -77,6 +76,86 @@ def config_layers(
         if faithful:
             layers.append(preset.faithful)
     return [*layers, file_layer, flag_layer]
+
+
+# The settings ``breedscope run`` takes as flags and ``breedscope.run()`` as keywords, and where
+# each lands in the configuration. One table, so the CLI and the Python API cannot drift.
+SETTINGS: dict[str, str] = {
+    "dataset": "dataset.name",
+    "classes": "dataset.classes",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.learning_rate",
+    "seed": "train.seed",
+    "feature_cache": "train.feature_cache",
+    "patience": "train.patience",
+    "fine_tune_layers": "train.fine_tune_layers",
+    "fine_tune_epochs": "train.fine_tune_epochs",
+    "fine_tune_lr": "train.fine_tune_learning_rate",
+    "strategy": "train.strategy",
+    "mixed_precision": "train.mixed_precision",
+    "image_size": "model.image_size",
+    "alpha": "model.alpha",
+    "weights": "model.weights",
+    "backbone": "model.backbone",
+    "augment": "augment.preset",
+    "views": "augment.views",
+    "split": "split",
+    "balance": "balance.policy",
+    "cap": "balance.cap",
+    "formats": "report.formats",
+    "name": "name",
+    "runs_dir": "runs_dir",
+    "manifest": "manifest",
+}
+
+
+def settings_layer(**settings: object) -> dict:
+    """A config layer from keyword settings (names of :data:`SETTINGS`); ``None`` overrides nothing.
+
+    ``seed`` seeds the split as well as training, as one seed should; ``split`` is a mapping such
+    as ``{"train": 0.8, "val": 0.1, "test": 0.1}``.
+    """
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        close = [difflib.get_close_matches(u, SETTINGS, n=1) for u in unknown]
+        hints = "".join(f" (did you mean '{c[0]}'?)" for c in close if c)
+        raise ConfigError(
+            f"Unknown setting {', '.join(repr(u) for u in unknown)}{hints}; known: {', '.join(SETTINGS)}."
+        )
+    layer: dict = {}
+    for key, value in settings.items():
+        if value is None:
+            continue
+        if isinstance(value, Path):
+            value = str(value)
+        section, _, field = SETTINGS[key].partition(".")
+        if field:
+            layer.setdefault(section, {})[field] = value
+        elif isinstance(value, dict):
+            layer.setdefault(section, {}).update(value)
+        else:
+            layer[section] = value
+    if settings.get("seed") is not None:
+        layer.setdefault("split", {})["seed"] = settings["seed"]
+    return layer
+
+
+def resolve_config(
+    registry: Registry,
+    preset: str | None = None,
+    config_file: Path | dict | None = None,
+    faithful: bool = False,
+    **settings: object,
+) -> RunConfig:
+    """Defaults < the dataset's or the named preset < ``faithful`` < a config file (or mapping)
+    < settings: what ``breedscope run`` and ``breedscope.run()`` both do."""
+    if isinstance(config_file, dict):
+        file_layer = config_file
+    else:
+        file_layer = config_module.read_file(Path(config_file)) if config_file else {}
+    layers = config_layers(preset, file_layer, settings_layer(**settings), faithful, registry)
+    return config_module.build(layers, known_datasets=registry.known_datasets())
 
 
 def row_of(record) -> manifest_module.Row:
@@ -107,8 +186,6 @@ def reused_or_new_manifest(config: RunConfig, dataset: store.StoredDataset) -> m
         return manifest_module.build(
             dataset.records(), config.split, config.balance, config.dataset.classes, dataset.info
         )
-    if not (config.manifest / "manifest.csv").is_file():
-        raise BreedscopeError(f"manifest: {config.manifest} holds no manifest.csv; pass a run directory.")
     reused = manifest_module.read(config.manifest)
     if reused.header.get("dataset", {}).get("name") != dataset.name:
         raise BreedscopeError(
@@ -121,7 +198,7 @@ def reused_or_new_manifest(config: RunConfig, dataset: store.StoredDataset) -> m
 @dataclass
 class RunOutcome:
     run_dir: Path
-    evaluation: dict
+    evaluation: Evaluation
     reports: list[Path]
 
 
@@ -153,30 +230,28 @@ def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> R
 
     check_plugin_names(config, registry)
     if run_dir is None:
-        runs.check_runs_dir(config.runs_dir)
+        check_runs_dir(config.runs_dir)
     prepared = prepare(config, registry.pick("backbones", config.model.backbone))
     dataset = ensure_dataset(config.dataset.name, registry)
     resuming = run_dir is not None
     if run_dir is None:
         manifest = reused_or_new_manifest(config, dataset)
-        run_dir = runs.new_run_dir(config.runs_dir, dataset.name, config.name)
-    busy = (
-        f"{run_dir} is being written by another breedscope process; wait for it to finish, "
-        "or start a new run instead of resuming this one."
-    )
-    with locks.exclusive(run_dir / runs.LOCK_FILE, busy):
+        directory = RunDir.create(config.runs_dir, dataset.name, config.name)
+    else:
+        directory = RunDir(run_dir)
+    with directory.writing():
         if not resuming:  # a new run: its inputs are written first
-            manifest.write(run_dir)
-            write_text(run_dir / CONFIG_FILE, config_module.to_yaml(config))
+            manifest.write(directory.path)
+            directory.write_config(config)
         else:
-            manifest = manifest_module.read(run_dir)
-        return _run_locked(config, registry, run_dir, dataset, manifest, prepared)
+            manifest = directory.manifest()
+        return _run_locked(config, registry, directory, dataset, manifest, prepared)
 
 
 def _run_locked(
     config: RunConfig,
     registry: Registry,
-    run_dir: Path,
+    directory: RunDir,
     dataset: store.StoredDataset,
     manifest: manifest_module.Manifest,
     prepared: Prepared,
@@ -184,20 +259,21 @@ def _run_locked(
     from breedscope.loading import ImageLoader
     from breedscope.train import train
 
+    run_dir = directory.path
     for warning in manifest.header.get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")
-    write_json(run_dir / "environment.json", runs.environment(config.train.seed, manifest.sha256()))
-    runs.set_status(run_dir, "running")
+    directory.write_environment(runs.environment(config.train.seed, manifest.sha256()))
+    directory.set_status("running")
     console.print(f"Run directory: [bold]{run_dir}[/]")
 
     try:
         result = train(config, manifest, dataset.image_root, run_dir, registry, prepared)
-        store_model(result, run_dir / "model.keras")
+        store_model(result, run_dir / rundir.MODEL)
         test_rows = manifest.split("test")
         classes = manifest.classes
         y_true = np.array([classes.index(r.label) for r in test_rows])
-        write_predictions(run_dir / "predictions.csv", test_rows, classes, result.test_probabilities)
-        evaluation = evaluate(
+        write_predictions(directory.predictions_file, test_rows, classes, result.test_probabilities)
+        measured = evaluate(
             y_true,
             result.test_probabilities,
             classes,
@@ -205,7 +281,7 @@ def _run_locked(
             groups=[r.group for r in test_rows] if config.split.grouped else None,
             seed=config.train.seed,
         )
-        evaluation["training"] = {
+        training = {
             "epochs_run": len(result.history),
             "best_epoch": result.best_epoch,
             "stopped_early": result.stopped_early,
@@ -213,33 +289,20 @@ def _run_locked(
             "strategy": config.train.strategy,
             "replicas": result.replicas,
         }
-        write_json(run_dir / "evaluation.json", evaluation)
+        evaluation = Evaluation.from_json({**measured.to_json(), "training": training})
+        directory.write_evaluation(evaluation)
         augmenter = Augmenter(registry.pick("augmentations", config.augment.preset), config.train.seed)
         loader = ImageLoader(dataset.image_root, config.model.image_size)
         samples.draw_all(result.model, manifest, evaluation, loader, augmenter, run_dir)
         reports = render_reports(run_dir, config.report.formats, registry)
     except KeyboardInterrupt:
-        runs.set_status(run_dir, "interrupted")
+        directory.set_status("interrupted")
         raise Interrupted(
             f"Interrupted; {run_dir} keeps its manifest and the checkpoints of every finished epoch. "
             f"Continue with: breedscope run --resume {run_dir}"
         ) from None
     except BaseException as exc:  # the directory must not look finished
-        runs.set_status(run_dir, "failed", error=str(exc) or type(exc).__name__)
+        directory.set_status("failed", error=str(exc) or type(exc).__name__)
         raise
-    runs.set_status(run_dir, "succeeded", accuracy=evaluation["accuracy"])
+    directory.set_status("succeeded", accuracy=evaluation.accuracy)
     return RunOutcome(run_dir, evaluation, reports)
-
-
-def load_run_config(run_dir: Path) -> RunConfig:
-    file = run_dir / CONFIG_FILE
-    if not file.is_file():
-        raise BreedscopeError(f"{run_dir} is not a run directory (it has no {CONFIG_FILE}).")
-    return config_module.build([config_module.read_file(file)])
-
-
-def stored_evaluation(run_dir: Path) -> dict:
-    file = run_dir / "evaluation.json"
-    if not file.is_file():
-        raise BreedscopeError(f"{run_dir} has no evaluation.json; the run did not finish (see status.json).")
-    return json.loads(file.read_text())

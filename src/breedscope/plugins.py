@@ -40,6 +40,7 @@ class Registry:
     backbones: dict[str, Any] = field(default_factory=dict)
     augmentations: dict[str, Any] = field(default_factory=dict)
     reporters: dict[str, Any] = field(default_factory=dict)
+    presets: dict[str, Any] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
 
     def dataset(self, name: str) -> Any:
@@ -55,6 +56,16 @@ class Registry:
         stored = store.load(name)
         return self.dataset(stored.plugin) if stored else None
 
+    def require_dataset_plugin(self, name: str) -> Any:
+        """:meth:`dataset_plugin`, or a sentence with the closest known name."""
+        spec = self.dataset_plugin(name)
+        if spec is None:
+            known = self.known_datasets()
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"Unknown dataset '{name}'.{hint} Known: {', '.join(known)}.")
+        return spec
+
     def known_datasets(self) -> list[str]:
         """Every name ``--dataset`` accepts: plugins, their aliases and fetched datasets."""
         from breedscope.datasets import store
@@ -68,7 +79,7 @@ class Registry:
         return sorted([*self.datasets, *self.aliases])
 
     def pick(self, kind: str, name: str) -> Any:
-        """The ``kind`` (``backbones``, ``augmentations``, ``reporters``) called ``name``."""
+        """The ``kind`` (``backbones``, ``augmentations``, ``reporters``, ``presets``) called ``name``."""
         table: dict[str, Any] = getattr(self, kind)
         if name not in table:
             close = difflib.get_close_matches(name, table, n=1)
@@ -85,16 +96,46 @@ def _manager() -> pluggy.PluginManager:
     return manager
 
 
+def _context() -> hookspecs.PluginContext:
+    from breedscope import __version__, paths
+
+    return hookspecs.PluginContext(home=paths.home(), version=__version__)
+
+
 def _collect(manager: pluggy.PluginManager, hook_name: str, registry: Registry) -> Iterable[tuple[str, Any]]:
-    """Call every implementation of ``hook_name`` on its own, so one failure skips one plugin."""
+    """Call every implementation of ``hook_name`` on its own, so one failure skips one plugin.
+    An implementation receives the arguments it names (``context``, or none)."""
+    arguments = {"context": _context()}
     for impl in getattr(manager.hook, hook_name).get_hookimpls():
         try:
-            for item in impl.function() or []:
+            for item in impl.function(*[arguments[name] for name in impl.argnames]) or []:
                 yield impl.plugin_name, item
         except Exception as exc:
             registry.problems.append(
                 f"plugin '{impl.plugin_name}' failed in {hook_name} ({type(exc).__name__}: {exc}); skipped"
             )
+
+
+def _register(manager: pluggy.PluginManager, module: Any, name: str | None, registry: Registry) -> bool:
+    """Register ``module``; a hook whose arguments do not match its spec is a problem, not a crash."""
+    try:
+        manager.register(module, name=name)
+    except pluggy.PluginValidationError as exc:
+        registry.problems.append(f"plugin '{name or module.__name__}' is invalid ({exc}); skipped")
+        return False
+    return True
+
+
+def _check_pending(manager: pluggy.PluginManager, registry: Registry) -> None:
+    """Report hooks no spec knows (a misspelt ``breedscope_dataset``), as pluggy's
+    ``check_pending`` finds them, and leave them out."""
+    for hook_name, caller in vars(manager.hook).items():
+        if not hook_name.startswith("_") and not caller.has_spec():
+            for impl in caller.get_hookimpls():
+                registry.problems.append(
+                    f"plugin '{impl.plugin_name}' implements '{hook_name}', which is not a breedscope "
+                    f"hook (see breedscope.hookspecs); ignored"
+                )
 
 
 def load(extra_modules: Iterable[Any] = ()) -> Registry:
@@ -112,7 +153,8 @@ def load(extra_modules: Iterable[Any] = ()) -> Registry:
             continue
         if manager.is_registered(module) or manager.has_plugin(entry.name):
             continue
-        manager.register(module, name=entry.name)
+        if not _register(manager, module, entry.name, registry):
+            continue
         dist = entry.dist
         registry.plugins.append(
             PluginInfo(
@@ -123,22 +165,32 @@ def load(extra_modules: Iterable[Any] = ()) -> Registry:
             )
         )
     for module in extra_modules:
-        manager.register(module)
-        registry.plugins.append(PluginInfo(manager.get_name(module) or "?", module.__name__, "(local)", "-"))
+        if _register(manager, module, None, registry):
+            name = manager.get_name(module) or "?"
+            registry.plugins.append(PluginInfo(name, module.__name__, "(local)", "-"))
+    _check_pending(manager, registry)
 
     provided: dict[str, list[str]] = {}
     tables = {
         "breedscope_datasets": registry.datasets,
+        "breedscope_presets": registry.presets,
         "breedscope_backbones": registry.backbones,
         "breedscope_augmentations": registry.augmentations,
         "breedscope_reporters": registry.reporters,
     }
     for hook_name, table in tables.items():
+        kind = hook_name.removeprefix("breedscope_")[:-1]
+        owners: dict[str, str] = {}
         for plugin_name, item in _collect(manager, hook_name, registry):
-            table.setdefault(item.name, item)
-            provided.setdefault(plugin_name, []).append(
-                f"{hook_name.removeprefix('breedscope_')[:-1]}:{item.name}"
-            )
+            if item.name in owners:
+                registry.problems.append(
+                    f"plugins '{owners[item.name]}' and '{plugin_name}' both provide the {kind} "
+                    f"'{item.name}'; '{owners[item.name]}' is used (uninstall one, or rename)"
+                )
+                continue
+            owners[item.name] = plugin_name
+            table[item.name] = item
+            provided.setdefault(plugin_name, []).append(f"{kind}:{item.name}")
             for alias in getattr(item, "aliases", ()):
                 registry.aliases[alias] = item.name
     registry.plugins = [
@@ -150,5 +202,10 @@ def load(extra_modules: Iterable[Any] = ()) -> Registry:
 
 @cache
 def registry() -> Registry:
-    """The process-wide registry, loaded once."""
-    return load()
+    """The process-wide registry, loaded once; what went wrong loading it is said once."""
+    from breedscope.progress import console
+
+    loaded = load()
+    for problem in loaded.problems:
+        console.print(f"[yellow]warning:[/] {problem}")
+    return loaded

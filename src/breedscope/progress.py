@@ -1,7 +1,10 @@
-"""Progress bars for long work, on stderr, quiet when not attached to a terminal."""
+"""Progress bars for long work: on stderr in a terminal, as a live widget in Jupyter (which
+needs ``ipywidgets``: ``pip install breedscope[notebook]``; Colab and Kaggle have it), and
+quiet when output goes to a file or a pipe."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -18,6 +21,14 @@ from rich.progress import (
 console = Console(stderr=True)
 
 
+def _shows_bars() -> bool:
+    if console.is_terminal:
+        return True
+    if not console.is_jupyter:
+        return False
+    return importlib.util.find_spec("ipywidgets") is not None  # rich draws notebook bars with it
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """Show a bar for ``total`` steps; yields ``advance(n)``."""
@@ -28,6 +39,6 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
+    with Progress(*columns, console=console, transient=False, disable=not _shows_bars()) as bar:
         task = bar.add_task(description, total=total)
         yield lambda steps=1: bar.advance(task, steps)

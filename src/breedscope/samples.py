@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from breedscope import rundir
 from breedscope.augment import Augmenter
+from breedscope.evaluate import Evaluation
 from breedscope.manifest import Manifest, Row
 from breedscope.report import figures
 
@@ -18,9 +20,9 @@ if TYPE_CHECKING:
 
     from breedscope.loading import ImageLoader
 
-AUGMENTED = "figures/augmented_samples.png"
-ERRORS = "figures/confident_errors.png"
-GRADCAM = "figures/gradcam.png"
+AUGMENTED = rundir.AUGMENTED_FIGURE
+ERRORS = rundir.ERRORS_FIGURE
+GRADCAM = rundir.GRADCAM_FIGURE
 
 
 def _short(text: str, length: int = 18) -> str:
@@ -75,10 +77,12 @@ def gradcam_grid(
     return figures.image_grid(tiles, captions, run_dir / GRADCAM, columns=min(6, max(2, 2 * per_class)))
 
 
-def draw_all(model, manifest: Manifest, evaluation: dict, load, augmenter: Augmenter, run_dir: Path) -> None:
+def draw_all(
+    model, manifest: Manifest, evaluation: Evaluation, load, augmenter: Augmenter, run_dir: Path
+) -> None:
     train = manifest.split("train")
     if not augmenter.is_identity and train:
         augmented_samples(train[:4], load, augmenter, run_dir)
     by_path = {row.path: row for row in manifest.rows}
-    confident_errors(evaluation["most_confident_errors"], by_path, load, run_dir)
+    confident_errors(evaluation.data["most_confident_errors"], by_path, load, run_dir)
     gradcam_grid(model, manifest, load, run_dir)

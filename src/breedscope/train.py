@@ -8,7 +8,6 @@ stopping, checkpoints and history are kept here in plain files, not in callback 
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from collections.abc import Callable, Iterable
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from breedscope.atomic import atomic_path, write_json
+from breedscope.atomic import write_json
 from breedscope.augment import Augmenter
 from breedscope.config import RunConfig
 from breedscope.features import FeatureCache, extractor_key, read
@@ -48,6 +47,7 @@ from breedscope.model import (
 )
 from breedscope.paths import features_dir, images_dir
 from breedscope.progress import console
+from breedscope.rundir import RunDir
 
 if TYPE_CHECKING:
     import keras
@@ -55,9 +55,7 @@ if TYPE_CHECKING:
 
     from breedscope.plugins import Registry
 
-CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
-HISTORY_FILE = "history.csv"
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -102,16 +100,6 @@ class TrainResult:
     feature_cache: bool
     replicas: int = 1
     model_file: Path | None = None  # a saved copy of exactly ``model``, when there is one
-
-
-def _write_history(run_dir: Path, history: list[dict[str, float]]) -> None:
-    if not history:
-        return
-    columns = ["epoch", *sorted(key for key in history[0] if key != "epoch")]
-    with atomic_path(run_dir / HISTORY_FILE) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(history)
 
 
 @dataclass
@@ -162,7 +150,7 @@ class _Trainer:
 
     def __init__(self, config: RunConfig, splits: _Splits, run_dir: Path) -> None:
         self.config, self.splits, self.run_dir = config, splits, run_dir
-        self.checkpoints = run_dir / CHECKPOINT_DIR
+        self.checkpoints = RunDir(run_dir).checkpoints
         self.checkpoints.mkdir(exist_ok=True)
         self.state = TrainState.load(self.checkpoints)
         self.oversample = config.balance.policy == "oversample"
@@ -235,7 +223,7 @@ class _Trainer:
         self.state.save(self.checkpoints)
         if previous is not None and previous.name != name:
             previous.unlink()
-        _write_history(self.run_dir, self.state.history)
+        RunDir(self.run_dir).write_history(self.state.history)
 
     def save_best(self, model: keras.Model) -> None:
         save_weights(model, self.best)

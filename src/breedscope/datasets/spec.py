@@ -73,15 +73,24 @@ def iter_files(root: Path) -> Iterable[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def scan_class_folders(root: Path, class_dir_of: Callable[[Path], str | None] | None = None) -> Scan:
+def scan_class_folders(
+    root: Path,
+    class_dir_of: Callable[[Path], str | None] | None = None,
+    *,
+    under: str | Path | None = None,
+) -> Scan:
     """Read a ``<class>/<image>`` tree: the label is the name of each image's parent folder.
 
-    Every file is offered to validation (which decides by content what is an image), except
-    known litter. ``class_dir_of`` may map a relative path to its label, or ``None`` to skip it.
+    ``under`` is the folder below ``root`` that holds the class folders (``"leaves"`` for an
+    archive laid out as ``leaves/<species>/<image>``); image paths are relative to ``root``
+    either way, as a dataset's paths must be. Every file is offered to validation (which
+    decides by content what is an image), except known litter. ``class_dir_of`` may map a path
+    (relative to the scanned folder) to its label, or ``None`` to skip it.
     """
     scan = Scan()
-    for path in iter_files(root):
-        rel = path.relative_to(root)
+    top = root / under if under is not None else root
+    for path in iter_files(top):
+        rel = path.relative_to(top)
         if is_junk(rel):
             scan.skipped["system file (.DS_Store, __MACOSX, ._*)"] += 1
             continue
@@ -89,7 +98,7 @@ def scan_class_folders(root: Path, class_dir_of: Callable[[Path], str | None] | 
         if label is None:
             scan.skipped["outside the class folders"] += 1
             continue
-        scan.images.append(SourceImage(path=rel.as_posix(), label=label))
+        scan.images.append(SourceImage(path=path.relative_to(root).as_posix(), label=label))
     return scan
 
 

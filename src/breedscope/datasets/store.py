@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -23,6 +24,8 @@ RECORD_FIELDS = [f.name for f in fields(ImageRecord) if f.name not in ("reason",
 
 @dataclass(frozen=True)
 class StoredDataset:
+    """A fetched dataset (``breedscope.fetch`` returns one): its images, classes and origin."""
+
     name: str
     directory: Path
     info: dict
@@ -46,6 +49,18 @@ class StoredDataset:
 
     def validation(self) -> dict:
         return json.loads((self.directory / VALIDATION_FILE).read_text(encoding="utf-8"))
+
+    def class_counts(self) -> dict[str, int]:
+        """Images kept per class, in class-name order."""
+        return dict(sorted(Counter(record.label for record in self.records()).items()))
+
+    def _repr_markdown_(self) -> str:
+        counts = self.class_counts()
+        rows = "\n".join(f"| {label} | {count} |" for label, count in counts.items())
+        return (
+            f"**Dataset `{self.name}`** ({self.plugin} plugin): {sum(counts.values())} images in "
+            f"{len(counts)} classes, stored in `{self.directory}`\n\n| class | images |\n|---|---|\n{rows}"
+        )
 
 
 def write_records(path: Path, records: list[ImageRecord]) -> None:

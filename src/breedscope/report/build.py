@@ -6,15 +6,15 @@ counts from ``manifest.json``. Figures are drawn into ``figures/`` beside them.
 
 from __future__ import annotations
 
-import csv
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
-from breedscope import presets, samples
+from breedscope import rundir
+from breedscope.presets import Preset
 from breedscope.report import figures
 from breedscope.report.document import Document, Figure, Paragraph, Section, Table
+from breedscope.rundir import RunDir
 
 
 def _pct(value: float) -> str:
@@ -24,14 +24,6 @@ def _pct(value: float) -> str:
 def _interval(evaluation: dict, key: str) -> str:
     low, high = evaluation["intervals"][key]
     return f"{low:.3f} – {high:.3f}"
-
-
-def _read_history(run_dir: Path) -> list[dict]:
-    file = run_dir / "history.csv"
-    if not file.is_file():
-        return []
-    with open(file, newline="") as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
 def measured(evaluation: dict, key: str) -> float | None:
@@ -119,9 +111,9 @@ def metrics_section(evaluation: dict) -> Section:
     )
 
 
-def comparison_section(config: dict, evaluation: dict) -> Section | None:
+def comparison_section(config: dict, evaluation: dict, known: Mapping[str, Preset]) -> Section | None:
     name = config.get("preset")
-    preset = presets.PRESETS.get(name) if name else None
+    preset = known.get(name) if name else None
     if preset is None or preset.study is None:
         return None
     study = preset.study
@@ -161,39 +153,38 @@ def comparison_section(config: dict, evaluation: dict) -> Section | None:
 
 
 def figures_sections(run_dir: Path, evaluation: dict, history: list[dict]) -> list[Section]:
-    out = run_dir / "figures"
     sections = []
     if history:
-        figures.training_curves(history, out / "training_curves.png")
+        figures.training_curves(history, run_dir / rundir.CURVES_FIGURE)
         sections.append(
             Section(
                 "Training curves",
-                [Figure(Path("figures/training_curves.png"), "Loss and accuracy per epoch.")],
+                [Figure(Path(rundir.CURVES_FIGURE), "Loss and accuracy per epoch.")],
             )
         )
-    figures.confusion_matrix(evaluation, out / "confusion_matrix.png")
+    figures.confusion_matrix(evaluation, run_dir / rundir.CONFUSION_FIGURE)
     sections.append(
         Section(
             "Confusion matrix",
             [
                 Figure(
-                    Path("figures/confusion_matrix.png"),
+                    Path(rundir.CONFUSION_FIGURE),
                     "Counts and share of each true class (rows).",
                     0.8 if len(evaluation["classes"]) > 4 else 0.6,
                 )
             ],
         )
     )
-    figures.reliability(evaluation, out / "reliability.png")
+    figures.reliability(evaluation, run_dir / rundir.RELIABILITY_FIGURE)
     calibration = [
-        Figure(Path("figures/reliability.png"), "Reliability diagram of the top-class confidence.", 0.55)
+        Figure(Path(rundir.RELIABILITY_FIGURE), "Reliability diagram of the top-class confidence.", 0.55)
     ]
     if "roc_curve" in evaluation:
-        figures.roc(evaluation, out / "roc.png")
-        calibration.append(Figure(Path("figures/roc.png"), "ROC curve.", 0.55))
+        figures.roc(evaluation, run_dir / rundir.ROC_FIGURE)
+        calibration.append(Figure(Path(rundir.ROC_FIGURE), "ROC curve.", 0.55))
     elif "roc_curves" in evaluation:
-        figures.roc_one_vs_rest(evaluation, out / "roc.png")
-        calibration.append(Figure(Path("figures/roc.png"), "One-vs-rest ROC curve per class (AUC).", 0.6))
+        figures.roc_one_vs_rest(evaluation, run_dir / rundir.ROC_FIGURE)
+        calibration.append(Figure(Path(rundir.ROC_FIGURE), "One-vs-rest ROC curve per class (AUC).", 0.6))
     sections.append(Section("Calibration and ROC", calibration))
     return sections
 
@@ -206,8 +197,10 @@ def errors_section(run_dir: Path, evaluation: dict) -> Section:
     if not rows:
         return Section("Most confident errors", [Paragraph("No test image was misclassified.")])
     blocks: list = [Table(["image", "true", "predicted", "confidence"], rows)]
-    if (run_dir / samples.ERRORS).is_file():
-        blocks.append(Figure(Path(samples.ERRORS), "The most confidently misclassified test images.", 0.9))
+    if (run_dir / rundir.ERRORS_FIGURE).is_file():
+        blocks.append(
+            Figure(Path(rundir.ERRORS_FIGURE), "The most confidently misclassified test images.", 0.9)
+        )
     return Section("Most confident errors", blocks)
 
 
@@ -216,12 +209,12 @@ def pictures_sections(run_dir: Path, config: dict) -> list[Section]:
     augmented = (
         [
             Figure(
-                Path(samples.AUGMENTED),
+                Path(rundir.AUGMENTED_FIGURE),
                 f"Training images and augmented views ({config['augment']['preset']}).",
                 0.75,
             )
         ]
-        if (run_dir / samples.AUGMENTED).is_file()
+        if (run_dir / rundir.AUGMENTED_FIGURE).is_file()
         else [
             Paragraph(
                 f"Augmentation preset '{config['augment']['preset']}': training images are not changed."
@@ -229,13 +222,13 @@ def pictures_sections(run_dir: Path, config: dict) -> list[Section]:
         ]
     )
     sections = [Section("Augmented training samples", augmented)]
-    if (run_dir / samples.GRADCAM).is_file():
+    if (run_dir / rundir.GRADCAM_FIGURE).is_file():
         sections.append(
             Section(
                 "Class activation maps",
                 [
                     Figure(
-                        Path(samples.GRADCAM),
+                        Path(rundir.GRADCAM_FIGURE),
                         "Grad-CAM on the backbone's last convolutional block, for the predicted class "
                         "(caption: true → predicted).",
                         0.9,
@@ -263,15 +256,18 @@ def environment_section(environment: dict, manifest_sha: str) -> Section:
     return Section("Environment", [Table(["item", "value"], rows)])
 
 
-def build_document(run_dir: Path) -> Document:
-    run_dir = run_dir.resolve()
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    evaluation = json.loads((run_dir / "evaluation.json").read_text())
-    environment = json.loads((run_dir / "environment.json").read_text())
-    history = _read_history(run_dir)
+def build_document(run_dir: Path, known_presets: Mapping[str, Preset]) -> Document:
+    """The report of the finished run in ``run_dir``, from its stored files only; the study of
+    its preset (among ``known_presets``) is set beside its figures."""
+    directory = RunDir(run_dir.resolve())
+    run_dir = directory.path
+    config = directory.config_data()
+    manifest = directory.manifest_header()
+    evaluation = dict(directory.evaluation().data)
+    environment = directory.environment()
+    history = directory.history()
     sections = [summary_section(config, manifest, evaluation)]
-    comparison = comparison_section(config, evaluation)
+    comparison = comparison_section(config, evaluation, known_presets)
     if comparison:
         sections.append(comparison)
     sections += [

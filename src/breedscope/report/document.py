@@ -20,6 +20,24 @@ class Table:
     rows: list[list[str]]
     caption: str = ""
 
+    def markdown_lines(self) -> list[str]:
+        """The table in Markdown (pipes in cells escaped), its caption in italics below."""
+
+        def cell(text: object) -> str:
+            return str(text).replace("|", "\\|").replace("\n", " ")
+
+        lines = [
+            "| " + " | ".join(cell(h) for h in self.header) + " |",
+            "|" + "|".join("---" for _ in self.header) + "|",
+        ]
+        lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in self.rows]
+        if self.caption:
+            lines += ["", f"*{self.caption}*"]
+        return lines
+
+    def _repr_markdown_(self) -> str:  # a table displays itself in a notebook
+        return "\n".join(self.markdown_lines())
+
 
 @dataclass
 class Figure:

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never open a window
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 DPI = 150
 
 
-def _save(figure: plt.Figure, path: Path, tight: bool = True, dpi: float = DPI) -> Path:
+# Figures are made with matplotlib's object API (``Figure``), never pyplot: no backend is chosen,
+# no window can open, and a notebook's inline plotting is left as the user set it.
+
+
+def _save(figure: Figure, path: Path, tight: bool = True, dpi: float = DPI) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if tight:
         figure.tight_layout()
     # Fast deflate: twice as quick as Pillow's default level for a fifth more bytes.
     figure.savefig(path, dpi=dpi, pil_kwargs={"compress_level": 1})
-    plt.close(figure)
     return path
+
+
+def _subplots(*grid: int, figsize: tuple[float, float]):
+    """A new figure and its axes, like ``pyplot.subplots`` but outside pyplot's state."""
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(*grid)
 
 
 def confusion_matrix(evaluation: dict, path: Path) -> Path:
@@ -30,7 +36,7 @@ def confusion_matrix(evaluation: dict, path: Path) -> Path:
     normalised = np.array(evaluation["confusion_matrix_normalised"])
     n = len(classes)
     side = max(4.5, 0.6 * n + 2.5)
-    figure, axis = plt.subplots(figsize=(side, side * 0.85))
+    figure, axis = _subplots(figsize=(side, side * 0.85))
     image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the true class")
     font = 9 if n <= 6 else 7
@@ -56,7 +62,7 @@ def confusion_matrix(evaluation: dict, path: Path) -> Path:
 
 def training_curves(history: list[dict], path: Path) -> Path:
     epochs = [row["epoch"] for row in history]
-    figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(9, 3.4))
+    figure, (loss_axis, acc_axis) = _subplots(1, 2, figsize=(9, 3.4))
     for axis, metric, title in ((loss_axis, "loss", "loss"), (acc_axis, "accuracy", "accuracy")):
         axis.plot(epochs, [row[metric] for row in history], marker="o", ms=3, label="train")
         if history and f"val_{metric}" in history[0]:
@@ -71,7 +77,7 @@ def training_curves(history: list[dict], path: Path) -> Path:
 
 def reliability(evaluation: dict, path: Path) -> Path:
     bins = evaluation["calibration"]["bins"]
-    figure, axis = plt.subplots(figsize=(4.5, 4))
+    figure, axis = _subplots(figsize=(4.5, 4))
     centres = [(b["low"] + b["high"]) / 2 for b in bins]
     axis.bar(centres, [b["accuracy"] for b in bins], width=0.09, alpha=0.7, label="accuracy in bin")
     axis.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
@@ -87,7 +93,7 @@ def reliability(evaluation: dict, path: Path) -> Path:
 
 def roc(evaluation: dict, path: Path) -> Path:
     curve = evaluation["roc_curve"]
-    figure, axis = plt.subplots(figsize=(4.5, 4))
+    figure, axis = _subplots(figsize=(4.5, 4))
     axis.plot(curve["fpr"], curve["tpr"], lw=2, label=f"AUC {evaluation['roc_auc']:.3f}")
     axis.plot([0, 1], [0, 1], "k--", lw=1)
     axis.set_xlabel("false positive rate (1 - specificity)")
@@ -98,7 +104,7 @@ def roc(evaluation: dict, path: Path) -> Path:
 
 
 def roc_one_vs_rest(evaluation: dict, path: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(5.2, 4.4))
+    figure, axis = _subplots(figsize=(5.2, 4.4))
     for name, curve in evaluation["roc_curves"].items():
         short = name if len(name) <= 16 else name[:15] + "…"
         axis.plot(curve["fpr"], curve["tpr"], lw=1.5, label=f"{short} ({curve['auc']:.3f})")
@@ -118,7 +124,7 @@ def image_grid(images: list[np.ndarray], captions: list[str], path: Path, column
     band, gap = int(tile * 0.22), max(2, tile // 40)  # caption band above each tile, white gap
     cell_height, cell_width = band + tile + gap, tile + gap
     mosaic = np.full((rows * cell_height, columns * cell_width, 3), 255, dtype=np.uint8)
-    figure = plt.figure(figsize=(2.2 * columns, 2.2 * columns * mosaic.shape[0] / mosaic.shape[1]))
+    figure = Figure(figsize=(2.2 * columns, 2.2 * columns * mosaic.shape[0] / mosaic.shape[1]))
     axis = figure.add_axes((0, 0, 1, 1))
     axis.axis("off")
     for index, (image, caption) in enumerate(zip(images, captions, strict=False)):

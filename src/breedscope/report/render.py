@@ -10,5 +10,5 @@ from breedscope.report.build import build_document
 
 def render_reports(run_dir: Path, formats: list[str], registry: Registry) -> list[Path]:
     reporters = [registry.pick("reporters", name) for name in formats]  # fail before drawing anything
-    document = build_document(run_dir)
+    document = build_document(run_dir, registry.presets)
     return [reporter.render(document, run_dir) for reporter in reporters]

@@ -1,0 +1,374 @@
+"""The Python API, for notebooks and scripts; the ``breedscope`` command is a thin layer over it.
+
+    import breedscope as bs
+
+    ds = bs.fetch("breast", source="busi.zip")
+    run = bs.run(dataset="breast", preset="breast", epochs=20)
+    run.metrics.accuracy, run.metrics.interval("accuracy")
+    run.predict(["scan.png"])
+    bs.compare([run, bs.open_run("runs/breast/run-2")])
+
+Nothing here changes the state of the session that imports it: the heavy libraries (TensorFlow,
+matplotlib) are imported inside the calls that need them.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from breedscope.datasets.store import StoredDataset
+from breedscope.errors import BreedscopeError
+from breedscope.evaluate import Evaluation
+from breedscope.report.document import Table
+from breedscope.rundir import CONFUSION_FIGURE, RunDir
+
+if TYPE_CHECKING:
+    from breedscope.config import RunConfig
+    from breedscope.datasets.fetch import FetchResult
+    from breedscope.datasets.validate import Validation
+    from breedscope.inference import ExportCheck, Prediction, TrainedRun
+    from breedscope.manifest import Manifest
+    from breedscope.plugins import Registry
+
+Dataset = StoredDataset  # the public name of a fetched dataset
+
+
+def plugins() -> Registry:
+    """The installed plugins, loaded once per process (a plugin that fails is one warning)."""
+    from breedscope.plugins import registry
+
+    return registry()
+
+
+def fetch_dataset(
+    dataset: str,
+    source: str | Path | None = None,
+    *,
+    name: str | None = None,
+    slug: str | None = None,
+    force: bool = False,
+    min_side: int = 32,
+) -> FetchResult:
+    """:func:`fetch`, with what the fetch found (validation counts, duplicates) for the CLI to show."""
+    from breedscope.datasets.fetch import fetch as fetch_with
+
+    spec = plugins().require_dataset_plugin(dataset)
+    return fetch_with(spec, name, Path(source) if source is not None else None, slug, force, min_side)
+
+
+def fetch(
+    dataset: str,
+    source: str | Path | None = None,
+    *,
+    name: str | None = None,
+    slug: str | None = None,
+    force: bool = False,
+    min_side: int = 32,
+) -> Dataset:
+    """Download ``dataset`` (or take ``source``, an archive or folder you have), check every image
+    and store it; a dataset fetched before is returned at once unless ``force``.
+
+    ``dataset`` is a dataset plugin (``"bccd"``, ``"breast"``, ``"folder"`` for any
+    ``class/image`` tree); ``name`` stores it under another name (the folder plugin's default is
+    the source's name).
+    """
+    return fetch_dataset(dataset, source, name=name, slug=slug, force=force, min_side=min_side).dataset
+
+
+def load_dataset(name: str) -> Dataset:
+    """A dataset fetched earlier, or a sentence saying how to fetch it."""
+    from breedscope.datasets import store
+
+    dataset = store.load(name)
+    if dataset is None:
+        raise BreedscopeError(f"'{name}' is not fetched; run `breedscope fetch {name}` first.")
+    return dataset
+
+
+def validate(name: str) -> Validation:
+    """Decode and check every image of a fetched dataset again."""
+    from breedscope.datasets.fetch import revalidate
+
+    dataset = load_dataset(name)
+    return revalidate(plugins().require_dataset_plugin(dataset.plugin), dataset)[1]
+
+
+def split(
+    name: str,
+    *,
+    split: dict[str, float] | None = None,
+    seed: int = 42,
+    balance: str = "none",
+    cap: int | None = None,
+    source_split: bool = False,
+    output: str | Path | None = None,
+) -> tuple[Manifest, Path]:
+    """Write a stratified, grouped split manifest of a fetched dataset; return it and its CSV's path
+    (by default in the dataset's ``manifests/`` folder, one folder per split setting)."""
+    from breedscope import config as config_module
+    from breedscope import manifest as manifest_module
+    from breedscope.hashing import short_hash
+
+    dataset = load_dataset(name)
+    config = config_module.build(
+        [
+            {
+                "dataset": {"name": name},
+                "split": {**(split or {}), "seed": seed, "use_source_split": source_split},
+                "balance": {"policy": balance, "cap": cap},
+            }
+        ]
+    )
+    manifest = manifest_module.build(dataset.records(), config.split, config.balance, None, dataset.info)
+    key = short_hash(config.split.model_dump_json() + config.balance.model_dump_json())
+    return manifest, manifest.write(Path(output) if output else dataset.directory / "manifests" / key)
+
+
+@dataclass(frozen=True)
+class AugmentPreview:
+    path: Path
+    preset: str
+    dataset: str
+    images: int
+
+
+def augment_preview(
+    dataset: str,
+    *,
+    preset: str | None = None,
+    count: int = 6,
+    views: int = 4,
+    image_size: int = 224,
+    seed: int = 42,
+    output: str | Path = "augment_preview.png",
+) -> AugmentPreview:
+    """A grid of ``count`` training images, each followed by ``views`` augmented versions, with
+    ``preset`` (default: the augmentation of the dataset's study preset)."""
+    from breedscope import pipeline, samples
+    from breedscope.augment import Augmenter
+    from breedscope.loading import ImageLoader
+
+    registry = plugins()
+    stored = pipeline.ensure_dataset(dataset, registry)
+    if preset is None:
+        owner = registry.dataset_plugin(stored.name)
+        study = registry.presets.get(owner.default_preset) if owner and owner.default_preset else None
+        preset = (study.config.get("augment", {}).get("preset") if study else None) or "light"
+    augmenter = Augmenter(registry.pick("augmentations", preset), seed)
+    by_label: dict[str, list] = {}
+    for record in stored.records():
+        by_label.setdefault(record.label, []).append(record)
+    chosen = [group[i] for i in range(count) for group in by_label.values() if i < len(group)][:count]
+    rows = [pipeline.row_of(record) for record in chosen]
+    path = samples.augmented_samples(
+        rows, ImageLoader(stored.image_root, image_size), augmenter, Path(output), views
+    )
+    return AugmentPreview(path, preset, stored.name, len(rows))
+
+
+def configure(
+    dataset: str | None = None,
+    *,
+    preset: str | None = None,
+    config: str | Path | dict | None = None,
+    faithful: bool = False,
+    **settings: object,
+) -> RunConfig:
+    """The configuration :func:`run` would use, without running: defaults < the dataset's or the
+    named preset < ``faithful`` < ``config`` (a TOML/YAML file or a mapping) < ``settings``."""
+    from breedscope.pipeline import resolve_config
+
+    return resolve_config(plugins(), preset, config, faithful, dataset=dataset, **settings)
+
+
+def run(
+    dataset: str | None = None,
+    *,
+    preset: str | None = None,
+    config: str | Path | dict | None = None,
+    faithful: bool = False,
+    resume: str | Path | None = None,
+    **settings: object,
+) -> Run:
+    """Train and evaluate, write the reports, and return the finished :class:`Run`.
+
+    Settings are the ``breedscope run`` flags as keywords: ``epochs=20``, ``seed=7``,
+    ``lr=1e-3``, ``weights="none"``, ``image_size=160``, ``classes=["a", "b"]``,
+    ``split={"train": 0.8, "val": 0.1, "test": 0.1}``, ``runs_dir="runs"`` and the rest of
+    :data:`breedscope.pipeline.SETTINGS`. ``resume`` continues an interrupted run directory.
+    """
+    from breedscope import pipeline
+
+    registry = plugins()
+    if resume is not None:
+        if dataset or preset or config or faithful or settings:
+            raise BreedscopeError("resume continues a run with its own settings; pass nothing else with it.")
+        outcome = pipeline.run(RunDir(resume).config(), registry, run_dir=Path(resume))
+    else:
+        chosen = configure(dataset, preset=preset, config=config, faithful=faithful, **settings)
+        outcome = pipeline.run(chosen, registry)
+    return Run(outcome.run_dir)
+
+
+def open_run(path: str | Path) -> Run:
+    """A run directory written earlier, as a :class:`Run`."""
+    directory = RunDir(path)
+    if not directory.path.is_dir():
+        raise BreedscopeError(
+            f"{directory.path} is not a folder; pass a run directory (RUNS_DIR/DATASET/NAME)."
+        )
+    return Run(directory.path)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Runs side by side: one row per run, with intervals; notes say what makes rows unequal."""
+
+    table: Table
+    notes: list[str]
+
+    def markdown(self) -> str:
+        return "\n".join(["# Run comparison", "", *self.table.markdown_lines(), "", *self.notes]) + "\n"
+
+    def _repr_markdown_(self) -> str:
+        return "\n".join([*self.table.markdown_lines(), "", *(f"*{note}*" for note in self.notes)])
+
+
+def compare(runs: Iterable[Run | str | Path]) -> Comparison:
+    """One table across finished runs (for example two backbones on one manifest)."""
+    from breedscope.report.compare import comparison_table
+
+    table, notes = comparison_table([r.path if isinstance(r, Run) else Path(r) for r in runs])
+    return Comparison(table, notes)
+
+
+@dataclass(frozen=True)
+class Export:
+    """An exported model file and, for TFLite, how it agrees with the Keras model on the test split."""
+
+    path: Path
+    check: ExportCheck | None
+
+
+class Run:
+    """A run directory and what it holds: settings, metrics, history, reports and the model.
+
+    In a notebook a run shows itself as a summary: accuracy with its interval, the per-class
+    figures with their support, and the confusion matrix.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.directory = RunDir(path)
+
+    @property
+    def path(self) -> Path:
+        return self.directory.path
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def status(self) -> str:
+        """``running``, ``succeeded``, ``failed`` or ``interrupted``."""
+        return self.directory.status()["state"]
+
+    @cached_property
+    def config(self) -> RunConfig:
+        return self.directory.config()
+
+    @cached_property
+    def metrics(self) -> Evaluation:
+        """The test evaluation: ``accuracy``, ``macro_f1``, ``per_class``, ``interval("accuracy")``..."""
+        return self.directory.evaluation()
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """One record per epoch (``pandas.DataFrame(run.history)`` makes it a table)."""
+        return self.directory.history()
+
+    def report_path(self, fmt: str = "pdf") -> Path:
+        """The report in one format: ``"pdf"`` or ``"markdown"`` (or a plugin's format)."""
+        return self.directory.report(fmt)
+
+    def reports(self) -> list[Path]:
+        """The report files of the run's configured formats that exist."""
+        suffixes = [{"markdown": "md"}.get(fmt, fmt) for fmt in self.config.report.formats]
+        return [self.path / f"report.{s}" for s in suffixes if (self.path / f"report.{s}").is_file()]
+
+    def render_reports(self, formats: Sequence[str] = ("markdown", "pdf")) -> list[Path]:
+        """Render the reports again from the stored evaluation (no retraining)."""
+        from breedscope.report.render import render_reports
+
+        self.directory.evaluation()  # a sentence if the run never finished
+        return render_reports(self.path, list(formats), plugins())
+
+    @cached_property
+    def _trained(self) -> TrainedRun:
+        from breedscope import inference
+
+        return inference.load_run(self.path)
+
+    def predict(self, images: Iterable[str | Path], top: int = 3) -> list[Prediction]:
+        """The ``top`` classes of each image; an unreadable file gets an ``error``, the rest still run."""
+        from breedscope import inference
+
+        return inference.predict(self._trained, [Path(i) for i in images], top=top)
+
+    def export(
+        self, fmt: str = "tflite", quantize: str | None = None, output: str | Path | None = None
+    ) -> Export:
+        """Write the model as ``keras``, ``savedmodel`` or ``tflite`` (``quantize="int8"``) into
+        ``output`` (default ``RUN_DIR/export``); a TFLite file is measured against Keras."""
+        from breedscope import inference
+
+        inference.check_export_options(fmt, quantize)
+        target = Path(output) if output is not None else self.directory.export_dir
+        path, check = inference.export_checked(self._trained, fmt, target, quantize)
+        return Export(path, check)
+
+    # --- how a run shows itself in a notebook ----------------------------------------------
+
+    def _per_class_rows(self) -> list[tuple[str, str, str, str, int]]:
+        return [
+            (name, f"{m.precision:.3f}", f"{m.recall:.3f}", f"{m.f1:.3f}", m.support)
+            for name, m in self.metrics.per_class.items()
+        ]
+
+    def _repr_markdown_(self) -> str:
+        if self.status != "succeeded":
+            return f"**Run `{self.path}`**: {self.status}."
+        rows = "\n".join(f"| {' | '.join(map(str, row))} |" for row in self._per_class_rows())
+        return (
+            f"**Run `{self.path}`**: {self.metrics.summary()}\n\n"
+            f"| class | precision | recall | F1 | test images |\n|---|---|---|---|---|\n{rows}\n\n"
+            f"![confusion matrix]({self.path / CONFUSION_FIGURE})"
+        )
+
+    def _repr_html_(self) -> str:
+        if self.status != "succeeded":
+            return (
+                f"<p><b>Run <code>{html.escape(str(self.path))}</code></b>: {html.escape(self.status)}.</p>"
+            )
+        cells = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+            for row in self._per_class_rows()
+        )
+        figure = self.path / CONFUSION_FIGURE
+        image = (
+            f'<img alt="confusion matrix" style="max-width:420px" '
+            f'src="data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode()}">'
+            if figure.is_file()
+            else ""
+        )
+        return (
+            f"<div><p><b>Run <code>{html.escape(str(self.path))}</code></b>: "
+            f"{html.escape(self.metrics.summary())}</p>"
+            "<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>test images</th></tr>"
+            f"{cells}</table>{image}</div>"
+        )

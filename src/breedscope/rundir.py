@@ -1,0 +1,208 @@
+"""The run directory: every file a run writes is named here, and read or written through here.
+
+One object owns the layout (as Ultralytics' trainer owns ``save_dir``): the pipeline, the
+reports, ``compare``, prediction, export and the Python API all go through :class:`RunDir`, so
+a file name is spelled once and a missing file is one sentence, not a ``FileNotFoundError``.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from breedscope import config as config_module
+from breedscope import locks
+from breedscope import manifest as manifest_module
+from breedscope.atomic import atomic_path, write_json, write_text
+from breedscope.config import RunConfig
+from breedscope.errors import BreedscopeError, ConfigError
+from breedscope.evaluate import Evaluation
+
+CONFIG = "config.yaml"
+MANIFEST = "manifest.json"  # with manifest.csv beside it (written by manifest.Manifest.write)
+ENVIRONMENT = "environment.json"
+STATUS = "status.json"
+EVALUATION = "evaluation.json"
+HISTORY = "history.csv"
+PREDICTIONS = "predictions.csv"
+MODEL = "model.keras"
+FIGURES = "figures"
+# The figures, relative to the run directory (reports link to them so).
+CURVES_FIGURE = "figures/training_curves.png"
+CONFUSION_FIGURE = "figures/confusion_matrix.png"
+RELIABILITY_FIGURE = "figures/reliability.png"
+ROC_FIGURE = "figures/roc.png"
+AUGMENTED_FIGURE = "figures/augmented_samples.png"
+ERRORS_FIGURE = "figures/confident_errors.png"
+GRADCAM_FIGURE = "figures/gradcam.png"
+CHECKPOINTS = "checkpoints"
+EXPORT = "export"
+LOCK = ".lock"  # held by the one process writing the run directory
+
+
+def check_runs_dir(runs_dir: Path) -> None:
+    """Refuse a runs folder that is a file (or lies below one) before any work is done."""
+    for folder in (runs_dir, *runs_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(
+                    f"runs_dir: {folder} is a file, so run directories cannot go in {runs_dir}; "
+                    "pass a folder with --runs-dir."
+                )
+            return
+
+
+class RunDir:
+    """A run directory on disk: ``RUNS_DIR/DATASET/NAME``."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    @classmethod
+    def create(cls, runs_dir: Path, dataset: str, name: str) -> RunDir:
+        """Make ``runs_dir/dataset/name``, or ``name-2``, ``name-3``... if taken (an atomic mkdir)."""
+        parent = runs_dir / dataset
+        check_runs_dir(parent)
+        parent.mkdir(parents=True, exist_ok=True)
+        candidate, number = parent / name, 1
+        while True:
+            try:
+                candidate.mkdir()
+                return cls(candidate)
+            except FileExistsError:
+                number += 1
+                candidate = parent / f"{name}-{number}"
+
+    # --- what a run is made from -----------------------------------------------------------
+
+    def _required(self, name: str, why: str) -> Path:
+        file = self.path / name
+        if not file.is_file():
+            raise BreedscopeError(f"{self.path} has no {name}; {why}")
+        return file
+
+    def config(self) -> RunConfig:
+        file = self._required(CONFIG, "pass a run directory that breedscope wrote.")
+        return config_module.build([config_module.read_file(file)])
+
+    def config_data(self) -> dict[str, Any]:
+        """The stored settings as written (reports show them so)."""
+        return config_module.read_file(self._required(CONFIG, "pass a run directory that breedscope wrote."))
+
+    def write_config(self, config: RunConfig) -> None:
+        write_text(self.path / CONFIG, config_module.to_yaml(config))
+
+    def manifest(self) -> manifest_module.Manifest:
+        return manifest_module.read(self.path)
+
+    def manifest_header(self) -> dict[str, Any]:
+        file = self._required(MANIFEST, "pass a run directory that breedscope wrote.")
+        return json.loads(file.read_text(encoding="utf-8"))
+
+    def environment(self) -> dict[str, Any]:
+        file = self._required(ENVIRONMENT, "pass a run directory that breedscope wrote.")
+        return json.loads(file.read_text(encoding="utf-8"))
+
+    def write_environment(self, environment: dict[str, Any]) -> None:
+        write_json(self.path / ENVIRONMENT, environment)
+
+    # --- what a run produces ---------------------------------------------------------------
+
+    def evaluation(self) -> Evaluation:
+        file = self._required(EVALUATION, "the run did not finish (see status.json).")
+        return Evaluation.read(file)
+
+    def write_evaluation(self, evaluation: Evaluation) -> None:
+        write_json(self.path / EVALUATION, evaluation.to_json())
+
+    def history(self) -> list[dict[str, float]]:
+        """One record per epoch (``epoch``, ``loss``, ``accuracy``, ``val_loss``...); empty before
+        the first epoch."""
+        file = self.path / HISTORY
+        if not file.is_file():
+            return []
+        with open(file, newline="", encoding="utf-8") as handle:
+            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+    def write_history(self, history: list[dict[str, float]]) -> None:
+        if not history:
+            return
+        columns = ["epoch", *sorted(key for key in history[0] if key != "epoch")]
+        with atomic_path(self.path / HISTORY) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(history)
+
+    @property
+    def predictions_file(self) -> Path:
+        return self.path / PREDICTIONS
+
+    @property
+    def model_file(self) -> Path:
+        return self._required(MODEL, "the run did not finish (see status.json).")
+
+    @property
+    def figures(self) -> Path:
+        return self.path / FIGURES
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def export_dir(self) -> Path:
+        return self.path / EXPORT
+
+    def report(self, fmt: str = "pdf") -> Path:
+        """The report file of a reporter (``markdown`` → ``report.md``, ``pdf`` → ``report.pdf``)."""
+        suffix = {"markdown": "md"}.get(fmt, fmt)
+        file = self.path / f"report.{suffix}"
+        if not file.is_file():
+            raise BreedscopeError(
+                f"{self.path} has no report.{suffix}; render it with `breedscope report {self.path} "
+                f"--format {fmt}`."
+            )
+        return file
+
+    # --- state -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        file = self.path / STATUS
+        return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {"state": "unknown"}
+
+    def set_status(self, state: str, **details: object) -> None:
+        """``running`` until the very end: a run directory never claims a success it did not have.
+
+        On a full disk the atomic write (a new file, then a rename) has no room, so the status is
+        rewritten in place: truncating the old file frees the block the new text then takes. A run
+        that failed for want of space must not go on saying ``running``.
+        """
+        status = {"state": state, "updated": datetime.now(UTC).isoformat(timespec="seconds"), **details}
+        try:
+            write_json(self.path / STATUS, status)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or not (self.path / STATUS).is_file():
+                raise
+            (self.path / STATUS).write_text(json.dumps(status, sort_keys=True) + "\n", encoding="utf-8")
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the run directory's lock: one process at a time writes it."""
+        busy = (
+            f"{self.path} is being written by another breedscope process; wait for it to finish, "
+            "or start a new run instead of resuming this one."
+        )
+        with locks.exclusive(self.path / LOCK, busy):
+            yield
