@@ -87,3 +87,61 @@ def test_example_third_party_plugin_installs_and_is_found(tmp_path: Path) -> Non
     assert out.returncode == 0, out.stderr
     line = next(line for line in out.stdout.splitlines() if " html " in line)
     assert "breedscope-html-report" in line and "0.1.0" in line and "reporter: html" in line
+
+
+def test_a_misspelt_hook_is_reported_not_silently_ignored() -> None:
+    typo = types.ModuleType("typo_plugin")
+
+    @hookimpl
+    def breedscope_dataset():  # the hook is breedscope_datasets
+        return []
+
+    typo.breedscope_dataset = breedscope_dataset
+    registry = plugins.load(extra_modules=[typo])
+    assert registry.problems == [
+        "plugin 'typo_plugin' implements 'breedscope_dataset', which is not a breedscope hook "
+        "(see breedscope.hookspecs); ignored"
+    ]
+
+
+def test_two_plugins_claiming_one_name_are_reported_and_the_first_is_kept() -> None:
+    from breedscope import AugmentPreset
+
+    second = types.ModuleType("second_light")
+
+    @hookimpl
+    def breedscope_augmentations():
+        return [AugmentPreset(name="light", description="another light", build=list)]
+
+    second.breedscope_augmentations = breedscope_augmentations
+    registry = plugins.load(extra_modules=[second])
+    assert registry.problems == [
+        "plugins 'augmentations' and 'second_light' both provide the augmentation 'light'; "
+        "'augmentations' is used (uninstall one, or rename)"
+    ]
+    assert registry.augmentations["light"].description != "another light"
+
+
+def test_a_hook_may_ask_for_the_context_and_a_wrong_signature_is_reported(home: Path) -> None:
+    from breedscope import DatasetSpec, PluginContext, Scan, __version__
+
+    seen: list[PluginContext] = []
+    asks = types.ModuleType("asks_context")
+
+    @hookimpl
+    def breedscope_datasets(context):
+        seen.append(context)
+        return [DatasetSpec(name="ctx", description="d", scan=lambda root: Scan())]
+
+    asks.breedscope_datasets = breedscope_datasets
+    wrong = types.ModuleType("wrong_signature")
+
+    @hookimpl
+    def breedscope_reporters(settings):  # no hook passes 'settings'
+        return []
+
+    wrong.breedscope_reporters = breedscope_reporters
+    registry = plugins.load(extra_modules=[asks, wrong])
+    assert seen == [PluginContext(home=home, version=__version__)]
+    assert "ctx" in registry.datasets
+    assert len(registry.problems) == 1 and "plugin 'wrong_signature' is invalid" in registry.problems[0]

@@ -203,7 +203,7 @@ def test_interrupted_runs_resume_to_exactly_the_uninterrupted_result(
 def test_a_run_directory_in_use_is_not_resumed_twice(tree_dataset: str, tmp_path: Path) -> None:
     from filelock import FileLock
 
-    from breedscope.runs import LOCK_FILE
+    from breedscope.rundir import LOCK as LOCK_FILE
 
     runs = tmp_path / "runs"
     assert (

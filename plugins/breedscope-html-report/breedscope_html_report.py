@@ -9,9 +9,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from breedscope.hookspecs import hookimpl
-from breedscope.report.document import Document, Figure, Paragraph, Table
-from breedscope.report.reporter import ReporterSpec
+from breedscope import Document, Figure, Paragraph, ReporterSpec, Table, hookimpl
 
 STYLE = (
     "body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"

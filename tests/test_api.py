@@ -1,0 +1,130 @@
+"""The Python API: what a notebook does, in-process, on small images."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import breedscope as bs
+from breedscope import pipeline, plugins
+
+# The tiny run of tests/test_run.py, as keywords.
+TINY = {
+    "weights": "none",
+    "alpha": 0.35,
+    "image_size": 32,
+    "augment": "light",
+    "views": 2,
+    "split": {"train": 0.6, "val": 0.2, "test": 0.2},
+    "batch_size": 8,
+}
+
+
+def test_importing_breedscope_changes_nothing_in_the_session() -> None:
+    # Run in a fresh interpreter: what the session looked like before and after the import.
+    code = """
+import logging, sys, warnings
+import matplotlib
+from PIL import Image
+before = (matplotlib.get_backend(), Image.MAX_IMAGE_PIXELS, len(logging.root.handlers), len(warnings.filters))
+import breedscope as bs
+bs.Run, bs.fetch, bs.hookimpl, bs.DatasetSpec, bs.Evaluation  # the public names, resolved
+from breedscope.report import figures  # drawing the report's figures must not change it either
+after = (matplotlib.get_backend(), Image.MAX_IMAGE_PIXELS, len(logging.root.handlers), len(warnings.filters))
+print(before == after, "tensorflow" in sys.modules, "matplotlib.pyplot" in sys.modules)
+"""
+    env = {"MPLBACKEND": "svg", "PATH": "/usr/bin:/bin"}  # a backend Agg is not: a switch would show
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "False"]
+
+
+def test_every_public_name_resolves() -> None:
+    for name in bs.__all__:
+        assert getattr(bs, name) is not None, name
+    assert set(dir(bs)) >= set(bs.__all__)
+    with pytest.raises(AttributeError):
+        bs.no_such_name  # noqa: B018
+
+
+def test_settings_are_the_cli_flags_and_a_misspelt_one_is_named() -> None:
+    layer = pipeline.settings_layer(epochs=3, lr=0.01, seed=7, classes=["a", "b"], runs_dir=Path("out"))
+    assert layer == {
+        "train": {"epochs": 3, "learning_rate": 0.01, "seed": 7},
+        "dataset": {"classes": ["a", "b"]},
+        "runs_dir": "out",
+        "split": {"seed": 7},
+    }
+    with pytest.raises(bs.ConfigError, match=r"Unknown setting 'epoch' \(did you mean 'epochs'\?\)"):
+        bs.configure("demo", epoch=3)
+    config = bs.configure("demo", preset="demo", epochs=4, config={"train": {"batch_size": 16}})
+    assert (config.train.epochs, config.train.batch_size, config.preset) == (4, 16, "demo")
+
+
+def test_a_notebook_session_fetches_runs_shows_predicts_and_compares(make_tree, tmp_path: Path) -> None:
+    tree = make_tree(classes=3, per_class=14, size=40, root=tmp_path / "shapes")
+    archive = Path(shutil.make_archive(str(tmp_path / "shapes"), "zip", root_dir=tmp_path, base_dir="shapes"))
+
+    dataset = bs.fetch("folder", source=archive)
+    assert dataset.name == "shapes"
+    assert dataset.class_counts() == {"class_0": 14, "class_1": 14, "class_2": 14}
+    assert "42 images in 3 classes" in dataset._repr_markdown_()
+
+    run = bs.run(dataset="shapes", epochs=2, runs_dir=tmp_path / "runs", **TINY)
+    stored = json.loads((run.path / "evaluation.json").read_text())
+    assert run.status == "succeeded"
+    assert run.metrics.accuracy == stored["accuracy"]
+    assert run.metrics.interval("accuracy") == tuple(stored["intervals"]["accuracy"])
+    assert {k: m.support for k, m in run.metrics.per_class.items()} == {
+        k: int(v["support"]) for k, v in stored["per_class"].items()
+    }
+    assert [record["epoch"] for record in run.history] == [1.0, 2.0]
+    assert run.report_path("pdf").is_file() and run.report_path("markdown").name == "report.md"
+    assert run.reports() == [run.path / "report.md", run.path / "report.pdf"]
+
+    html = run._repr_html_()
+    low, high = run.metrics.interval("accuracy")
+    assert f"(95% CI {low:.3f}–{high:.3f})" in html
+    assert "data:image/png;base64," in html  # the confusion matrix, embedded
+    assert all(f"<td>{name}</td>" in html for name in ("class_0", "class_1", "class_2"))
+
+    again = bs.open_run(run.path)
+    assert again.metrics == run.metrics
+    image = tree / "class_1" / "img_000.png"
+    (prediction,) = again.predict([image], top=2)
+    assert prediction.path == str(image) and len(prediction.top) == 2
+    expected = next(
+        line.split(",") for line in (run.path / "predictions.csv").read_text().splitlines()[1:]
+    )  # a test image: the API's prediction equals the run's own for it
+    (same,) = again.predict([dataset.image_root / expected[0]], top=1)
+    assert same.top[0][0] == expected[2]
+
+    comparison = bs.compare([run, run.path])
+    assert len(comparison.table.rows) == 2 and comparison.notes == []
+    assert comparison._repr_markdown_().startswith("| run | dataset |")
+
+
+def test_api_errors_are_sentences_not_tracebacks(tmp_path: Path) -> None:
+    with pytest.raises(bs.BreedscopeError, match="is not a folder"):
+        bs.open_run(tmp_path / "nowhere")
+    (tmp_path / "half").mkdir()
+    with pytest.raises(bs.BreedscopeError, match=r"has no evaluation\.json; the run did not finish"):
+        bs.open_run(tmp_path / "half").metrics  # noqa: B018
+    with pytest.raises(bs.BreedscopeError, match=r"Unknown dataset 'bcdd'\. Did you mean 'bccd'"):
+        bs.fetch("bcdd")
+    with pytest.raises(bs.BreedscopeError, match="resume continues a run with its own settings"):
+        bs.run(resume=tmp_path / "half", epochs=3)
+
+
+def test_plugin_names_come_from_one_registry() -> None:
+    registry = plugins.registry()
+    assert {"cats", "breast", "generic", "bccd", "chest_xray", "demo"} <= set(registry.presets)
+    assert registry.presets["chest_xray"].study is not None
+    assert bs.Preset is type(registry.presets["demo"])

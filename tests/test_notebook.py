@@ -1,0 +1,47 @@
+"""The example notebook, executed in a real Jupyter kernel (nbclient + ipykernel) on small data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from tests.conftest import REPO
+from tests.test_api import TINY
+
+NOTEBOOK = REPO / "docs" / "examples" / "quickstart.ipynb"
+
+
+def _outputs(cell) -> list[dict]:
+    return cell.get("outputs", [])
+
+
+def test_the_quickstart_notebook_runs_in_a_kernel_and_shows_the_run(make_tree, tmp_path: Path) -> None:
+    make_tree(classes=3, per_class=14, size=40, root=tmp_path / "shapes")
+    archive = shutil.make_archive(str(tmp_path / "shapes"), "zip", root_dir=tmp_path, base_dir="shapes")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    (parameters,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    settings = {**TINY, "epochs": 2, "runs_dir": str(tmp_path / "runs")}
+    parameters.source = f"ARCHIVE = {archive!r}\nPLUGIN = 'folder'\nSETTINGS = {settings!r}"
+
+    # The kernel inherits this process's environment: BREEDSCOPE_HOME is the test's own.
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+    ).execute()
+
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in _outputs(c) if o["output_type"] == "error"]
+    assert errors == []
+    run_cell = next(c for c in code if c.source.startswith("run = bs.run("))
+    shown = next(o for o in _outputs(run_cell) if o["output_type"] == "execute_result")["data"]
+    assert "Test accuracy" in shown["text/html"] and "(95% CI" in shown["text/html"]
+    assert "data:image/png;base64," in shown["text/html"]  # the confusion matrix
+    # Progress was shown in the notebook, as a live widget (rich draws notebook bars with ipywidgets).
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in _outputs(run_cell))
+    figures = [o for c in code for o in _outputs(c) if "image/png" in o.get("data", {})]
+    assert figures, "the training-curves figure was not displayed"
+    printed = "".join(o.get("text", "") for c in code for o in _outputs(c) if o["output_type"] == "stream")
+    assert "F1" in printed and "test images" in printed and "agrees with Keras on" in printed
+    assert (tmp_path / "runs" / "shapes" / "run" / "export" / "model.tflite").is_file()
