@@ -12,17 +12,7 @@ import pytest
 
 import breedscope as bs
 from breedscope import pipeline, plugins
-
-# The tiny run of tests/test_run.py, as keywords.
-TINY = {
-    "weights": "none",
-    "alpha": 0.35,
-    "image_size": 32,
-    "augment": "light",
-    "views": 2,
-    "split": {"train": 0.6, "val": 0.2, "test": 0.2},
-    "batch_size": 8,
-}
+from tests.helpers import TINY_SETTINGS
 
 
 def test_importing_breedscope_changes_nothing_in_the_session() -> None:
@@ -77,7 +67,7 @@ def test_a_notebook_session_fetches_runs_shows_predicts_and_compares(make_tree, 
     assert dataset.class_counts() == {"class_0": 14, "class_1": 14, "class_2": 14}
     assert "42 images in 3 classes" in dataset._repr_markdown_()
 
-    run = bs.run(dataset="shapes", epochs=2, runs_dir=tmp_path / "runs", **TINY)
+    run = bs.run(dataset="shapes", epochs=2, runs_dir=tmp_path / "runs", **TINY_SETTINGS)
     stored = json.loads((run.path / "evaluation.json").read_text())
     assert run.status == "succeeded"
     assert run.metrics.accuracy == stored["accuracy"]

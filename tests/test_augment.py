@@ -9,7 +9,7 @@ from PIL import Image
 
 from breedscope.augment import Augmenter
 from breedscope.plugins import registry
-from tests.conftest import cli
+from tests.helpers import cli
 
 
 def augmenter(name: str, seed: int = 1) -> Augmenter:

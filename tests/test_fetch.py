@@ -14,11 +14,11 @@ import pytest
 
 from breedscope import manifest
 from breedscope.config import BalanceConfig, SplitConfig
-from breedscope.datasets import kaggle, store
+from breedscope.datasets import store
 from breedscope.datasets.fetch import fetch
 from breedscope.errors import DataError
 from breedscope.plugins import registry
-from tests.conftest import cli, noise_image, shared_archive
+from tests.helpers import cli, noise_image, shared_archive
 
 
 def spec(name: str):
@@ -101,72 +101,7 @@ def test_refetch_does_no_work_unless_forced(monkeypatch: pytest.MonkeyPatch) -> 
     assert calls == []
 
 
-class FakeKaggle:
-    """Stands in for the Kaggle client at its download call, delivering a shared archive."""
-
-    def __init__(self, archive: Path, fail_first: bool = False) -> None:
-        self.archive, self.fail_first, self.asked = archive, fail_first, []
-
-    def dataset_download_files(self, dataset, path=None, force=False, quiet=True):
-        self.asked.append(dataset)
-        target = Path(path) / f"{dataset.split('/')[1]}.zip"
-        if self.fail_first and len(self.asked) == 1:
-            target.write_bytes(self.archive.read_bytes()[:10_000])  # a connection dropped mid-way
-            raise ConnectionError("Connection reset by peer")
-        shutil.copy(self.archive, target)
-
-
-def test_kaggle_fetch_asks_for_the_slug_and_stores_the_dataset(
-    monkeypatch: pytest.MonkeyPatch, home: Path
-) -> None:
-    fake = FakeKaggle(shared_archive("bccd-white-blood-cell.zip"))
-    monkeypatch.setattr(kaggle, "client", lambda: fake)
-    result = fetch(spec("bccd"))
-    assert fake.asked == ["brikwerk/bccd-white-blood-cell"]
-    assert len(result.dataset.records()) == 351
-    assert (home / "downloads/brikwerk/bccd-white-blood-cell.zip").is_file()
-    assert result.dataset.info["source"]["kind"] == "kaggle"
-
-
-def test_interrupted_download_leaves_nothing_finished_and_resumes(
-    monkeypatch: pytest.MonkeyPatch, home: Path
-) -> None:
-    fake = FakeKaggle(shared_archive("bccd-white-blood-cell.zip"), fail_first=True)
-    monkeypatch.setattr(kaggle, "client", lambda: fake)
-    with pytest.raises(DataError, match="check the network and run the fetch again"):
-        fetch(spec("bccd"))
-    assert store.load("bccd") is None
-    assert not (home / "downloads/brikwerk/bccd-white-blood-cell.zip").exists()
-    assert not list((home / "datasets").glob(".bccd*"))
-    result = fetch(spec("bccd"))
-    assert len(result.dataset.records()) == 351
-
-
-def test_missing_credentials_say_where_they_go(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for variable in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
-    with pytest.raises(DataError, match=r"No Kaggle credentials.*~/.kaggle/access_token.*--from"):
-        fetch(spec("chest_xray"))
-
-
-@pytest.mark.parametrize(
-    "status,expected", [(401, "refused access"), (403, "accept the dataset's rules"), (404, "has no dataset")]
-)
-def test_http_failures_are_explained(monkeypatch: pytest.MonkeyPatch, status: int, expected: str) -> None:
-    class Response:
-        status_code = status
-
-    class HTTPError(Exception):
-        response = Response()
-
-    class Refusing:
-        def dataset_download_files(self, *args, **kwargs):
-            raise HTTPError(f"{status} Client Error")
-
-    monkeypatch.setattr(kaggle, "client", Refusing)
-    with pytest.raises(DataError, match=expected):
-        fetch(spec("cat_breeds"))
+# Downloads from Kaggle, with the real client against a stand-in server: tests/test_kaggle.py
 
 
 def test_folder_with_no_images_says_what_was_expected(tmp_path: Path) -> None:

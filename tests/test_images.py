@@ -15,7 +15,7 @@ from PIL import ExifTags, Image
 from breedscope.datasets.spec import SourceImage
 from breedscope.datasets.validate import NEAR_DUPLICATE_BITS, inspect
 from breedscope.images import UnreadableImage, load_rgb, open_image, to_rgb
-from tests.conftest import noise_image
+from tests.helpers import noise_image
 
 
 def _inspect(path: Path, min_side: int = 32):

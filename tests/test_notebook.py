@@ -8,8 +8,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from tests.conftest import REPO
-from tests.test_api import TINY
+from tests.helpers import REPO, TINY_SETTINGS
 
 NOTEBOOK = REPO / "docs" / "examples" / "quickstart.ipynb"
 
@@ -23,7 +22,7 @@ def test_the_quickstart_notebook_runs_in_a_kernel_and_shows_the_run(make_tree, t
     archive = shutil.make_archive(str(tmp_path / "shapes"), "zip", root_dir=tmp_path, base_dir="shapes")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     (parameters,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
-    settings = {**TINY, "epochs": 2, "runs_dir": str(tmp_path / "runs")}
+    settings = {**TINY_SETTINGS, "epochs": 2, "runs_dir": str(tmp_path / "runs")}
     parameters.source = f"ARCHIVE = {archive!r}\nPLUGIN = 'folder'\nSETTINGS = {settings!r}"
 
     # The kernel inherits this process's environment: BREEDSCOPE_HOME is the test's own.

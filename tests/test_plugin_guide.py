@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from breedscope import Document, Paragraph, Section, Table, hookspecs, plugins
-from tests.conftest import REPO, cli, shape_image
-from tests.test_run import TINY
+from tests.helpers import REPO, TINY, cli, shape_image
 
 GUIDE = REPO / "docs" / "plugins.md"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from breedscope import plugins
 from breedscope.hookspecs import hookimpl
-from tests.conftest import REPO, cli
+from tests.helpers import REPO, cli
 
 
 def test_first_party_plugins_come_through_the_entry_point_group() -> None:

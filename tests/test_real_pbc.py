@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import cli, make_keras_home, shared_archive
+from tests.helpers import cli, make_keras_home, shared_archive
 
 pytestmark = pytest.mark.slow
 

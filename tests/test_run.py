@@ -13,26 +13,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from tests.conftest import cli
-
-# Small and fast: a from-scratch MobileNetV2 at 32 px (alpha 0.35) and no downloads.
-TINY = [
-    "--weights",
-    "none",
-    "--alpha",
-    "0.35",
-    "--image-size",
-    "32",
-    "--augment",
-    "light",
-    "--views",
-    "2",
-    "--split",
-    "0.6,0.2,0.2",
-    "--batch-size",
-    "8",
-]
-
+from tests.helpers import TINY, cli
 
 # Without a validation split there is no early stopping and no best-epoch restore.
 TINY_NO_VAL = [a if a != "0.6,0.2,0.2" else "0.7,0,0.3" for a in TINY]

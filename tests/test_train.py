@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from breedscope import loading, train
+from breedscope import batching, loading, train
 from breedscope.manifest import Row
-from tests.conftest import noise_image
+from tests.helpers import noise_image
 
 
 def test_epoch_order_is_a_pure_function_of_seed_and_epoch() -> None:
@@ -46,7 +46,7 @@ def test_class_weights_are_balanced() -> None:
     ],
 )
 def test_batch_slices(count: int, size: int, replicas: int, drop: bool, expected: list[int]) -> None:
-    slices = loading.batch_slices(count, size, replicas, drop_remainder=drop)
+    slices = batching.batch_slices(count, size, replicas, drop_remainder=drop)
     assert [s.stop - s.start for s in slices] == expected
     assert slices[0].start == 0 and all(a.stop == b.start for a, b in itertools.pairwise(slices))
 

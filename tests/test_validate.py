@@ -14,7 +14,7 @@ import pytest
 
 from breedscope.datasets.spec import SourceImage
 from breedscope.datasets.validate import ImageRecord, inspect_all, near_duplicate_links, resolve
-from tests.conftest import noise_image, shape_image, shared_archive
+from tests.helpers import noise_image, shape_image, shared_archive
 
 
 def _candidates(root: Path) -> list[SourceImage]:

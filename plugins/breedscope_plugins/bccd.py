@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from breedscope.datasets.spec import DatasetSpec, Scan
+from breedscope.datasets.spec import DatasetSpec, Scan, folder_holding, scan_class_folders
 from breedscope.hookspecs import hookimpl
 from breedscope_plugins import folder
 
+CLASSES = ("basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil")
+
 
 def scan(root: Path) -> Scan:
-    result = folder.scan(root)
+    """The class folders wherever they sit (found by their names, any case, below wrapper folders
+    of any name); failing that, the generic folder reader."""
+    classes_root = folder_holding(root, CLASSES)
+    result = (
+        scan_class_folders(root, under=classes_root.relative_to(root)) if classes_root else folder.scan(root)
+    )
     result.images = [
         type(image)(image.path, image.label.lower(), image.group, image.source_split)
         for image in result.images
@@ -31,6 +38,7 @@ def breedscope_datasets() -> list[DatasetSpec]:
             description="White blood cells, 5 types, cropped from BCCD smear photos",
             scan=scan,
             kaggle=("brikwerk/bccd-white-blood-cell",),
+            kaggle_version=1,  # not checked against Kaggle from here: --latest if it is refused
             aliases=("wbc",),
             default_preset="bccd",
             licence="MIT (BCCD)",

@@ -71,6 +71,7 @@ def breedscope_datasets() -> list[DatasetSpec]:
             description="Breast images: benign / malignant / normal (BUSI ultrasound by default)",
             scan=scan,
             kaggle=("aryashah2k/breast-ultrasound-images-dataset", "anissaapril/kanker-payudara"),
+            kaggle_version=1,
             aliases=("mammography",),
             default_preset="breast",
             licence="CC0 (BUSI, Al-Dhabyani et al. 2020)",

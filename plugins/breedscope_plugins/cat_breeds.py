@@ -64,6 +64,7 @@ def breedscope_datasets() -> list[DatasetSpec]:
             description="Cat photos by breed (Petfinder); 67 breeds, pick some with dataset.classes",
             scan=scan,
             kaggle=("ma7555/cat-breeds-dataset",),
+            kaggle_version=2,
             aliases=("cats",),
             default_preset="cats",
             licence="see the Kaggle page (Petfinder user photos)",

@@ -95,6 +95,7 @@ def breedscope_datasets() -> list[DatasetSpec]:
             description="Paediatric chest X-rays, NORMAL vs PNEUMONIA (Kermany et al. 2018)",
             scan=scan,
             kaggle=("paultimothymooney/chest-xray-pneumonia",),
+            kaggle_version=2,
             aliases=("pneumonia",),
             default_preset="chest_xray",
             licence="CC BY 4.0",

@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from breedscope import presets
 from breedscope.datasets.store import StoredDataset
 from breedscope.errors import BreedscopeError
 from breedscope.evaluate import Evaluation
@@ -52,14 +53,36 @@ def fetch_dataset(
     *,
     name: str | None = None,
     slug: str | None = None,
+    version: int | None = None,
+    latest: bool = False,
+    classes: Sequence[str] | None = None,
+    preset: str | None = None,
     force: bool = False,
     min_side: int = 32,
 ) -> FetchResult:
     """:func:`fetch`, with what the fetch found (validation counts, duplicates) for the CLI to show."""
     from breedscope.datasets.fetch import fetch as fetch_with
 
-    spec = plugins().require_dataset_plugin(dataset)
-    return fetch_with(spec, name, Path(source) if source is not None else None, slug, force, min_side)
+    registry = plugins()
+    spec = registry.require_dataset_plugin(dataset)
+    if preset is not None:
+        if classes:
+            raise BreedscopeError("Choose the classes with classes= (--classes) or with a preset, not both.")
+        chosen = presets.get(preset, registry.presets)
+        classes = chosen.config.get("dataset", {}).get("classes")
+        if not classes:
+            raise BreedscopeError(f"Preset '{preset}' names no classes; pass them with --classes.")
+    return fetch_with(
+        spec,
+        name,
+        Path(source) if source is not None else None,
+        slug,
+        force,
+        min_side,
+        version=version,
+        latest=latest,
+        classes=classes,
+    )
 
 
 def fetch(
@@ -68,6 +91,10 @@ def fetch(
     *,
     name: str | None = None,
     slug: str | None = None,
+    version: int | None = None,
+    latest: bool = False,
+    classes: Sequence[str] | None = None,
+    preset: str | None = None,
     force: bool = False,
     min_side: int = 32,
 ) -> Dataset:
@@ -76,9 +103,23 @@ def fetch(
 
     ``dataset`` is a dataset plugin (``"bccd"``, ``"breast"``, ``"folder"`` for any
     ``class/image`` tree); ``name`` stores it under another name (the folder plugin's default is
-    the source's name).
+    the source's name). From Kaggle, the plugin's pinned version is downloaded, or ``version``,
+    or with ``latest=True`` the current one; in a Kaggle notebook the mounted copy is used.
+    ``classes`` (or the classes of ``preset``) keeps only those classes, and only their images
+    are checked.
     """
-    return fetch_dataset(dataset, source, name=name, slug=slug, force=force, min_side=min_side).dataset
+    return fetch_dataset(
+        dataset,
+        source,
+        name=name,
+        slug=slug,
+        version=version,
+        latest=latest,
+        classes=classes,
+        preset=preset,
+        force=force,
+        min_side=min_side,
+    ).dataset
 
 
 def load_dataset(name: str) -> Dataset:

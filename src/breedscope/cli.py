@@ -84,7 +84,16 @@ def fetch(
         typer.Option("--name", help="Store it under this name (default: the plugin or source name)."),
     ] = None,
     slug: Annotated[str | None, typer.Option(help="Kaggle slug to download instead of the plugin's.")] = None,
-    force: Annotated[bool, typer.Option(help="Fetch and validate again even if already done.")] = False,
+    version: Annotated[
+        int | None,
+        typer.Option("--version", help="Kaggle dataset version (default: the plugin's pinned one)."),
+    ] = None,
+    latest: Annotated[bool, typer.Option(help="Download Kaggle's current version.")] = False,
+    classes: Annotated[
+        str | None, typer.Option(help="Keep only these classes (comma-separated); only they are checked.")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="Keep only the classes this study preset uses.")] = None,
+    force: Annotated[bool, typer.Option(help="Download and validate again even if already done.")] = False,
     min_side: Annotated[int, typer.Option(help="Exclude images smaller than this (px).")] = 32,
 ) -> None:
     """Download (or take `--from`) a dataset, validate every image, and store it.
@@ -95,7 +104,18 @@ def fetch(
     """
     from breedscope import api
 
-    result = api.fetch_dataset(name, source, name=as_name, slug=slug, force=force, min_side=min_side)
+    result = api.fetch_dataset(
+        name,
+        source,
+        name=as_name,
+        slug=slug,
+        version=version,
+        latest=latest,
+        classes=[c.strip() for c in classes.split(",")] if classes else None,
+        preset=preset,
+        force=force,
+        min_side=min_side,
+    )
     if result.reused:
         console.print(
             f"'{result.dataset.name}' is already fetched ({result.dataset.info['images']} images); "

@@ -20,9 +20,9 @@ import numpy as np
 
 from breedscope import locks
 from breedscope.atomic import atomic_path
+from breedscope.batching import batch_slices
 from breedscope.hashing import sha256_file, short_hash
 from breedscope.images import DECODER_VERSION
-from breedscope.loading import batch_slices
 from breedscope.manifest import Row
 from breedscope.progress import progress_bar
 

@@ -12,6 +12,7 @@ import numpy as np
 from breedscope.atomic import atomic_path
 from breedscope.augment import Augmenter
 from breedscope.errors import DataError
+from breedscope.features import read
 from breedscope.images import UnreadableImage, load_rgb
 from breedscope.manifest import Row
 
@@ -66,27 +67,6 @@ def epoch_order(labels: np.ndarray, seed: int, epoch: int, oversample: bool) -> 
     else:
         indices = np.arange(len(labels))
     return rng.permutation(indices)
-
-
-def batch_slices(count: int, size: int, replicas: int = 1, drop_remainder: bool = False) -> list[slice]:
-    """Batches of ``size`` over ``count`` items, safe for ``replicas`` devices.
-
-    TensorFlow's CPU kernels fail on a batch that leaves a replica empty or splits unevenly in
-    training, so with several replicas a training batch is cut to a multiple of ``replicas``
-    (``drop_remainder``: the few left out differ every epoch, as the order is reshuffled), and
-    an evaluation batch too small for every replica joins the one before it.
-    """
-    if drop_remainder and replicas > 1:
-        bounds = []
-        for start in range(0, count, size):
-            end = start + (min(size, count - start) // replicas) * replicas
-            if end > start:
-                bounds.append(slice(start, end))
-        return bounds
-    starts = list(range(0, count, size))
-    if len(starts) > 1 and count - starts[-1] < replicas:
-        starts.pop()
-    return [slice(start, end) for start, end in zip(starts, [*starts[1:], count], strict=True)]
 
 
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -155,8 +135,6 @@ class FeaturePlan:
 @cache
 def _feature_batches_class() -> type:
     import keras
-
-    from breedscope.features import read
 
     class FeatureBatches(keras.utils.PyDataset):
         """Batches of cached features, read from disk as they are needed."""

@@ -246,6 +246,9 @@ def build(
             "plugin": info.get("plugin"),
             "source_sha256": info.get("source", {}).get("sha256"),
             "source": info.get("source", {}).get("kind"),
+            # Which data, exactly: the Kaggle handle with its version, and the stored images' digest.
+            "handle": info.get("source", {}).get("handle"),
+            "content_sha256": info.get("source", {}).get("content_sha256"),
         },
         "split": split.model_dump(),
         "balance": {

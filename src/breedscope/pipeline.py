@@ -27,10 +27,14 @@ from breedscope.evaluate import Evaluation, evaluate
 from breedscope.model import save_model
 from breedscope.plugins import Registry
 from breedscope.progress import console
-from breedscope.report.render import render_reports
+from breedscope.report.render import render
 from breedscope.rundir import RunDir, check_runs_dir
 
 if TYPE_CHECKING:
+    from breedscope.augment import AugmentPreset
+    from breedscope.model import BackboneSpec
+    from breedscope.presets import Preset
+    from breedscope.report.reporter import ReporterSpec
     from breedscope.train import Prepared, TrainResult
 
 
@@ -173,12 +177,24 @@ def row_of(record) -> manifest_module.Row:
     )
 
 
-def check_plugin_names(config: RunConfig, registry: Registry) -> None:
+@dataclass(frozen=True)
+class RunPlugins:
+    """The plugins one run uses, looked up once: each stage receives the one it needs."""
+
+    backbone: BackboneSpec
+    augmentation: AugmentPreset
+    reporters: list[ReporterSpec]
+    presets: dict[str, Preset]
+
+
+def resolve_plugins(config: RunConfig, registry: Registry) -> RunPlugins:
     """Fail on a misspelt backbone, augmentation or reporter before any work is done."""
-    registry.pick("backbones", config.model.backbone)
-    registry.pick("augmentations", config.augment.preset)
-    for name in config.report.formats:
-        registry.pick("reporters", name)
+    return RunPlugins(
+        backbone=registry.pick("backbones", config.model.backbone),
+        augmentation=registry.pick("augmentations", config.augment.preset),
+        reporters=[registry.pick("reporters", name) for name in config.report.formats],
+        presets=registry.presets,
+    )
 
 
 def reused_or_new_manifest(config: RunConfig, dataset: store.StoredDataset) -> manifest_module.Manifest:
@@ -228,10 +244,10 @@ def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> R
     """
     from breedscope.train import prepare
 
-    check_plugin_names(config, registry)
+    chosen = resolve_plugins(config, registry)
     if run_dir is None:
         check_runs_dir(config.runs_dir)
-    prepared = prepare(config, registry.pick("backbones", config.model.backbone))
+    prepared = prepare(config, chosen.backbone)
     dataset = ensure_dataset(config.dataset.name, registry)
     resuming = run_dir is not None
     if run_dir is None:
@@ -245,12 +261,12 @@ def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> R
             directory.write_config(config)
         else:
             manifest = directory.manifest()
-        return _run_locked(config, registry, directory, dataset, manifest, prepared)
+        return _run_locked(config, chosen, directory, dataset, manifest, prepared)
 
 
 def _run_locked(
     config: RunConfig,
-    registry: Registry,
+    chosen: RunPlugins,
     directory: RunDir,
     dataset: store.StoredDataset,
     manifest: manifest_module.Manifest,
@@ -267,7 +283,7 @@ def _run_locked(
     console.print(f"Run directory: [bold]{run_dir}[/]")
 
     try:
-        result = train(config, manifest, dataset.image_root, run_dir, registry, prepared)
+        result = train(config, manifest, dataset.image_root, run_dir, chosen.augmentation, prepared)
         store_model(result, run_dir / rundir.MODEL)
         test_rows = manifest.split("test")
         classes = manifest.classes
@@ -291,10 +307,10 @@ def _run_locked(
         }
         evaluation = Evaluation.from_json({**measured.to_json(), "training": training})
         directory.write_evaluation(evaluation)
-        augmenter = Augmenter(registry.pick("augmentations", config.augment.preset), config.train.seed)
+        augmenter = Augmenter(chosen.augmentation, config.train.seed)
         loader = ImageLoader(dataset.image_root, config.model.image_size)
         samples.draw_all(result.model, manifest, evaluation, loader, augmenter, run_dir)
-        reports = render_reports(run_dir, config.report.formats, registry)
+        reports = render(run_dir, chosen.reporters, chosen.presets)
     except KeyboardInterrupt:
         directory.set_status("interrupted")
         raise Interrupted(

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from breedscope.atomic import write_json
-from breedscope.augment import Augmenter
+from breedscope.augment import Augmenter, AugmentPreset
+from breedscope.batching import batch_slices
 from breedscope.config import RunConfig
 from breedscope.features import FeatureCache, extractor_key, read
 from breedscope.images import DECODER_VERSION
@@ -26,7 +27,6 @@ from breedscope.loading import (
     BatchPlan,
     FeaturePlan,
     ImageLoader,
-    batch_slices,
     epoch_order,
     feature_batches,
     image_batches,
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-    from breedscope.plugins import Registry
 
 STATE_FILE = "state.json"
 
@@ -299,7 +298,7 @@ def train(
     manifest: Manifest,
     image_root: Path,
     run_dir: Path,
-    registry: Registry,
+    augmentation: AugmentPreset,
     prepared: Prepared,
 ) -> TrainResult:
     """Train on ``manifest``'s train split, select on val, predict the test split.
@@ -315,7 +314,7 @@ def train(
 
     splits = _Splits.of(manifest)
     n_classes, batch = len(splits.classes), config.train.batch_size
-    augmenter = Augmenter(registry.pick("augmentations", config.augment.preset), seed)
+    augmenter = Augmenter(augmentation, seed)
     augmenter_or_none = None if augmenter.is_identity else augmenter
     size = config.model.image_size
     loader = ImageLoader(image_root, size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +17,12 @@ from breedscope import __version__, locks, paths
 from breedscope.atomic import write_json
 from breedscope.datasets import archive, kaggle, store
 from breedscope.datasets.archive import ARCHIVE_SUFFIXES
-from breedscope.datasets.spec import DatasetSpec, Scan
+from breedscope.datasets.spec import DatasetSpec, Scan, class_problem
 from breedscope.datasets.validate import DEFAULT_MIN_SIDE, Validation, inspect_all, resolve
 from breedscope.errors import ConfigError, DataError, Interrupted
-from breedscope.hashing import sha256_file
+from breedscope.hashing import sha256_bytes, sha256_file
 from breedscope.names import check_name, check_slug, component_problem
+from breedscope.progress import console
 
 
 @dataclass
@@ -40,9 +42,11 @@ def _source_description(spec: DatasetSpec, source: Path | None, slug: str | None
     return {"kind": "kaggle", "location": slug}
 
 
-def _obtain(spec: DatasetSpec, source: Path | None, slug: str | None, staging: Path) -> tuple[Path, dict]:
+def _obtain(
+    spec: DatasetSpec, source: Path | None, kaggle_source: KaggleRequest | None, staging: Path
+) -> tuple[Path, dict]:
     """Put the dataset's files somewhere readable; return their root and a source description."""
-    described = _source_description(spec, source, slug)
+    described = _source_description(spec, source, kaggle_source.slug if kaggle_source else None)
     if source is not None:
         if not source.exists():
             raise DataError(f"{source} does not exist; pass an existing archive or folder with --from.")
@@ -56,19 +60,39 @@ def _obtain(spec: DatasetSpec, source: Path | None, slug: str | None, staging: P
     if spec.materialize is not None:
         spec.materialize(staging / "raw")
         return staging / "raw", described
-    if not slug:
+    if kaggle_source is None:
         raise DataError(
             f"Dataset '{spec.name}' has no download source; pass an archive or folder with --from."
         )
-    downloaded = kaggle.download(slug, paths.downloads_dir())
-    described["sha256"] = sha256_file(downloaded)
-    described["archive"] = str(downloaded)
-    archive.extract(downloaded, staging / "raw")
-    return staging / "raw", described
+    copy = kaggle.obtain(kaggle_source.slug, kaggle_source.version, kaggle_source.force, console.print)
+    # The images stay where kagglehub keeps them (its versioned cache) or where Kaggle mounts
+    # them: a 126,000-image set is not copied a second time.
+    described.update(
+        handle=copy.handle, version=copy.version, mounted=copy.mounted, page=kaggle.page(kaggle_source.slug)
+    )
+    return copy.root, described
 
 
-def described_as_download(spec: DatasetSpec, source: Path | None) -> bool:
-    return source is None and spec.materialize is None
+@dataclass(frozen=True)
+class KaggleRequest:
+    """Which Kaggle dataset to get: its slug and version (``None``: the current one)."""
+
+    slug: str
+    version: int | None
+    force: bool
+
+
+def _kaggle_request(
+    spec: DatasetSpec, slug: str | None, version: int | None, latest: bool, force: bool
+) -> KaggleRequest | None:
+    if version is not None and latest:
+        raise ConfigError("Choose one of --version N and --latest.")
+    slug = slug or (spec.kaggle[0] if spec.kaggle else None)
+    if slug is None:
+        return None
+    check_slug(slug)
+    pinned = spec.kaggle_version if slug == (spec.kaggle[0] if spec.kaggle else None) else None
+    return KaggleRequest(slug, None if latest else (version or pinned), force)
 
 
 def derived_name(source: Path) -> str:
@@ -115,18 +139,24 @@ def fetch(
     slug: str | None = None,
     force: bool = False,
     min_side: int = DEFAULT_MIN_SIDE,
+    *,
+    version: int | None = None,
+    latest: bool = False,
+    classes: Sequence[str] | None = None,
 ) -> FetchResult:
-    """Fetch ``spec`` as ``name``; does no work if a finished fetch exists, unless ``force``.
+    """Fetch ``spec`` as ``name``; does no work if a finished fetch exists, unless ``force``
+    (which also downloads again).
 
     ``name`` defaults to the plugin's name, or for a plugin that needs a source (``folder``) to
-    the source's own name. Only one process fetches a dataset at a time; another waits.
+    the source's own name. A Kaggle download takes the plugin's pinned version, or ``version``,
+    or with ``latest`` the current one. ``classes`` keeps only those classes: only their images
+    are validated. Only one process fetches a dataset at a time; another waits.
     """
     if spec.needs_source and source is None:
         raise DataError(f"The '{spec.name}' plugin needs a source: add --from PATH (a folder or archive).")
     name = _target_name(spec, name, source)
-    slug = slug or (spec.kaggle[0] if spec.kaggle else None)
-    if slug is not None and source is None and spec.materialize is None:
-        check_slug(slug)
+    needs_download = source is None and spec.materialize is None
+    request = _kaggle_request(spec, slug, version, latest, force) if needs_download else None
     target = paths.dataset_dir(name)
     _refuse_source_inside(source, target)
     waiting = f"Another breedscope process is fetching '{name}'; waiting for it to finish."
@@ -134,20 +164,27 @@ def fetch(
         existing = store.load(name)
         if existing is not None and not force:
             return FetchResult(existing, reused=True)
-        return _fetch_locked(spec, name, target, source, slug, min_side)
+        return _fetch_locked(spec, name, target, source, request, min_side, classes)
 
 
 def _fetch_locked(
-    spec: DatasetSpec, name: str, target: Path, source: Path | None, slug: str | None, min_side: int
+    spec: DatasetSpec,
+    name: str,
+    target: Path,
+    source: Path | None,
+    request: KaggleRequest | None,
+    min_side: int,
+    classes: Sequence[str] | None,
 ) -> FetchResult:
     staging = target.parent / f".{name}.staging"
     archive.remove_tree(staging)  # a previous interrupted fetch: start clean
     staging.mkdir(parents=True)
     try:
-        root, described = _obtain(spec, source, slug, staging)
+        root, described = _obtain(spec, source, request, staging)
         image_root = root if staging not in root.parents else Path("raw")
         where = described["location"] or spec.name
-        scan, validation = validate_into(spec, root, staging, min_side, where=where)
+        scan, validation = validate_into(spec, root, staging, min_side, where=where, classes=classes)
+        described["content_sha256"] = content_digest(validation)
         write_json(
             staging / store.INFO_FILE,
             {
@@ -156,6 +193,7 @@ def _fetch_locked(
                 "source": described,
                 "image_root": str(image_root),
                 "min_side": min_side,
+                "classes": sorted(classes) if classes else None,
                 "breedscope_version": __version__,
                 "images": len(validation.kept),
             },
@@ -165,11 +203,7 @@ def _fetch_locked(
         archive.remove_tree(staging)
         raise Interrupted(
             f"Interrupted; nothing was stored for '{name}'"
-            + (
-                " (what was downloaded is kept for the next fetch)."
-                if described_as_download(spec, source)
-                else "."
-            )
+            + (" (what was downloaded is kept for the next fetch)." if request else ".")
         ) from None
     except BaseException:
         archive.remove_tree(staging)  # downloads are kept; half-extracted files are not
@@ -179,13 +213,40 @@ def _fetch_locked(
     return FetchResult(result, scan, validation)
 
 
+def content_digest(validation: Validation) -> str:
+    """One SHA-256 for what was stored: over every kept image's path and SHA-256 (each file's own
+    hash is in images.csv), so two fetches of the same files give the same digest."""
+    lines = sorted(f"{record.path}\t{record.sha256}" for record in validation.kept)
+    return sha256_bytes("\n".join(lines).encode("utf-8"))
+
+
+def _keep_classes(scan: Scan, classes: Sequence[str], where: str) -> None:
+    """Keep the images of ``classes`` only, before anything is decoded."""
+    found = sorted({image.label for image in scan.images})
+    unknown = [c for c in classes if c not in found]
+    if unknown:
+        raise ConfigError(
+            f"{where} has no class {', '.join(repr(c) for c in unknown)}; its classes are "
+            f"{', '.join(found[:20])}{'…' if len(found) > 20 else ''}."
+        )
+    kept = [image for image in scan.images if image.label in set(classes)]
+    scan.skipped["not among the chosen classes"] += len(scan.images) - len(kept)
+    scan.images = kept
+
+
 def validate_into(
-    spec: DatasetSpec, root: Path, directory: Path, min_side: int, where: str | None = None
+    spec: DatasetSpec,
+    root: Path,
+    directory: Path,
+    min_side: int,
+    where: str | None = None,
+    classes: Sequence[str] | None = None,
 ) -> tuple[Scan, Validation]:
     """Scan ``root`` with the plugin's layout reader, validate every candidate, write the results.
 
     ``where`` names the source in messages (the archive, not the staging folder it was
-    extracted into, which is gone by the time the user reads them).
+    extracted into, which is gone by the time the user reads them). A scan that finds fewer
+    than two classes, or wrapper folders where classes belong, is refused before any decoding.
     """
     where = where or str(root)
     scan = spec.scan(root)
@@ -193,6 +254,15 @@ def validate_into(
         raise DataError(
             f"No images were found for '{spec.name}' in {where}: "
             + (scan.notes[0] if scan.notes else "check that it holds one folder per class.")
+        )
+    if classes:
+        _keep_classes(scan, classes, where)
+    problem = class_problem(image.label for image in scan.images)
+    if problem:
+        raise DataError(
+            f"The '{spec.name}' reader {problem} in {where}, so the class folders were not found; "
+            "check the layout (see the dataset's page in the docs), or for your own tree use "
+            "`breedscope fetch folder --from FOLDER` with one folder per class."
         )
     validation = resolve(inspect_all(root, scan.images, min_side=min_side))
     if not validation.kept:

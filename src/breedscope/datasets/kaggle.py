@@ -1,118 +1,221 @@
-"""Downloading from Kaggle with the official client.
+"""Getting a Kaggle dataset: a copy mounted in a Kaggle notebook, or a download through kagglehub.
 
-The client is created by :func:`client` and used through one call,
-``dataset_download_files``: that is the boundary tests replace. The archive lands in a
-``.partial`` folder (the client resumes an interrupted download there) and is moved beside it
-only once it opens as a complete archive.
+kagglehub is Kaggle's maintained client: it does no work at import, downloads public datasets
+without credentials, finds credentials wherever Kaggle's tools put them (``KAGGLE_API_TOKEN``,
+``~/.kaggle/access_token``, ``KAGGLE_USERNAME``/``KAGGLE_KEY``, ``kaggle.json`` in
+``$KAGGLE_CONFIG_DIR`` or ``~/.kaggle``, Colab secrets), keeps a cache per dataset *version*,
+resumes an interrupted download and checks it against the MD5 Kaggle sends. breedscope adds what
+it lacks: retries on 429 and server errors, one sentence for every failure, and the mounted copy
+in a Kaggle notebook.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import shutil
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TypeVar
 
-from breedscope.datasets.archive import is_archive
 from breedscope.errors import DataError
 from breedscope.names import check_slug
 
-CREDENTIALS_HELP = (
-    "put your API token in ~/.kaggle/access_token (or KAGGLE_API_TOKEN), or kaggle.json in "
-    "~/.kaggle/ (or KAGGLE_USERNAME and KAGGLE_KEY); or download the archive by hand and pass "
-    "it with --from"
+# Where Kaggle mounts a notebook's datasets; a setting so that it can be pointed elsewhere.
+KAGGLE_INPUT_ENV = "BREEDSCOPE_KAGGLE_INPUT"
+KAGGLE_INPUT = Path("/kaggle/input")
+RETRIES = 4  # attempts after the first, for 429, 5xx and dropped connections
+MAX_WAIT_S = 30.0  # the longest pause between attempts, whatever Retry-After asks
+
+CREDENTIAL_PLACES = (
+    "KAGGLE_API_TOKEN, ~/.kaggle/access_token, KAGGLE_USERNAME and KAGGLE_KEY, kaggle.json in "
+    "$KAGGLE_CONFIG_DIR or ~/.kaggle, or Colab secrets"
 )
+T = TypeVar("T")
 
 
-class KaggleClient(Protocol):
-    def dataset_download_files(
-        self, dataset: str, path: str | None = None, force: bool = False, quiet: bool = True
-    ) -> Any: ...
+def page(slug: str) -> str:
+    return f"https://www.kaggle.com/datasets/{slug}"
 
 
-def _config_dir() -> Path:
-    return Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle")).expanduser()
+@dataclass(frozen=True)
+class KaggleCopy:
+    """A Kaggle dataset's files on this machine, and which version they are."""
+
+    root: Path
+    handle: str  # owner/name/versions/N, or owner/name when the version is not known
+    version: int | None
+    mounted: bool  # a Kaggle notebook's read-only input, not a download
 
 
-def has_credentials() -> bool:
-    """Whether any credential the Kaggle client accepts is present (checked before calling it)."""
-    config = _config_dir()
-    return bool(
-        os.environ.get("KAGGLE_API_TOKEN")
-        or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"))
-        or (config / "access_token").is_file()
-        or (config / "kaggle.json").is_file()
-    )
+def mounted_copy(slug: str) -> KaggleCopy | None:
+    """The copy a Kaggle notebook mounts when the dataset is added to it, if there is one.
 
-
-def client() -> KaggleClient:
-    """An authenticated Kaggle API client, or a :class:`DataError` saying how to get one."""
-    if not has_credentials():
-        raise DataError(f"No Kaggle credentials were found: {CREDENTIALS_HELP}.")
-    from kaggle.api.kaggle_api_extended import KaggleApi
-
-    api = KaggleApi()
-    try:
-        api.authenticate()
-    except SystemExit as exc:  # the client exits the process when credentials do not work
-        raise DataError(f"Kaggle did not accept the credentials found: {CREDENTIALS_HELP}.") from exc
-    return api
-
-
-def _short(exc: BaseException) -> str:
-    """An exception in a few words: its type and the start of its first line."""
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {first[:120]}" if first else type(exc).__name__
-
-
-def _describe_failure(slug: str, exc: Exception) -> str:
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if status in (401, 403):
-        return (
-            f"Kaggle refused access to '{slug}' (HTTP {status}): check your credentials and accept "
-            f"the dataset's rules on its Kaggle page; or {CREDENTIALS_HELP.split('; or ')[-1]}."
-        )
-    if status == 404:
-        return f"Kaggle has no dataset '{slug}' (HTTP 404): check the slug (owner/name)."
-    return (
-        f"Downloading '{slug}' from Kaggle failed ({_short(exc)}); check the network "
-        "and run the fetch again (it resumes), or download the archive by hand and pass it with --from."
-    )
-
-
-def download(slug: str, downloads: Path) -> Path:
-    """Download ``slug`` into ``downloads`` and return the complete archive's path.
-
-    A complete archive from an earlier fetch is reused; an interrupted one is resumed.
+    Kaggle mounts an attached dataset at ``/kaggle/input/<name>`` (newer notebooks:
+    ``/kaggle/input/datasets/<owner>/<name>``); ``$BREEDSCOPE_KAGGLE_INPUT`` replaces
+    ``/kaggle/input``. The mount carries no version number.
     """
     owner, name = check_slug(slug)
-    final = downloads / owner / f"{name}.zip"
-    if final.is_file() and is_archive(final):
-        return final
-    partial_dir = downloads / owner / f"{name}.partial"
-    partial_dir.mkdir(parents=True, exist_ok=True)
+    base = Path(os.environ.get(KAGGLE_INPUT_ENV, KAGGLE_INPUT))
+    for candidate in (base / name, base / "datasets" / owner / name):
+        if candidate.is_dir() and any(candidate.iterdir()):
+            return KaggleCopy(candidate, slug, None, mounted=True)
+    return None
+
+
+def _status(exc: BaseException) -> int | None:
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
     try:
-        # The client talks to Kaggle as it authenticates (and even as it is imported), so
-        # creating it is inside the handling too: offline is one sentence, not a traceback.
-        api = client()
-        api.dataset_download_files(slug, path=str(partial_dir), force=False, quiet=False)
-    except DataError:
-        raise
-    except OSError as exc:
-        if exc.errno == 28:
-            raise DataError(
-                f"The disk filled up while downloading '{slug}'; free some space and fetch again "
-                "(the download resumes)."
-            ) from exc
-        raise DataError(_describe_failure(slug, exc)) from exc
-    except Exception as exc:  # the client raises requests' and its own exception types
-        raise DataError(_describe_failure(slug, exc)) from exc
-    archives = [p for p in sorted(partial_dir.iterdir()) if is_archive(p)]
-    if not archives:
-        raise DataError(
-            f"Kaggle's download of '{slug}' did not produce a complete archive; run the fetch "
-            "again (it resumes), or download it by hand and pass it with --from."
+        return float(headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+def _tries_allowed(exc: BaseException) -> int:
+    """How many retries a failure is worth: Kaggle busy or failing (429, 5xx) and a transfer cut
+    short, up to RETRIES; a connection that cannot be made at all (offline, a proxy refusing)
+    one, so that being offline is said in seconds; anything else none."""
+    import requests
+
+    status = _status(exc)
+    if status is not None:
+        return RETRIES if status == 429 or status >= 500 else 0
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.ReadTimeout):
+        return RETRIES
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return 1
+    return 0
+
+
+def with_retries(
+    call: Callable[[], T], say: Callable[[str], None], sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """``call()``, again after a pause (1, 2, 4, 8 s, or what Retry-After asks, at most 30 s)
+    while it fails in a way that may pass (see :func:`_tries_allowed`); any other failure, or
+    the last one, is raised."""
+    for attempt in range(RETRIES + 1):
+        try:
+            return call()
+        except Exception as exc:
+            allowed = _tries_allowed(exc)
+            if attempt >= allowed:
+                raise
+            asked = _retry_after(exc)
+            wait = min(MAX_WAIT_S, asked if asked is not None else 2.0**attempt)
+            reason = f"HTTP {_status(exc)}" if _status(exc) else type(exc).__name__
+            say(f"Kaggle: {reason}; trying again in {wait:.0f} s (retry {attempt + 1} of {allowed}).")
+            sleep(wait)
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def _client_lines_on_stderr() -> Iterator[None]:
+    """kagglehub logs and prints to stdout; a fetch's stdout is for results, so the client's
+    lines go to stderr for the length of the call."""
+    handlers = [h for h in logging.getLogger("kagglehub").handlers if isinstance(h, logging.StreamHandler)]
+    streams = [h.setStream(sys.stderr) for h in handlers]
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        for handler, stream in zip(handlers, streams, strict=True):
+            if stream is not None:
+                handler.setStream(stream)
+
+
+def _version_of(path: Path) -> int | None:
+    """kagglehub's cache keeps each version in ``.../<owner>/<name>/versions/<N>``."""
+    match = re.search(r"[/\\]versions[/\\](\d+)$", str(path))
+    return int(match.group(1)) if match else None
+
+
+def credentials_found() -> bool:
+    """Whether kagglehub finds any credential, where it looks (Colab secrets included)."""
+    from kagglehub.config import get_kaggle_credentials
+
+    try:
+        return get_kaggle_credentials() is not None
+    except ValueError:  # a kaggle.json that is not JSON or misses a key
+        return True
+
+
+def describe_failure(slug: str, version: int | None, exc: BaseException) -> str:
+    """One sentence for a failed download: what happened and what to do."""
+    status = _status(exc)
+    by_hand = f"or download it from {page(slug)} and pass the archive with --from"
+    if isinstance(exc, ValueError) and "credentials" in str(exc).lower():
+        return f"{str(exc).rstrip('.')}: fix or remove it, {by_hand}."
+    if status == 401 or type(exc).__name__ == "UnauthenticatedError":
+        if not credentials_found():
+            return (
+                f"Kaggle needs credentials for '{slug}' and none were found (looked in "
+                f"{CREDENTIAL_PLACES}): create a token at https://www.kaggle.com/settings, {by_hand}."
+            )
+        return (
+            f"Kaggle did not accept the credentials found for '{slug}' (looked in {CREDENTIAL_PLACES}): "
+            f"create a new token at https://www.kaggle.com/settings, {by_hand}."
         )
-    shutil.move(str(archives[0]), final)
-    shutil.rmtree(partial_dir, ignore_errors=True)
-    return final
+    if status == 403:
+        return (
+            f"Kaggle refused '{slug}' (HTTP 403): sign in and accept the dataset's rules at "
+            f"{page(slug)}, or check your credentials ({CREDENTIAL_PLACES}); {by_hand}."
+        )
+    if status == 404:
+        what = f"version {version} of '{slug}'" if version else f"a dataset '{slug}'"
+        hint = "fetch --latest, or another --version" if version else "check the slug (owner/name)"
+        return f"Kaggle has no {what} (HTTP 404): {hint}, {by_hand}."
+    if type(exc).__name__ == "DataCorruptionError":
+        return (
+            f"The download of '{slug}' did not match the checksum Kaggle sent, so it was deleted; "
+            f"fetch again, {by_hand}."
+        )
+    detail = f"HTTP {status}" if status else type(exc).__name__
+    return (
+        f"Downloading '{slug}' from Kaggle failed ({detail}); check the network and fetch again "
+        f"(what was downloaded is kept and the download resumes), {by_hand}."
+    )
+
+
+def download(
+    slug: str, version: int | None, force: bool = False, say: Callable[[str], None] = print
+) -> KaggleCopy:
+    """Download version ``version`` of ``slug`` (the current one when ``None``) into kagglehub's
+    cache (``$KAGGLEHUB_CACHE``, default ``~/.cache/kagglehub``), extracted; ``force`` downloads
+    it again. A version already in the cache is used as it is."""
+    check_slug(slug)
+    handle = f"{slug}/versions/{version}" if version else slug
+    try:
+        import kagglehub
+
+        with _client_lines_on_stderr():
+            path = with_retries(lambda: kagglehub.dataset_download(handle, force_download=force), say)
+    except OSError as exc:
+        if exc.errno == 28:  # ENOSPC: not worth a retry
+            raise DataError(
+                f"The disk filled up while downloading '{slug}'; free some space (or set KAGGLEHUB_CACHE "
+                "to a larger disk) and fetch again."
+            ) from exc
+        raise DataError(describe_failure(slug, version, exc)) from exc
+    except Exception as exc:  # kagglehub raises requests' and its own exception types
+        raise DataError(describe_failure(slug, version, exc)) from exc
+    root = Path(path)
+    found = _version_of(root) or version
+    return KaggleCopy(root, f"{slug}/versions/{found}" if found else slug, found, mounted=False)
+
+
+def obtain(slug: str, version: int | None, force: bool, say: Callable[[str], None]) -> KaggleCopy:
+    """The dataset's files: a Kaggle notebook's mounted copy when there is one (nothing is
+    downloaded), else a download of ``version``."""
+    mounted = None if force else mounted_copy(slug)
+    if mounted is not None:
+        say(f"Using the copy of '{slug}' mounted in this Kaggle notebook: {mounted.root}")
+        return mounted
+    return download(slug, version, force, say)

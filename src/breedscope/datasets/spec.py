@@ -44,6 +44,8 @@ class DatasetSpec:
         description: one line for ``breedscope datasets``.
         scan: reads an extracted archive or folder and returns a :class:`Scan`.
         kaggle: Kaggle dataset slugs, the first being the default download.
+        kaggle_version: the version of that dataset the plugin was written and checked against
+            (``fetch --version N`` takes another, ``--latest`` the current one).
         aliases: other names that reach this dataset (``mammography`` for ``breast``).
         materialize: for datasets that need no download (``demo``): writes the images into a folder.
         needs_source: ``True`` when ``--from`` is required (the generic ``folder`` plugin).
@@ -55,6 +57,7 @@ class DatasetSpec:
     description: str
     scan: Callable[[Path], Scan]
     kaggle: tuple[str, ...] = ()
+    kaggle_version: int | None = None
     aliases: tuple[str, ...] = ()
     materialize: Callable[[Path], None] | None = None
     needs_source: bool = False
@@ -103,11 +106,64 @@ def scan_class_folders(
 
 
 def single_top_folder(root: Path) -> Path:
-    """Descend through folders that hold nothing but one folder (``dataset/dataset/...``)."""
+    """Descend through wrapper folders (``dataset/dataset/...``): folders that hold exactly one
+    folder and no images; stray files beside it (a README, a licence, a CSV) do not stop the
+    descent."""
     current = root
     while True:
         entries = [p for p in current.iterdir() if not is_junk(p.relative_to(root))]
-        if len(entries) == 1 and entries[0].is_dir():
-            current = entries[0]
+        folders = [p for p in entries if p.is_dir()]
+        images = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        if len(folders) == 1 and not images:
+            current = folders[0]
         else:
             return current
+
+
+def folder_holding(root: Path, class_names: Iterable[str]) -> Path | None:
+    """The shallowest folder under ``root`` (``root`` itself included) holding folders named like
+    at least two of ``class_names`` (case-insensitively), wherever wrapper folders put it."""
+    wanted = {name.lower() for name in class_names}
+    candidates = [root, *(p for p in root.rglob("*") if p.is_dir() and not is_junk(p.relative_to(root)))]
+    for folder in sorted(candidates, key=lambda p: (len(p.parts), str(p))):
+        children = {c.name.lower() for c in folder.iterdir() if c.is_dir()}
+        if len(children & wanted) >= 2:
+            return folder
+    return None
+
+
+# Folder names that wrap a dataset rather than name a class: a fetch whose "classes" are these
+# found the wrong level of the tree.
+WRAPPER_NAMES = frozenset(
+    {
+        "train",
+        "training",
+        "test",
+        "testing",
+        "val",
+        "valid",
+        "validation",
+        "images",
+        "imgs",
+        "data",
+        "dataset",
+        "datasets",
+        "raw",
+        "all",
+        "files",
+    }
+)
+
+
+def class_problem(labels: Iterable[str]) -> str | None:
+    """Why ``labels`` (the classes a scan found) cannot be a dataset's classes, or ``None``."""
+    found = sorted(set(labels))
+    if len(found) < 2:
+        return f"found only the class {found[0]!r}" if found else "found no class"
+    wrappers = [label for label in found if label.lower() in WRAPPER_NAMES]
+    if wrappers:
+        return (
+            f"found folders named like wrappers, not classes ({', '.join(wrappers)}), among "
+            f"{', '.join(found[:8])}{'…' if len(found) > 8 else ''}"
+        )
+    return None

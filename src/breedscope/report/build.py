@@ -46,8 +46,10 @@ def summary_section(config: dict, manifest: dict, evaluation: dict) -> Section:
     grouping = (
         "grouped (patients and duplicates kept on one side)" if split.get("grouped", True) else "per image"
     )
+    dataset = manifest["dataset"]
+    origin = f", Kaggle `{dataset['handle']}`" if dataset.get("handle") else ""
     text = (
-        f"Dataset **{manifest['dataset']['name']}** ({len(classes)} classes), preset "
+        f"Dataset **{dataset['name']}** ({len(classes)} classes{origin}), preset "
         f"**{config.get('preset') or 'none'}**. Split train/val/test "
         f"{split['train']:g}/{split['val']:g}/{split['test']:g}, {grouping}, seed {manifest['seed']}. "
         f"Balance policy: {policy}. Test accuracy **{_pct(evaluation['accuracy'])}** "

@@ -1,0 +1,98 @@
+"""Helpers the tests share: paths of the shared real data, image makers, the CLI in a subprocess.
+
+Imported by tests and by ``conftest.py`` (which holds only fixtures), never the other way round.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# A small, fast run: a from-scratch MobileNetV2 at 32 px (alpha 0.35), no downloads; as CLI flags
+# and as Python API settings.
+TINY = [
+    "--weights",
+    "none",
+    "--alpha",
+    "0.35",
+    "--image-size",
+    "32",
+    "--augment",
+    "light",
+    "--views",
+    "2",
+    "--split",
+    "0.6,0.2,0.2",
+    "--batch-size",
+    "8",
+]
+TINY_SETTINGS = {
+    "weights": "none",
+    "alpha": 0.35,
+    "image_size": 32,
+    "augment": "light",
+    "views": 2,
+    "split": {"train": 0.6, "val": 0.2, "test": 0.2},
+    "batch_size": 8,
+}
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATASETS = SHARED / "datasets"
+WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+
+
+def shared_archive(name: str) -> Path:
+    path = DATASETS / name
+    if not path.is_file():
+        pytest.skip(f"real data {path} is absent (it sits in ../shared/datasets beside the repository in CI)")
+    return path
+
+
+def make_keras_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A KERAS_HOME holding the shared ImageNet MobileNetV2 weights, as a user's cache would."""
+    if not WEIGHTS.is_file():
+        pytest.skip(f"ImageNet weights {WEIGHTS} are absent (they sit in ../shared/weights in CI)")
+    path = tmp_path_factory.mktemp("keras_home")
+    (path / "models").mkdir()
+    shutil.copy(WEIGHTS, path / "models" / WEIGHTS.name)
+    return path
+
+
+def noise_image(seed: int, size: int = 48, mode: str = "RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    array = rng.integers(0, 256, size=(size, size, channels), dtype=np.uint8)
+    return Image.fromarray(array.squeeze() if channels == 1 else array, mode=mode)
+
+
+def shape_image(label: int, seed: int, size: int = 48) -> Image.Image:
+    """A learnable picture: class 0 is a bright square, class 1 a bright horizontal bar, etc."""
+    rng = np.random.default_rng(seed)
+    array = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
+    offset = int(rng.integers(2, 8))
+    if label == 0:
+        array[offset : offset + size // 2, offset : offset + size // 2] = 230
+    elif label == 1:
+        array[size // 2 - 4 : size // 2 + 4, :] = 230
+    else:
+        array[:, size // 2 - 4 : size // 2 + 4] = 230
+    return Image.fromarray(array)
+
+
+def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "breedscope.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )

@@ -1,0 +1,75 @@
+"""Building a report from a stored run (tests/fixtures/finished_run: the files a small two-class
+run with the chest_xray preset wrote, its manifest marked as from the Kaggle chest set), without
+TensorFlow and without training."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from breedscope import plugins
+from breedscope.report.build import build_document
+from breedscope.report.compare import comparison_table
+from breedscope.rundir import RunDir
+from tests.helpers import REPO
+
+FIXTURE = REPO / "tests" / "fixtures" / "finished_run"
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A copy of the stored run, as RUNS/xray/run (reports draw their figures beside it)."""
+    target = tmp_path / "runs" / "xray" / "run"
+    shutil.copytree(FIXTURE, target)
+    return target
+
+
+def _table(document, title: str):
+    section = next(s for s in document.sections if s.title == title)
+    return next(b for b in section.blocks if hasattr(b, "rows"))
+
+
+def test_the_report_shows_the_stored_figures_and_draws_its_pictures(run_dir: Path) -> None:
+    stored = json.loads((run_dir / "evaluation.json").read_text())
+    document = build_document(run_dir, plugins.registry().presets)
+
+    summary = document.sections[0].blocks[0].text
+    assert "Kaggle `paultimothymooney/chest-xray-pneumonia/versions/2`" in summary  # the data's version
+    titles = [s.title for s in document.sections]
+    assert titles[:3] == ["Summary", "Comparison with the study", "Metrics on the test split"]
+    low, high = stored["intervals"]["accuracy"]
+    metrics = {row[0]: row[1:] for row in _table(document, "Metrics on the test split").rows}
+    assert metrics["accuracy"] == [f"{stored['accuracy']:.3f}", f"{low:.3f} – {high:.3f}"]
+    assert metrics["sensitivity (PNEUMONIA)"][0] == f"{stored['sensitivity']:.3f}"
+    for figure in ("training_curves", "confusion_matrix", "reliability", "roc"):
+        assert (run_dir / "figures" / f"{figure}.png").stat().st_size > 1000
+
+    # The study's reported accuracy beside ours, from the chest_xray preset's plugin.
+    study = plugins.registry().presets["chest_xray"].study
+    comparison = {row[0]: row for row in _table(document, "Comparison with the study").rows}
+    assert comparison["accuracy"][1] == f"{study.reported['accuracy']:.3f}"
+    assert comparison["accuracy"][2].startswith(f"{stored['accuracy']:.3f}")
+
+
+def test_markdown_report_renders_from_the_document(run_dir: Path) -> None:
+    from breedscope.report.render import render_reports
+
+    (path,) = render_reports(run_dir, ["markdown"], plugins.registry())
+    text = path.read_text()
+    assert text.startswith("# breedscope report: xray")
+    assert "![" in text and "figures/confusion_matrix.png" in text
+
+
+def test_compare_reads_runs_through_the_run_directory(run_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "runs" / "xray" / "run-2"
+    shutil.copytree(run_dir, other)
+    table, notes = comparison_table([run_dir, other])
+    assert [row[0] for row in table.rows] == ["xray/run", "xray/run-2"]
+    assert notes == []  # one manifest: no warning
+    (other / "evaluation.json").unlink()
+    with pytest.raises(Exception, match=r"has no evaluation\.json; the run did not finish"):
+        comparison_table([run_dir, other])
+    assert RunDir(run_dir).history()[0]["epoch"] == 1.0
