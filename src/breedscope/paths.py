@@ -32,10 +32,6 @@ def dataset_lock(name: str) -> Path:
     return home() / "locks" / f"dataset-{check_name(name)}.lock"
 
 
-def downloads_dir() -> Path:
-    return home() / "downloads"
-
-
 def features_dir() -> Path:
     return home() / "features"
 
