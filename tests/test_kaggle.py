@@ -189,6 +189,37 @@ def test_a_token_is_sent_and_a_refused_token_is_one_sentence(
     assert kaggle.requests[-1].headers["Authorization"] == "Bearer my-token"
 
 
+def test_credentials_where_kaggles_cli_keeps_them_are_used(
+    kaggle: Behaviour, env: dict, tmp_path: Path
+) -> None:
+    import base64
+    from datetime import UTC, datetime, timedelta
+
+    kaggle.add(SLUG, 1, small_bccd_archive())
+    kaggle.private = True
+    home_dir = Path(env["HOME"])
+    without_config_dir = {k: v for k, v in env.items() if k != "KAGGLE_CONFIG_DIR"}
+
+    # ~/.config/kaggle/kaggle.json: the CLI's fallback folder, which kagglehub does not read.
+    (home_dir / ".config" / "kaggle").mkdir(parents=True)
+    (home_dir / ".config" / "kaggle" / "kaggle.json").write_text('{"username": "ada", "key": "k3y"}')
+    result = cli("fetch", "bccd", env=without_config_dir)
+    assert result.returncode == 0, _said(result)
+    expected = "Basic " + base64.b64encode(b"ada:k3y").decode()
+    assert kaggle.requests[-1].headers["Authorization"] == expected
+    (home_dir / ".config" / "kaggle" / "kaggle.json").unlink()
+
+    # ~/.kaggle/credentials.json, as `kaggle auth login` writes it (an unexpired access token).
+    (home_dir / ".kaggle").mkdir()
+    later = (datetime.now(UTC) + timedelta(hours=6)).isoformat()
+    (home_dir / ".kaggle" / "credentials.json").write_text(
+        json.dumps({"refresh_token": "r", "access_token": "oauth-token", "access_token_expiration": later})
+    )
+    result = cli("fetch", "bccd", "--force", env=without_config_dir)
+    assert result.returncode == 0, _said(result)
+    assert kaggle.requests[-1].headers["Authorization"] == "Bearer oauth-token"
+
+
 def test_busy_and_failing_servers_are_retried(kaggle: Behaviour, env: dict, home: Path) -> None:
     kaggle.add(SLUG, 1, small_bccd_archive())
     kaggle.failures.extend([429, 500])

@@ -33,8 +33,12 @@ MAX_WAIT_S = 30.0  # the longest pause between attempts, whatever Retry-After as
 
 CREDENTIAL_PLACES = (
     "KAGGLE_API_TOKEN, ~/.kaggle/access_token, KAGGLE_USERNAME and KAGGLE_KEY, kaggle.json in "
-    "$KAGGLE_CONFIG_DIR or ~/.kaggle, or Colab secrets"
+    "$KAGGLE_CONFIG_DIR, ~/.kaggle or ~/.config/kaggle, ~/.kaggle/credentials.json from "
+    "`kaggle auth login`, or Colab secrets"
 )
+# Where Kaggle's command-line client keeps credentials and kagglehub does not look.
+XDG_KAGGLE_JSON = Path("~/.config/kaggle/kaggle.json")
+OAUTH_CREDENTIALS = Path("~/.kaggle/credentials.json")
 T = TypeVar("T")
 
 
@@ -147,6 +151,35 @@ def credentials_found() -> bool:
         return True
 
 
+def hand_over_cli_credentials() -> None:
+    """Give kagglehub the credentials Kaggle's command-line client keeps where kagglehub does not
+    look: ``~/.config/kaggle/kaggle.json`` (its fallback folder) and ``~/.kaggle/credentials.json``
+    (``kaggle auth login``, whose access token is refreshed as that client would). Nothing is
+    done when kagglehub finds credentials of its own."""
+    import json
+
+    from kagglehub import config
+
+    if credentials_found():
+        return
+    xdg = XDG_KAGGLE_JSON.expanduser()
+    if "KAGGLE_CONFIG_DIR" not in os.environ and xdg.is_file():
+        data = json.loads(xdg.read_text(encoding="utf-8"))
+        if not {"username", "key"} <= set(data):
+            raise ValueError(f"Kaggle credentials file at {xdg} is missing 'username' or 'key'")
+        config.set_kaggle_credentials(data["username"], data["key"])
+        return
+    if OAUTH_CREDENTIALS.expanduser().is_file():
+        from kagglesdk import KaggleClient
+        from kagglesdk.kaggle_creds import KaggleCredentials
+        from kagglesdk.kaggle_env import get_env
+
+        saved = KaggleCredentials.load(KaggleClient(env=get_env()), str(OAUTH_CREDENTIALS.expanduser()))
+        token = saved.get_access_token() if saved else None
+        if token:
+            config.set_kaggle_api_token(token)
+
+
 def describe_failure(slug: str, version: int | None, exc: BaseException) -> str:
     """One sentence for a failed download: what happened and what to do."""
     status = _status(exc)
@@ -195,6 +228,7 @@ def download(
     try:
         import kagglehub
 
+        hand_over_cli_credentials()
         with _client_lines_on_stderr():
             path = with_retries(lambda: kagglehub.dataset_download(handle, force_download=force), say)
     except OSError as exc:
