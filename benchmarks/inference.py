@@ -49,10 +49,10 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from breedscope import inference
+    from breedscope import export, inference
 
     run = inference.load_run(run_dir)
-    images = inference.representative_images(run, count=192)
+    images = export.representative_images(run, count=192)
 
     def keras_call(x):
         return run.model.predict_on_batch(x)  # compiled graph: Keras at its fastest

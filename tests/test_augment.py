@@ -70,3 +70,27 @@ def test_preview_writes_a_grid(make_tree, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     with Image.open(out) as grid:
         assert grid.width > grid.height  # two rows of four tiles
+
+
+def test_preview_goes_where_outputs_go_and_says_where(make_tree, tmp_path: Path) -> None:
+    root = make_tree(classes=2, per_class=5, size=40)
+    assert cli("fetch", "folder", "--from", str(root), "--name", "shapes").returncode == 0
+    runs = tmp_path / "runs"
+    result = cli(
+        "augment",
+        "preview",
+        "--dataset",
+        "shapes",
+        "--preset",
+        "cells",
+        "--count",
+        "2",
+        "--image-size",
+        "64",
+        "--runs-dir",
+        str(runs),
+    )
+    assert result.returncode == 0, result.stderr
+    expected = runs / "shapes" / "augment_preview-cells.png"
+    assert expected.is_file()
+    assert str(expected) in "".join(result.stderr.split())  # the path is printed (rich may wrap it)

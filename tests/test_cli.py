@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from breedscope.datasets import store
-from tests.helpers import cli, noise_image, shared_archive
+from tests.helpers import TINY, cli, noise_image, shared_archive
 
 
 def one_sentence_error(result: subprocess.CompletedProcess) -> str:
@@ -194,3 +195,43 @@ def test_kaggle_offline_is_one_sentence_with_the_way_out(token: str, tmp_path: P
         "https://www.kaggle.com/datasets/brikwerk/bccd-white-blood-cell and pass the archive with --from"
         in text
     )
+
+
+# What a CPU user cannot act on: TensorFlow's native start-up lines, the cuInit error, the
+# converter's TensorSpec dump, TFLite's delegate announcement, Python warnings from libraries.
+NOISE = re.compile(
+    r"^[IWEF]\d{4} |absl::InitializeLog|cuInit|oneDNN|cuda drivers|TensorSpec\(|XNNPACK|Warning:|"
+    r"replica\(s\)|_DefaultDistributionStrategy"
+)
+
+
+def test_a_run_and_an_export_print_only_what_a_user_can_act_on(tree_dataset_cli, tmp_path: Path) -> None:
+    env = {"TF_CPP_MIN_LOG_LEVEL": ""}  # as a user's shell has it
+    runs = tmp_path / "runs"
+    run = cli("run", "--dataset", tree_dataset_cli, *TINY, "--epochs", "1", "--runs-dir", str(runs), env=env)
+    assert run.returncode == 0, run.stderr
+    (run_dir,) = list((runs / tree_dataset_cli).iterdir())
+    exported = cli("export", str(run_dir), "--format", "tflite", env=env)
+    assert exported.returncode == 0, exported.stderr
+
+    lines = [line for r in (run, exported) for line in (r.stdout + r.stderr).splitlines() if line.strip()]
+    assert [line for line in lines if NOISE.search(line)] == []
+    assert any(line.startswith("Test accuracy") for line in lines)
+    assert any(line.startswith("Exported:") for line in lines)
+
+    # The same export with --debug shows what was silenced (so the test above can fail).
+    debug = cli("--debug", "export", str(run_dir), "--format", "tflite", env=env)
+    assert debug.returncode == 0
+    if not any(NOISE.search(line) for line in (debug.stdout + debug.stderr).splitlines()):
+        pytest.skip("this TensorFlow build prints nothing at start-up, so there is nothing to silence")
+
+
+@pytest.fixture
+def tree_dataset_cli(make_tree) -> str:
+    assert (
+        cli(
+            "fetch", "folder", "--from", str(make_tree(classes=3, per_class=10, size=40)), "--name", "shapes"
+        ).returncode
+        == 0
+    )
+    return "shapes"

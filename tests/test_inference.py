@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from breedscope.inference import calibration_rows
+from breedscope.export import calibration_rows
 from breedscope.manifest import Row
 
 

@@ -78,7 +78,7 @@ def _test_split(run_dir: Path, env: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_tflite_exports_agree_with_the_keras_model(pbc_run: tuple[Path, dict], tmp_path: Path) -> None:
-    from breedscope.inference import tflite_predict
+    from breedscope.export import tflite_predict
 
     run_dir, env = pbc_run
     images, (keras_predicted, labels) = _test_split(run_dir, env)
@@ -104,3 +104,30 @@ def test_keras_and_savedmodel_exports(pbc_run: tuple[Path, dict], tmp_path: Path
         result = cli("export", str(run_dir), "--format", fmt, "--output", str(tmp_path), env=env)
         assert result.returncode == 0, result.stderr
         assert (tmp_path / produced).is_file()
+
+
+def test_predict_over_a_folder_writes_one_csv_row_per_image(
+    pbc_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    import csv
+
+    run_dir, env = pbc_run
+    folder = Path(env["BREEDSCOPE_HOME"]) / "datasets" / "pbc" / "raw"
+    images = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != ".DS_Store")
+    out = tmp_path / "out.csv"
+
+    result = cli("predict", str(run_dir), str(folder), "--csv", str(out), env=env)
+
+    assert result.returncode == 0, result.stderr
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["path"] for row in rows] == [str(p) for p in images]  # one row per image, in order
+    assert all(row["error"] == "" and row["class_1"] and float(row["probability_1"]) > 0 for row in rows)
+    # The run's own test predictions agree with these for the same files.
+    by_path = {row["path"]: row["class_1"] for row in rows}
+    for line in (run_dir / "predictions.csv").read_text().splitlines()[1:]:
+        path, _, predicted = line.split(",")[:3]
+        assert by_path[str(folder / path)] == predicted
+    assert f"{len(images)} images: the first 500 and every failure are shown; all are in the CSV" in " ".join(
+        result.stdout.split()
+    )

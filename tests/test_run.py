@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from breedscope.rundir import RunDir
 from tests.helpers import TINY, cli
 
 # Without a validation split there is no early stopping and no best-epoch restore.
@@ -96,6 +97,11 @@ def test_run_produces_every_artefact_and_the_pdf_holds_the_metrics(tree_dataset:
             assert heading in text
         assert f"accuracy {accuracy}" in " ".join(text.replace("|", " ").split())
         assert manifest["csv_sha256"] in "".join(text.split())
+        # At 32 px MobileNetV2's last map is 1x1: no Grad-CAM picture, and one sentence why.
+        assert "Grad-CAM is left out: at 32 px the backbone's last feature map is 1x1" in " ".join(
+            text.split()
+        )
+    assert not (run_dir / "figures" / "gradcam.png").exists()
     rerendered = cli("report", str(run_dir), "--format", "markdown")
     assert rerendered.returncode == 0, rerendered.stderr
     assert (run_dir / "report.md").read_text() == markdown
@@ -261,7 +267,7 @@ def test_mirrored_strategy_across_two_logical_cpus(tree_dataset: str, tmp_path: 
         env={"BREEDSCOPE_LOGICAL_CPUS": "2"},
     )
     assert result.returncode == 0, result.stderr
-    assert "Training on 2 replica(s) (MirroredStrategy)" in result.stderr
+    assert "Training on 2 replicas (MirroredStrategy)" in result.stderr
     evaluation = json.loads((run_dir_of(runs) / "evaluation.json").read_text())
     assert evaluation["training"]["replicas"] == 2
 
@@ -391,7 +397,7 @@ def test_a_finished_run_refuses_bad_paths_in_one_sentence(tree_dataset: str, tmp
 def test_int8_export_is_measured_against_keras_and_recorded(tree_dataset: str, tmp_path: Path) -> None:
     import numpy as np
 
-    from breedscope import inference
+    from breedscope import export, inference
 
     runs = tmp_path / "runs"
     assert (
@@ -408,9 +414,9 @@ def test_int8_export_is_measured_against_keras_and_recorded(tree_dataset: str, t
     # The record, recomputed here from the files: the exported model against the test labels.
     run = inference.load_run(run_dir)
     predictions = (run_dir / "predictions.csv").read_text().splitlines()[1:]
-    images = inference._run_images(run, inference.manifest_module.read(run_dir).split("test"), "test")
+    images = export.run_images(run, RunDir(run_dir).manifest().split("test"), "test")
     labels = np.array([run.classes.index(line.split(",")[1]) for line in predictions])
-    lite = inference.tflite_predict(run_dir / "export" / "model_int8.tflite", images).argmax(1)
+    lite = export.tflite_predict(run_dir / "export" / "model_int8.tflite", images).argmax(1)
     assert record["images"] == len(labels)
     assert record["exported_accuracy"] == pytest.approx(float(np.mean(lite == labels)))
 
@@ -434,3 +440,71 @@ def test_a_disk_that_fills_during_training_ends_failed_not_running(tree_dataset:
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
     assert "Error: No space left on device" in " ".join(result.stderr.split())
     assert status["state"] == "failed"
+
+
+def test_every_export_has_its_labels_and_is_measured_against_keras(tree_dataset: str, tmp_path: Path) -> None:
+    import numpy as np
+
+    from breedscope import export, inference
+
+    runs = tmp_path / "runs"
+    assert (
+        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "2", "--runs-dir", str(runs)).returncode == 0
+    )
+    run_dir = run_dir_of(runs)
+    classes = RunDir(run_dir).manifest().classes
+    produced = {}
+    for fmt, quantize in (("tflite", "fp16"), ("tflite", "dynamic"), ("onnx", None), ("keras", None)):
+        flags = ["--quantize", quantize] if quantize else []
+        result = cli("export", str(run_dir), "--format", fmt, *flags, "--output", str(tmp_path / fmt))
+        assert result.returncode == 0, result.stderr
+        said = " ".join(result.stderr.split())
+        assert (tmp_path / fmt / "labels.txt").read_text().splitlines() == classes
+        path = Path(said.split("Exported: ")[1].split(" (class names")[0])
+        produced[(fmt, quantize)] = path
+        if fmt != "keras":
+            record = json.loads(path.with_name(path.name + ".check.json").read_text())
+            assert f"the two agree on {record['agreement']:.1%} of images" in said
+            assert record["format"] == fmt and record["quantize"] == quantize
+    assert produced[("tflite", "fp16")].name == "model_fp16.tflite"
+    assert produced[("tflite", "dynamic")].stat().st_size < produced[("tflite", "fp16")].stat().st_size
+
+    # ONNX against Keras, computed here: probabilities within 1e-4 on every test image.
+    run = inference.load_run(run_dir)
+    images = export.run_images(run, RunDir(run_dir).manifest().split("test"), "test")
+    keras_p = np.asarray(run.model.predict_on_batch(images))
+    onnx_p = export.onnx_predict(produced[("onnx", None)], images)
+    assert np.abs(onnx_p - keras_p).max() < 1e-4
+    assert (onnx_p.argmax(1) == keras_p.argmax(1)).all()
+
+
+def test_predict_takes_folders_and_globs_and_reports_non_images_per_file(
+    tree_dataset: str, make_tree, tmp_path: Path
+) -> None:
+    import csv
+
+    runs = tmp_path / "runs"
+    assert (
+        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "1", "--runs-dir", str(runs)).returncode == 0
+    )
+    tree = make_tree(classes=2, per_class=3, root=tmp_path / "new")
+    (tree / "class_0" / "notes.txt").write_text("not an image")
+    (tree / ".DS_Store").write_text("litter")
+    out = tmp_path / "out.csv"
+
+    result = cli(
+        "predict",
+        str(run_dir_of(runs)),
+        str(tree / "class_0"),
+        str(tree / "class_1" / "*.png"),
+        "--csv",
+        str(out),
+    )
+
+    assert result.returncode == 2  # one file could not be read
+    with open(out, newline="") as handle:
+        rows = {Path(row["path"]).relative_to(tree).as_posix(): row for row in csv.DictReader(handle)}
+    assert len(rows) == 7 and rows["class_0/notes.txt"]["error"] == "not an image"
+    assert rows["class_0/notes.txt"]["class_1"] == ""  # every row has every column
+    assert all(row["class_1"] for name, row in rows.items() if name != "class_0/notes.txt")
+    assert "1 of 7 file(s) could not be read as images" in " ".join(result.stderr.split())

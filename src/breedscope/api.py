@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from breedscope.config import RunConfig
     from breedscope.datasets.fetch import FetchResult
     from breedscope.datasets.validate import Validation
-    from breedscope.inference import ExportCheck, Prediction, TrainedRun
+    from breedscope.export import ExportCheck
+    from breedscope.inference import Prediction, TrainedRun
     from breedscope.manifest import Manifest
     from breedscope.plugins import Registry
 
@@ -187,10 +188,12 @@ def augment_preview(
     views: int = 4,
     image_size: int = 224,
     seed: int = 42,
-    output: str | Path = "augment_preview.png",
+    output: str | Path | None = None,
+    runs_dir: str | Path = "runs",
 ) -> AugmentPreview:
     """A grid of ``count`` training images, each followed by ``views`` augmented versions, with
-    ``preset`` (default: the augmentation of the dataset's study preset)."""
+    ``preset`` (default: the augmentation of the dataset's study preset), written to ``output`` or
+    beside the dataset's runs, ``RUNS_DIR/DATASET/augment_preview-PRESET.png``."""
     from breedscope import pipeline, samples
     from breedscope.augment import Augmenter
     from breedscope.loading import ImageLoader
@@ -207,8 +210,11 @@ def augment_preview(
         by_label.setdefault(record.label, []).append(record)
     chosen = [group[i] for i in range(count) for group in by_label.values() if i < len(group)][:count]
     rows = [pipeline.row_of(record) for record in chosen]
+    target = (
+        Path(output) if output is not None else Path(runs_dir) / stored.name / f"augment_preview-{preset}.png"
+    )
     path = samples.augmented_samples(
-        rows, ImageLoader(stored.image_root, image_size), augmenter, Path(output), views
+        rows, ImageLoader(stored.image_root, image_size), augmenter, target, views
     )
     return AugmentPreview(path, preset, stored.name, len(rows))
 
@@ -355,22 +361,31 @@ class Run:
 
         return inference.load_run(self.path)
 
-    def predict(self, images: Iterable[str | Path], top: int = 3) -> list[Prediction]:
-        """The ``top`` classes of each image; an unreadable file gets an ``error``, the rest still run."""
+    def predict(self, images: str | Path | Iterable[str | Path], top: int = 3) -> list[Prediction]:
+        """The ``top`` classes of each image: files, folders (all their files, recursively) and
+        glob patterns; an unreadable file gets an ``error``, the rest still run."""
+        return list(self.iter_predictions(images, top))
+
+    def iter_predictions(
+        self, images: str | Path | Iterable[str | Path], top: int = 3
+    ) -> Iterator[Prediction]:
+        """:meth:`predict`, one image at a time as batches finish (for folders of any size)."""
         from breedscope import inference
 
-        return inference.predict(self._trained, [Path(i) for i in images], top=top)
+        named = [images] if isinstance(images, str | Path) else list(images)
+        return inference.iter_predictions(self._trained, inference.image_paths(named), top=top)
 
     def export(
         self, fmt: str = "tflite", quantize: str | None = None, output: str | Path | None = None
     ) -> Export:
-        """Write the model as ``keras``, ``savedmodel`` or ``tflite`` (``quantize="int8"``) into
-        ``output`` (default ``RUN_DIR/export``); a TFLite file is measured against Keras."""
-        from breedscope import inference
+        """Write the model as ``keras``, ``savedmodel``, ``tflite`` (``quantize="fp16"``,
+        ``"dynamic"`` or ``"int8"``) or ``onnx`` into ``output`` (default ``RUN_DIR/export``),
+        with ``labels.txt`` beside it; a TFLite or ONNX file is measured against Keras."""
+        from breedscope import export
 
-        inference.check_export_options(fmt, quantize)
+        export.check_options(fmt, quantize)
         target = Path(output) if output is not None else self.directory.export_dir
-        path, check = inference.export_checked(self._trained, fmt, target, quantize)
+        path, check = export.export_checked(self._trained, fmt, target, quantize)
         return Export(path, check)
 
     # --- how a run shows itself in a notebook ----------------------------------------------

@@ -11,11 +11,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from breedscope import __version__
+from breedscope import __version__, quiet, tables
 from breedscope.errors import BreedscopeError, Interrupted
-from breedscope.progress import console
+from breedscope.progress import console, progress_bar
 
 app = typer.Typer(
     name="breedscope",
@@ -42,6 +41,8 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
 ) -> None:
     _state["debug"] = debug
+    if debug:  # TensorFlow's and TFLite's own lines, which are silenced otherwise (breedscope.quiet)
+        os.environ[quiet.DEBUG_ENV] = "1"
 
 
 def _registry():
@@ -53,12 +54,9 @@ def _registry():
 def _print_validation(validation) -> None:
     by_class = validation.counts_by_class()
     reasons = sorted({k for counts in by_class.values() for k in counts} - {"found", "kept"})
-    table = Table(title="Validation")
-    for column in ["class", "found", "kept", *reasons]:
-        table.add_column(column, justify="left" if column == "class" else "right")
-    for label, counts in by_class.items():
-        table.add_row(label, *[str(counts.get(c, 0)) for c in ["found", "kept", *reasons]])
-    out.print(table)
+    numbers = ["found", "kept", *reasons]
+    rows = [[label, *(str(counts.get(c, 0)) for c in numbers)] for label, counts in by_class.items()]
+    tables.show(out, "Validation", ["class", *numbers], rows, right=numbers)
     if validation.exact_duplicate_sets:
         console.print(
             f"{len(validation.exact_duplicate_sets)} set(s) of identical files, "
@@ -187,13 +185,9 @@ def split(
         source_split=source_split,
         output=output,
     )
-    table = Table(title=f"Manifest {path}")
-    for column in ("class", "train", "val", "test"):
-        table.add_column(column, justify="left" if column == "class" else "right")
-    counts = manifest.counts()
-    for label in manifest.classes:
-        table.add_row(label, *[str(counts[s].get(label, 0)) for s in ("train", "val", "test")])
-    out.print(table)
+    counts, splits = manifest.counts(), ["train", "val", "test"]
+    rows = [[label, *(str(counts[s].get(label, 0)) for s in splits)] for label in manifest.classes]
+    tables.show(out, f"Manifest {path}", ["class", *splits], rows, right=splits)
     for warning in manifest.header["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"sha256 {manifest.sha256()}")
@@ -338,12 +332,7 @@ def compare(
 
     comparison = api.compare(run_dirs)
     table, notes = comparison.table, comparison.notes
-    rich_table = Table(title="Runs")
-    for column in table.header:
-        rich_table.add_column(column)
-    for row in table.rows:
-        rich_table.add_row(*row)
-    out.print(rich_table)
+    tables.show(out, "Runs", table.header, table.rows, may_turn=True)
     for note in notes:
         console.print(f"note: {note}")
     if output is not None:
@@ -356,63 +345,69 @@ def compare(
 @app.command()
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
-    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    images: Annotated[
+        list[str], typer.Argument(help="Image files, folders (searched recursively) or glob patterns.")
+    ],
     top: Annotated[int, typer.Option(help="How many classes to show per image.")] = 3,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Also write one row per image to this CSV file.")
+    ] = None,
 ) -> None:
     """Predict the classes of images with a trained run's model.
 
-    Example: `breedscope predict runs/bccd/run cell1.jpg cell2.png --json`
+    Examples: `breedscope predict runs/bccd/run cell1.jpg cell2.png` ·
+    `breedscope predict runs/bccd/run new_cells/ --csv predictions.csv` ·
+    `breedscope predict runs/bccd/run "scans/**/*.png" --json`
     """
-    import json
+    from breedscope import api, inference
+    from breedscope.predictions import PredictionWriter
 
-    from breedscope import api
-
-    results = api.open_run(run_dir).predict(images, top=top)
-    if as_json:
-        print(
-            json.dumps(
-                [
-                    {"path": r.path, "error": r.error}
-                    if r.error
-                    else {"path": r.path, "top": [{"class": c, "probability": round(p, 6)} for c, p in r.top]}
-                    for r in results
-                ],
-                indent=2,
-            )
+    run = api.open_run(run_dir)
+    paths = inference.image_paths(images)
+    if not paths:
+        raise BreedscopeError(f"No image files were found in {', '.join(images)}.")
+    title = f"Predictions ({run_dir})"
+    with (
+        PredictionWriter(top, csv_file, as_json, out, title=title) as writer,
+        progress_bar("Predicting", total=len(paths)) as advance,
+    ):
+        for prediction in run.iter_predictions(paths, top=top):
+            writer.add(prediction)
+            advance(1)
+    if csv_file is not None:
+        console.print(f"Written: {csv_file} ({writer.count} rows)")
+    if writer.failed:
+        raise BreedscopeError(
+            f"{writer.failed} of {writer.count} file(s) could not be read as images; see their errors above"
+            + (f" and in {csv_file}." if csv_file else ".")
         )
-    else:
-        table = Table(title=f"Predictions ({run_dir})")
-        table.add_column("image")
-        for rank in range(top):
-            table.add_column(f"#{rank + 1}")
-        for r in results:
-            cells = [f"[red]{r.error}[/]"] if r.error else [f"{c} {p:.3f}" for c, p in r.top]
-            table.add_row(r.path, *cells)
-        out.print(table)
-    failed = sum(1 for r in results if r.error)
-    if failed:
-        raise BreedscopeError(f"{failed} of {len(results)} image(s) could not be read; see the list above.")
 
 
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
-    fmt: Annotated[str, typer.Option("--format", help="keras, savedmodel or tflite")] = "keras",
+    fmt: Annotated[str, typer.Option("--format", help="keras, savedmodel, tflite or onnx")] = "keras",
     quantize: Annotated[
-        str | None, typer.Option(help="int8 (tflite only): quantise with training images")
+        str | None,
+        typer.Option(
+            help="tflite only: fp16, dynamic (int8 weights) or int8 (calibrated on training images)"
+        ),
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Folder to write to (default RUN_DIR/export).")] = None,
 ) -> None:
-    """Export a trained model for deployment.
+    """Export a trained model for deployment, with `labels.txt` beside it; a TFLite or ONNX file is
+    measured against the Keras model on the run's test split.
 
-    Example: `breedscope export runs/bccd/run --format tflite --quantize int8`
+    Examples: `breedscope export runs/bccd/run --format tflite --quantize int8` ·
+    `breedscope export runs/bccd/run --format onnx`
     """
-    from breedscope import api, inference
+    from breedscope import api
+    from breedscope import export as export_module
 
     exported = api.open_run(run_dir).export(fmt, quantize, output)
     path, check = exported.path, exported.check
-    console.print(f"Exported: {path}")
+    console.print(f"Exported: {path} (class names, in output order, in {path.parent / 'labels.txt'})")
     if check is not None:
         console.print(
             f"On the run's {check.images} test images: Keras accuracy {check.keras_accuracy:.4f}, "
@@ -422,8 +417,9 @@ def export(
         if not check.acceptable:
             console.print(
                 f"[bold yellow]warning:[/] the exported model is {100 * check.accuracy_drop:.1f} points "
-                f"less accurate than the Keras model (more than {100 * inference.MAX_ACCURACY_DROP:.0f}); "
-                "ship the float TFLite file (no --quantize) or the Keras model instead."
+                "less accurate than the Keras model (more than "
+                f"{100 * export_module.MAX_ACCURACY_DROP:.0f}); "
+                "ship a float export (no --quantize) or the Keras model instead."
             )
 
 
@@ -441,16 +437,27 @@ def augment_preview(
     views: Annotated[int, typer.Option(help="Augmented views per image.")] = 4,
     image_size: Annotated[int, typer.Option(help="Side of each tile in pixels.")] = 224,
     seed: Annotated[int, typer.Option()] = 42,
-    output: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("augment_preview.png"),
+    output: Annotated[
+        Path | None,
+        typer.Option(help="PNG file to write (default: RUNS_DIR/DATASET/augment_preview-PRESET.png)."),
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where run directories (and previews) go.")] = Path("runs"),
 ) -> None:
     """Write a grid of augmented samples: each row an image, then its augmented views.
 
-    Example: `breedscope augment preview --dataset chest_xray --preset xray --output xray.png`
+    Example: `breedscope augment preview --dataset chest_xray --preset xray`
     """
     from breedscope import api
 
     preview = api.augment_preview(
-        dataset, preset=preset, count=count, views=views, image_size=image_size, seed=seed, output=output
+        dataset,
+        preset=preset,
+        count=count,
+        views=views,
+        image_size=image_size,
+        seed=seed,
+        output=output,
+        runs_dir=runs_dir,
     )
     console.print(
         f"Preset '{preview.preset}' on {preview.images} images of '{preview.dataset}': {preview.path}"
@@ -466,23 +473,30 @@ def datasets() -> None:
     from breedscope.datasets import store
 
     loaded = _registry()
-    table = Table(title="Dataset plugins")
-    for column in ("name", "aliases", "Kaggle", "preset", "description"):
-        table.add_column(column)
-    for name, spec in sorted(loaded.datasets.items()):
-        table.add_row(
-            name, ", ".join(spec.aliases), ", ".join(spec.kaggle), spec.default_preset or "", spec.description
-        )
-    out.print(table)
-    fetched = Table(title=f"Fetched (in {store.paths.datasets_dir()})")
-    for column in ("name", "plugin", "images", "source"):
-        fetched.add_column(column)
+
+    def kaggle(spec) -> str:
+        pinned = f" (version {spec.kaggle_version})" if spec.kaggle and spec.kaggle_version else ""
+        return ", ".join(spec.kaggle) + pinned
+
+    plugin_rows = [
+        [name, ", ".join(spec.aliases), kaggle(spec), spec.default_preset or "", spec.description]
+        for name, spec in sorted(loaded.datasets.items())
+    ]
+    tables.show(out, "Dataset plugins", ["name", "aliases", "Kaggle", "preset", "description"], plugin_rows)
+    fetched = []
     for name in store.stored_names():
         stored = store.load(name)
-        fetched.add_row(
-            name, stored.plugin, str(stored.info["images"]), stored.info["source"]["location"] or ""
+        source = stored.info["source"]
+        fetched.append(
+            [
+                name,
+                stored.plugin,
+                str(stored.info["images"]),
+                source.get("handle") or source["location"] or "",
+            ]
         )
-    out.print(fetched)
+    header = ["name", "plugin", "images", "source"]
+    tables.show(out, f"Fetched (in {store.paths.datasets_dir()})", header, fetched, right=["images"])
 
 
 def _grouped(provides: tuple[str, ...]) -> str:
@@ -501,12 +515,12 @@ def plugins() -> None:
     Example: `breedscope plugins`
     """
     loaded = _registry()
-    table = Table(title="Plugins (entry-point group 'breedscope')")
-    for column in ("plugin", "module", "distribution", "version", "provides"):
-        table.add_column(column)
-    for info in loaded.plugins:
-        table.add_row(info.name, info.module, info.distribution, info.version, _grouped(info.provides))
-    out.print(table)
+    rows = [
+        [info.name, info.module, info.distribution, info.version, _grouped(info.provides)]
+        for info in loaded.plugins
+    ]
+    header = ["plugin", "module", "distribution", "version", "provides"]
+    tables.show(out, "Plugins (entry-point group 'breedscope')", header, rows)
 
 
 def main() -> None:
@@ -520,7 +534,8 @@ def main() -> None:
 
 
 def _run_app() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    # TensorFlow's C++ log below errors; its start-up lines are silenced by breedscope.quiet.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # albumentations asks PyPI for its latest version at import: a network call and a warning
     # offline, on every command. The CLI's user did not ask for it.
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")

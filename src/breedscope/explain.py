@@ -25,6 +25,15 @@ def _parts(model: keras.Model) -> tuple[list, keras.Model, list]:
     return layers[:index], layers[index], layers[index + 1 :]
 
 
+MIN_MAP_SIDE = 4  # a coarser map (MobileNetV2 at 32-127 px: 1x1 to 3x3) cannot show where
+
+
+def map_side(model: keras.Model) -> int:
+    """The side of the backbone's last feature map, in cells (7 for MobileNetV2 at 224 px)."""
+    _, backbone, _ = _parts(model)
+    return int(backbone.output_shape[1])
+
+
 def gradcam(model: keras.Model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Heat maps in [0, 1] for each image's predicted class, at the input's size, and the
     class probabilities the maps explain."""

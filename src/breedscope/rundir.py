@@ -41,6 +41,7 @@ ROC_FIGURE = "figures/roc.png"
 AUGMENTED_FIGURE = "figures/augmented_samples.png"
 ERRORS_FIGURE = "figures/confident_errors.png"
 GRADCAM_FIGURE = "figures/gradcam.png"
+GRADCAM_NOTE = "figures/gradcam.txt"  # why there is no Grad-CAM figure, when there is none
 CHECKPOINTS = "checkpoints"
 EXPORT = "export"
 LOCK = ".lock"  # held by the one process writing the run directory

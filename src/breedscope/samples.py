@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from breedscope import rundir
+from breedscope.atomic import write_text
 from breedscope.augment import Augmenter
 from breedscope.evaluate import Evaluation
 from breedscope.manifest import Manifest, Row
@@ -60,8 +61,18 @@ def confident_errors(errors: list[dict], by_path: dict[str, Row], load: ImageLoa
 def gradcam_grid(
     model: keras.Model, manifest: Manifest, load: ImageLoader, run_dir: Path, per_class: int = 2
 ):
-    from breedscope.explain import gradcam, overlay
+    from breedscope.explain import MIN_MAP_SIDE, gradcam, map_side, overlay
 
+    side = map_side(model)
+    if side < MIN_MAP_SIDE:
+        size = int(model.input_shape[1])
+        write_text(
+            run_dir / rundir.GRADCAM_NOTE,
+            f"Grad-CAM is left out: at {size} px the backbone's last feature map is {side}x{side}, too "
+            f"coarse to show where the model looked (it needs at least {MIN_MAP_SIDE}x{MIN_MAP_SIDE}; "
+            "about 128 px for MobileNetV2).\n",
+        )
+        return None
     classes = manifest.classes
     test = manifest.split("test")
     rows = [r for c in classes for r in [r for r in test if r.label == c][:per_class]]

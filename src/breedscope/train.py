@@ -277,10 +277,11 @@ class Prepared:
 
 def prepare(config: RunConfig, backbone: BackboneSpec) -> Prepared:
     """Seed everything, choose the devices and build the feature extractor with its weights."""
+    from breedscope import distribute, quiet
+
+    quiet.load_tensorflow()
     import keras
     import tensorflow as tf
-
-    from breedscope import distribute
 
     distribute.configure_devices()
     keras.utils.set_random_seed(config.train.seed)
@@ -310,7 +311,8 @@ def train(
     seed = config.train.seed
     strategy, backbone, extractor = prepared.strategy, prepared.backbone, prepared.extractor
     replicas = strategy.num_replicas_in_sync
-    console.print(f"Training on {replicas} replica(s) ({type(strategy).__name__}).")
+    if replicas > 1:  # one CPU or GPU is the ordinary case, not worth a line
+        console.print(f"Training on {replicas} replicas ({type(strategy).__name__}).")
 
     splits = _Splits.of(manifest)
     n_classes, batch = len(splits.classes), config.train.batch_size

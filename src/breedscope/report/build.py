@@ -224,7 +224,10 @@ def pictures_sections(run_dir: Path, config: dict) -> list[Section]:
         ]
     )
     sections = [Section("Augmented training samples", augmented)]
-    if (run_dir / rundir.GRADCAM_FIGURE).is_file():
+    if (run_dir / rundir.GRADCAM_NOTE).is_file():
+        note = (run_dir / rundir.GRADCAM_NOTE).read_text(encoding="utf-8").strip()
+        sections.append(Section("Class activation maps", [Paragraph(note)]))
+    elif (run_dir / rundir.GRADCAM_FIGURE).is_file():
         sections.append(
             Section(
                 "Class activation maps",
