@@ -508,3 +508,78 @@ def test_predict_takes_folders_and_globs_and_reports_non_images_per_file(
     assert rows["class_0/notes.txt"]["class_1"] == ""  # every row has every column
     assert all(row["class_1"] for name, row in rows.items() if name != "class_0/notes.txt")
     assert "1 of 7 file(s) could not be read as images" in " ".join(result.stderr.split())
+
+
+READ_METADATA = """
+import json, sys, zipfile
+from tensorflow_lite_support.metadata import metadata_schema_py_generated as meta_fb
+from tensorflow_lite_support.metadata import schema_py_generated as model_fb
+
+data = open(sys.argv[1], "rb").read()
+model = model_fb.Model.GetRootAsModel(data, 0)
+entries = {
+    model.Metadata(i).Name().decode(): model.Metadata(i).Buffer() for i in range(model.MetadataLength())
+}
+buffer = model.Buffers(entries["TFLITE_METADATA"]).DataAsNumpy().tobytes()
+assert meta_fb.ModelMetadata.ModelMetadataBufferHasIdentifier(buffer, 0)
+meta = meta_fb.ModelMetadataT.InitFromObj(meta_fb.ModelMetadata.GetRootAsModelMetadata(buffer, 0))
+tensors = meta.subgraphMetadata[0]
+image, output = tensors.inputTensorMetadata[0], tensors.outputTensorMetadata[0]
+labels_file = output.associatedFiles[0]
+print(json.dumps({
+    "name": meta.name.decode(),
+    "color_space": image.content.contentProperties.colorSpace,
+    "mean": image.processUnits[0].options.mean.tolist(),
+    "std": image.processUnits[0].options.std.tolist(),
+    "labels_file": labels_file.name.decode(),
+    "labels_type": labels_file.type,
+    "labels": zipfile.ZipFile(sys.argv[1]).read(labels_file.name.decode()).decode().split("\\n")[:-1],
+}))
+"""
+
+
+def test_tflite_exports_carry_metadata_a_reader_finds_the_labels_in(
+    tree_dataset: str, tmp_path: Path
+) -> None:
+    # The reader: TFLite Support's generated schema code (Google's parser of the format MediaPipe
+    # and the Task Library read), installed on its own since it cannot share TensorFlow's
+    # environment. Its full MetadataDisplayer needs libusb from the system, which CI lacks.
+    reader = tmp_path / "reader"
+    installed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(reader),
+            "tflite-support==0.4.4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if installed.returncode != 0:
+        pytest.skip(f"tflite-support (the metadata reader) could not be installed: {installed.stderr[-200:]}")
+    runs = tmp_path / "runs"
+    assert (
+        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "1", "--runs-dir", str(runs)).returncode == 0
+    )
+    run_dir = run_dir_of(runs)
+    assert cli("export", str(run_dir), "--format", "tflite", "--quantize", "dynamic").returncode == 0
+
+    read = subprocess.run(
+        [sys.executable, "-c", READ_METADATA, str(run_dir / "export" / "model_dynamic.tflite")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(reader)},
+    )
+    assert read.returncode == 0, read.stderr
+    found = json.loads(read.stdout)
+    assert found["labels"] == RunDir(run_dir).manifest().classes
+    assert (found["labels_file"], found["labels_type"]) == ("labels.txt", 2)  # TENSOR_AXIS_LABELS
+    assert (found["color_space"], found["mean"], found["std"]) == (1, [0.0], [1.0])  # RGB, pixels as they are
+    assert found["name"] == "breedscope shapes classifier"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from breedscope import __version__, quiet, rundir, tflite_metadata
 from breedscope import manifest as manifest_module
-from breedscope import quiet, rundir
 from breedscope.atomic import write_json, write_text
 from breedscope.datasets import store
 from breedscope.errors import BreedscopeError
@@ -184,6 +184,16 @@ def _tflite(run: TrainedRun, output: Path, quantize: str | None) -> Path:
     target = output / (f"model_{quantize}.tflite" if quantize else "model.tflite")
     with quiet.native_output_silenced():  # a page of TensorSpec(...) lines and converter logs
         target.write_bytes(converter.convert())
+    dataset = RunDir(run.run_dir).manifest_header()["dataset"]["name"]
+    labels = "".join(f"{label}\n" for label in run.classes)
+    metadata = tflite_metadata.classifier_metadata(
+        name=f"breedscope {dataset} classifier",
+        description=f"{len(run.classes)} classes, trained by breedscope in {run.run_dir}.",
+        version=__version__,
+        image_size=run.image_size,
+        labels_file=LABELS_FILE,
+    )
+    tflite_metadata.attach(target, metadata, {LABELS_FILE: labels})
     return target
 
 
@@ -210,7 +220,7 @@ def export(run: TrainedRun, fmt: str, output: Path, quantize: str | None = None)
     if output.exists() and not output.is_dir():
         raise BreedscopeError(f"--output {output} is a file; pass a folder to write the export into.")
     output.mkdir(parents=True, exist_ok=True)
-    write_text(output / LABELS_FILE, "".join(f"{label}\n" for label in run.classes))
+    write_text(output / LABELS_FILE, "".join(f"{label}\n" for label in run.classes))  # for every format
     if fmt == "keras":
         target = output / rundir.MODEL
         shutil.copy(RunDir(run.run_dir).model_file, target)
