@@ -235,3 +235,14 @@ def tree_dataset_cli(make_tree) -> str:
         == 0
     )
     return "shapes"
+
+
+def test_datasets_at_80_columns_folds_instead_of_cutting() -> None:
+    result = cli("datasets", env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout and max(len(line) for line in result.stdout.splitlines()) <= 80
+    # The Kaggle column, read down: every slug is there whole, folded over lines, with its version.
+    kaggle = "".join(
+        line.split("│")[3].strip() for line in result.stdout.splitlines() if line.count("│") == 6
+    )
+    assert "paultimothymooney/chest-xray-pneumonia(version2)" in "".join(kaggle.split())

@@ -73,3 +73,19 @@ def test_compare_reads_runs_through_the_run_directory(run_dir: Path, tmp_path: P
     with pytest.raises(Exception, match=r"has no evaluation\.json; the run did not finish"):
         comparison_table([run_dir, other])
     assert RunDir(run_dir).history()[0]["epoch"] == 1.0
+
+
+def test_compare_at_80_columns_shows_every_interval_whole(run_dir: Path, tmp_path: Path) -> None:
+    from tests.helpers import cli
+
+    other = tmp_path / "runs" / "xray" / "run-2"
+    shutil.copytree(run_dir, other)
+    result = cli("compare", str(run_dir), str(other), env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    stored = json.loads((run_dir / "evaluation.json").read_text())
+    low, high = stored["intervals"]["accuracy"]
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in result.stdout
+    interval_row = next(line for line in lines if "accuracy (95% CI)" in line)
+    assert interval_row.count(f"{stored['accuracy']:.3f} ({low:.3f}–{high:.3f})") == 2
