@@ -96,3 +96,12 @@ def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.C
         env=full_env,
         timeout=timeout,
     )
+
+
+def pip_install_apart(target: Path, *requirements: str) -> subprocess.CompletedProcess:
+    """Install ``requirements`` (without their dependencies) into the folder ``target``, apart from
+    the test environment, as ``PYTHONPATH`` will make them visible to a subprocess."""
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    return subprocess.run(
+        [*command, "--target", str(target), *requirements], capture_output=True, text=True, timeout=300
+    )

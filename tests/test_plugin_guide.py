@@ -7,8 +7,6 @@ import csv
 import inspect
 import re
 import shutil
-import subprocess
-import sys
 import textwrap
 import types
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from breedscope import Document, Paragraph, Section, Table, hookspecs, plugins
-from tests.helpers import REPO, TINY, cli, shape_image
+from tests.helpers import REPO, TINY, cli, pip_install_apart, shape_image
 
 GUIDE = REPO / "docs" / "plugins.md"
 
@@ -117,8 +115,8 @@ def test_the_guides_dataset_plugin_installs_fetches_and_trains(tmp_path: Path) -
         '[tool.setuptools]\npy-modules = ["breedscope_leaves"]\n'
     )
     site = tmp_path / "site"
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
-    subprocess.run([*command, "--target", str(site), str(package)], check=True, timeout=240)
+    installed = pip_install_apart(site, str(package))
+    assert installed.returncode == 0, installed.stderr
 
     # A small archive in the layout the guide describes: leaves/<species>/<plant>_<photo>.png
     for species in range(3):

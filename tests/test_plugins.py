@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import types
 from pathlib import Path
 
 from breedscope import plugins
 from breedscope.hookspecs import hookimpl
-from tests.helpers import REPO, cli
+from tests.helpers import REPO, cli, pip_install_apart
 
 
 def test_first_party_plugins_come_through_the_entry_point_group() -> None:
@@ -66,23 +64,8 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_cli_keeps_working(tmp
 
 def test_example_third_party_plugin_installs_and_is_found(tmp_path: Path) -> None:
     target = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(REPO / "plugins" / "breedscope-html-report"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=240,
-    )
+    installed = pip_install_apart(target, str(REPO / "plugins" / "breedscope-html-report"))
+    assert installed.returncode == 0, installed.stderr
     out = cli("plugins", env={"PYTHONPATH": str(target)})
     assert out.returncode == 0, out.stderr
     line = next(line for line in out.stdout.splitlines() if " html " in line)

@@ -37,7 +37,7 @@ def test_the_report_shows_the_stored_figures_and_draws_its_pictures(run_dir: Pat
     document = build_document(run_dir, plugins.registry().presets)
 
     summary = document.sections[0].blocks[0].text
-    assert "Kaggle `paultimothymooney/chest-xray-pneumonia/versions/2`" in summary  # the data's version
+    assert "Kaggle paultimothymooney/chest-xray-pneumonia/versions/2" in summary  # the data's version
     titles = [s.title for s in document.sections]
     assert titles[:3] == ["Summary", "Comparison with the study", "Metrics on the test split"]
     low, high = stored["intervals"]["accuracy"]

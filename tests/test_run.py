@@ -14,7 +14,7 @@ import pytest
 from pypdf import PdfReader
 
 from breedscope.rundir import RunDir
-from tests.helpers import TINY, cli
+from tests.helpers import TINY, cli, pip_install_apart
 
 # Without a validation split there is no early stopping and no best-epoch restore.
 TINY_NO_VAL = [a if a != "0.6,0.2,0.2" else "0.7,0,0.3" for a in TINY]
@@ -383,9 +383,17 @@ def test_a_finished_run_refuses_bad_paths_in_one_sentence(tree_dataset: str, tmp
 
     exported = cli("export", str(run_dir), "--format", "keras", "--output", str(tmp_path / "a_file"))
     assert exported.returncode == 2 and "is a file; pass a folder" in " ".join(exported.stderr.split())
-    predicted = cli("predict", str(run_dir), str(tmp_path), "--json")
+    # A folder is predicted file by file (a text file is "not an image"); an empty one is a sentence.
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("words")
+    predicted = cli("predict", str(run_dir), str(tmp_path / "texts"), "--json")
     assert predicted.returncode == 2, predicted.stderr
-    assert json.loads(predicted.stdout)[0]["error"] == "a folder, not an image file"
+    assert json.loads(predicted.stdout) == [
+        {"path": str(tmp_path / "texts" / "a.txt"), "error": "not an image"}
+    ]
+    (tmp_path / "empty").mkdir()
+    empty = cli("predict", str(run_dir), str(tmp_path / "empty"))
+    assert empty.returncode == 2 and "No image files were found in" in " ".join(empty.stderr.split())
 
     (run_dir / "manifest.json").unlink()
     for command in (("predict", str(run_dir), str(tmp_path / "a_file")), ("export", str(run_dir))):
@@ -545,22 +553,7 @@ def test_tflite_exports_carry_metadata_a_reader_finds_the_labels_in(
     # and the Task Library read), installed on its own since it cannot share TensorFlow's
     # environment. Its full MetadataDisplayer needs libusb from the system, which CI lacks.
     reader = tmp_path / "reader"
-    installed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--target",
-            str(reader),
-            "tflite-support==0.4.4",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    installed = pip_install_apart(reader, "tflite-support==0.4.4")
     if installed.returncode != 0:
         pytest.skip(f"tflite-support (the metadata reader) could not be installed: {installed.stderr[-200:]}")
     runs = tmp_path / "runs"

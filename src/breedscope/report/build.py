@@ -47,7 +47,7 @@ def summary_section(config: dict, manifest: dict, evaluation: dict) -> Section:
         "grouped (patients and duplicates kept on one side)" if split.get("grouped", True) else "per image"
     )
     dataset = manifest["dataset"]
-    origin = f", Kaggle `{dataset['handle']}`" if dataset.get("handle") else ""
+    origin = f", Kaggle {dataset['handle']}" if dataset.get("handle") else ""
     text = (
         f"Dataset **{dataset['name']}** ({len(classes)} classes{origin}), preset "
         f"**{config.get('preset') or 'none'}**. Split train/val/test "
