@@ -89,3 +89,42 @@ def test_compare_at_80_columns_shows_every_interval_whole(run_dir: Path, tmp_pat
     assert "…" not in result.stdout
     interval_row = next(line for line in lines if "accuracy (95% CI)" in line)
     assert interval_row.count(f"{stored['accuracy']:.3f} ({low:.3f}–{high:.3f})") == 2
+
+
+def test_per_class_figures_on_a_handful_of_images_are_said_to_be_not_meaningful(run_dir: Path) -> None:
+    # The stored run tests 4 images per class: too few for per-class figures to mean much.
+    document = build_document(run_dir, plugins.registry().presets)
+    metrics = next(s for s in document.sections if s.title == "Metrics on the test split")
+    said = " ".join(b.text for b in metrics.blocks if hasattr(b, "text"))
+    assert "not meaningful for classes with fewer than 10 test images: NORMAL (4), PNEUMONIA (4)" in said
+    per_class = next(
+        b for b in metrics.blocks if getattr(b, "caption", "") == "Per class (support: test images)"
+    )
+    assert [row[-1] for row in per_class.rows] == ["4", "4"]
+
+
+def test_a_patience_without_validation_images_is_said_to_stop_nothing(run_dir: Path) -> None:
+    from breedscope.report.build import early_stopping_note
+
+    assert early_stopping_note(5, {"NORMAL": 2}) is None
+    assert early_stopping_note(None, {}) is None
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["counts"]["val"] = {"NORMAL": 0, "PNEUMONIA": 0}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    summary = build_document(run_dir, plugins.registry().presets).sections[0]
+    said = " ".join(b.text for b in summary.blocks if hasattr(b, "text"))
+    assert "train.patience is 5, but the split has no validation images, so early stopping is off" in said
+
+
+def test_the_study_comparison_says_when_a_class_figure_rests_on_one_image() -> None:
+    from breedscope.report.build import comparison_section
+
+    stored = json.loads((FIXTURE / "evaluation.json").read_text())
+    # The bccd preset on the shared BCCD archive tests one basophil (issue 14's example).
+    one = {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1.0}
+    many = {"precision": 0.9, "recall": 0.9, "f1-score": 0.9, "support": 30.0}
+    stored["per_class"] = {"basophil": one, "neutrophil": many}
+    section = comparison_section({"preset": "bccd"}, stored, plugins.registry().presets)
+    rows = {row[0]: row for row in next(b for b in section.blocks if hasattr(b, "rows")).rows}
+    assert rows["F1 basophil"][2] == "0.000 (on 1 test image: not meaningful)"
+    assert rows["F1 neutrophil"][2] == "0.900"

@@ -27,6 +27,7 @@ from breedscope.evaluate import Evaluation, evaluate
 from breedscope.model import save_model
 from breedscope.plugins import Registry
 from breedscope.progress import console
+from breedscope.report.build import early_stopping_note
 from breedscope.report.render import render
 from breedscope.rundir import RunDir, check_runs_dir
 
@@ -278,6 +279,9 @@ def _run_locked(
     run_dir = directory.path
     for warning in manifest.header.get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")
+    stopping = early_stopping_note(config.train.patience, manifest.counts()["val"])
+    if stopping:
+        console.print(f"[yellow]warning:[/] {stopping}")
     directory.write_environment(runs.environment(config.train.seed, manifest.sha256()))
     directory.set_status("running")
     console.print(f"Run directory: [bold]{run_dir}[/]")

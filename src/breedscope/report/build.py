@@ -16,6 +16,9 @@ from breedscope.report import figures
 from breedscope.report.document import Document, Figure, Paragraph, Section, Table
 from breedscope.rundir import RunDir
 
+# Fewer test images than this in a class, and its per-class figures are said to be not meaningful.
+MIN_CLASS_SUPPORT = 10
+
 
 def _pct(value: float) -> str:
     return f"{value:.3f}"
@@ -57,7 +60,20 @@ def summary_section(config: dict, manifest: dict, evaluation: dict) -> Section:
     )
     blocks: list = [Paragraph(text), Table(["class", "train", "val", "test"], rows, "Images per split")]
     blocks += [Paragraph(f"Note: {w}.") for w in manifest.get("warnings", [])]
+    stopping = early_stopping_note(config["train"].get("patience"), manifest["counts"]["val"])
+    if stopping:
+        blocks.append(Paragraph(f"Note: {stopping}"))
     return Section("Summary", blocks)
+
+
+def early_stopping_note(patience: int | None, val_counts: dict[str, int]) -> str | None:
+    """The sentence a run owes its reader when it names a patience it cannot use."""
+    if patience is None or sum(val_counts.values()) > 0:
+        return None
+    return (
+        f"train.patience is {patience}, but the split has no validation images, so early stopping "
+        "is off: every epoch ran and the last epoch's model was tested."
+    )
 
 
 def configuration_section(config: dict) -> Section:
@@ -104,12 +120,33 @@ def metrics_section(evaluation: dict) -> Section:
         for name, v in evaluation["per_class"].items()
     ]
     method = evaluation["intervals"]["method"]
-    return Section(
-        "Metrics on the test split",
-        [
-            Table(["metric", "value", "95% CI"], overall, f"Intervals: {method}."),
-            Table(["class", "precision", "recall", "F1", "support"], per_class, "Per class"),
-        ],
+    blocks: list = [
+        Table(["metric", "value", "95% CI"], overall, f"Intervals: {method}."),
+        Table(
+            ["class", "precision", "recall", "F1", "support"], per_class, "Per class (support: test images)"
+        ),
+    ]
+    few = small_classes(evaluation)
+    if few:
+        blocks.append(Paragraph(_few_sentence(few)))
+    return Section("Metrics on the test split", blocks)
+
+
+def small_classes(evaluation: dict) -> dict[str, int]:
+    """Classes with too few test images for their per-class figures to mean much."""
+    return {
+        name: int(v["support"])
+        for name, v in evaluation["per_class"].items()
+        if v["support"] < MIN_CLASS_SUPPORT
+    }
+
+
+def _few_sentence(few: dict[str, int]) -> str:
+    listed = ", ".join(f"{name} ({count})" for name, count in few.items())
+    return (
+        f"Per-class figures are not meaningful for classes with fewer than {MIN_CLASS_SUPPORT} test "
+        f"images: {listed}. One image more or less right moves such a class's recall by "
+        f"{100 / max(1, min(few.values())):.0f} points or more."
     )
 
 
@@ -131,11 +168,13 @@ def comparison_section(config: dict, evaluation: dict, known: Mapping[str, Prese
                 ci,
             ]
         )
+    few = small_classes(evaluation)
     for label, theirs in study.per_class_f1.items():
         ours = evaluation["per_class"].get(label, {}).get("f1-score")
-        rows.append(
-            [f"F1 {label}", f"{theirs:.2f}", _pct(ours) if ours is not None else "not in this run", ""]
-        )
+        shown = _pct(ours) if ours is not None else "not in this run"
+        if label in few:
+            shown += f" (on {few[label]} test image{'s' if few[label] != 1 else ''}: not meaningful)"
+        rows.append([f"F1 {label}", f"{theirs:.2f}", shown, ""])
     blocks: list = [
         Paragraph(f"Study: {study.title}."),
         Table(["metric", "study", "this run", "this run, 95% CI"], rows),
