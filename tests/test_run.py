@@ -576,3 +576,51 @@ def test_tflite_exports_carry_metadata_a_reader_finds_the_labels_in(
     assert (found["labels_file"], found["labels_type"]) == ("labels.txt", 2)  # TENSOR_AXIS_LABELS
     assert (found["color_space"], found["mean"], found["std"]) == (1, [0.0], [1.0])  # RGB, pixels as they are
     assert found["name"] == "breedscope shapes classifier"
+
+
+def test_a_model_is_evaluated_on_another_fetched_dataset(tree_dataset: str, tmp_path: Path) -> None:
+    import csv
+
+    from tests.helpers import shape_image
+
+    runs = tmp_path / "runs"
+    assert (
+        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "3", "--runs-dir", str(runs)).returncode == 0
+    )
+    run_dir = run_dir_of(runs)
+    # Another "hospital": the same shapes under other class names, one class the model never saw.
+    for number, (label, name) in enumerate(((0, "square"), (1, "bar"), (2, "column"), (0, "unknown_thing"))):
+        folder = tmp_path / "elsewhere" / name
+        folder.mkdir(parents=True)
+        for index in range(8):
+            shape_image(label, seed=5000 + 100 * number + index, size=40).save(folder / f"{name}_{index}.png")
+    assert cli("fetch", "folder", "--from", str(tmp_path / "elsewhere")).returncode == 0
+
+    result = cli(
+        "evaluate",
+        str(run_dir),
+        "--dataset",
+        "elsewhere",
+        "--map",
+        "square=class_0,bar=class_1,column=class_2",
+    )
+
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    out = run_dir / "external" / "elsewhere"
+    stored = json.loads((out / "evaluation.json").read_text())
+    assert stored["n_test"] == 24 and stored["external"]["left_out"] == {"unknown_thing": 8}
+    assert "Left out, as classes the model does not know: unknown_thing (8)." in said
+    low, high = stored["intervals"]["accuracy"]
+    assert f"accuracy {stored['accuracy']:.4f} (95% CI {low:.3f}–{high:.3f})" in said
+    with open(out / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # The stored accuracy is the share of rows whose prediction is their (mapped) label.
+    assert stored["accuracy"] == pytest.approx(sum(r["label"] == r["predicted"] for r in rows) / len(rows))
+    assert {r["label"] for r in rows} == {"class_0", "class_1", "class_2"}
+    assert (out / "report.pdf").is_file() and "External validation" in (out / "report.md").read_text()
+
+    unknown = cli("evaluate", str(run_dir), "--dataset", "elsewhere", "--map", "square=circle")
+    assert unknown.returncode == 2 and "--map names circle, which the model does not know" in " ".join(
+        unknown.stderr.split()
+    )

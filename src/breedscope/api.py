@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from breedscope.datasets.fetch import FetchResult
     from breedscope.datasets.validate import Validation
     from breedscope.export import ExportCheck
+    from breedscope.external import ExternalEvaluation
     from breedscope.inference import Prediction, TrainedRun
     from breedscope.manifest import Manifest
     from breedscope.plugins import Registry
@@ -387,6 +388,22 @@ class Run:
         target = Path(output) if output is not None else self.directory.export_dir
         path, check = export.export_checked(self._trained, fmt, target, quantize)
         return Export(path, check)
+
+    def evaluate_on(
+        self,
+        dataset: str,
+        class_map: dict[str, str] | None = None,
+        formats: Sequence[str] = ("markdown", "pdf"),
+    ) -> ExternalEvaluation:
+        """External validation: the model on every image of another fetched ``dataset`` whose class
+        it knows (``class_map`` renames theirs to ours, ``{"normal": "NORMAL"}``), with intervals and a
+        report in ``RUN_DIR/external/DATASET/``."""
+        from breedscope import external
+
+        other = external.require_dataset(dataset)
+        reporters = [plugins().pick("reporters", name) for name in formats]
+        seed = self.config.train.seed
+        return external.evaluate_on(self._trained, other, dict(class_map or {}), reporters, seed)
 
     # --- how a run shows itself in a notebook ----------------------------------------------
 

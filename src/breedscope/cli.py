@@ -423,6 +423,35 @@ def export(
             )
 
 
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    dataset: Annotated[str, typer.Option(help="Another fetched dataset with (some of) the same classes.")],
+    class_map: Annotated[
+        str | None,
+        typer.Option("--map", help="Their classes to the model's: normal=NORMAL,pneumonia=PNEUMONIA"),
+    ] = None,
+    report_format: Annotated[
+        str, typer.Option("--format", help="Reporters, e.g. markdown,pdf")
+    ] = "markdown,pdf",
+) -> None:
+    """External validation: the trained model on someone else's images, with intervals and a report.
+
+    Example: `breedscope evaluate runs/chest_xray/run --dataset other_hospital --map normal=NORMAL`
+    """
+    from breedscope import api, external
+
+    result = api.open_run(run_dir).evaluate_on(
+        dataset, external.parse_mapping(class_map), report_format.split(",")
+    )
+    if result.left_out:
+        listed = ", ".join(f"{label} ({count})" for label, count in result.left_out.items())
+        console.print(f"Left out, as classes the model does not know: {listed}.")
+    console.print(f"On '{result.dataset}': {result.evaluation.summary()}")
+    for path in result.reports:
+        console.print(f"Report: {path}")
+
+
 augment_app = typer.Typer(help="Look at augmentation presets.", no_args_is_help=True)
 app.add_typer(augment_app, name="augment")
 

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from breedscope import config as config_module
 from breedscope import locks
 from breedscope import manifest as manifest_module
@@ -57,6 +59,15 @@ def check_runs_dir(runs_dir: Path) -> None:
                     "pass a folder with --runs-dir."
                 )
             return
+
+
+def write_predictions(path: Path, rows: list, classes: list[str], probabilities: np.ndarray) -> None:
+    """``predictions.csv``: each image's path, true label, predicted class and every probability."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["path", "label", "predicted", *[f"p_{c}" for c in classes]])
+        for row, p in zip(rows, probabilities, strict=True):
+            writer.writerow([row.path, row.label, classes[int(p.argmax())], *[f"{v:.6f}" for v in p]])
 
 
 class RunDir:
