@@ -624,3 +624,46 @@ def test_a_model_is_evaluated_on_another_fetched_dataset(tree_dataset: str, tmp_
     assert unknown.returncode == 2 and "--map names circle, which the model does not know" in " ".join(
         unknown.stderr.split()
     )
+
+
+def test_cross_validation_tests_every_image_once_per_repeat_and_keeps_groups_whole(
+    tree_dataset: str, tmp_path: Path
+) -> None:
+    import csv
+    from collections import defaultdict
+
+    runs = tmp_path / "runs"
+    args = ["run", "--dataset", tree_dataset, *TINY, "--epochs", "2", "--cv", "3", "--repeats", "2"]
+    result = cli(*args, "--runs-dir", str(runs))
+    assert result.returncode == 0, result.stderr
+    run_dir = run_dir_of(runs)
+    images = RunDir(run_dir).manifest().rows
+    with open(run_dir / "folds.csv", newline="") as handle:
+        folds = list(csv.DictReader(handle))
+    assert [row["path"] for row in folds] == [row.path for row in images]
+    for repeat in ("repeat_1", "repeat_2"):
+        fold_of_group = defaultdict(set)
+        for row in folds:
+            fold_of_group[row["group"]].add(row[repeat])
+        assert all(len(f) == 1 for f in fold_of_group.values())  # a group never straddles folds
+        for label in {row["label"] for row in folds}:  # stratified: every fold tests every class
+            assert {row[repeat] for row in folds if row["label"] == label} == {"1", "2", "3"}
+
+    with open(run_dir / "predictions.csv", newline="") as handle:
+        predictions = list(csv.DictReader(handle))
+    assert len(predictions) == 2 * len(images)
+    for half in (predictions[: len(images)], predictions[len(images) :]):
+        assert sorted(p["path"] for p in half) == sorted(row.path for row in images)  # each once
+    stored = json.loads((run_dir / "evaluation.json").read_text())
+    assert stored["n_test"] == 2 * len(images) and len(stored["cv"]["per_fold"]) == 6
+    assert stored["accuracy"] == pytest.approx(
+        sum(p["label"] == p["predicted"] for p in predictions) / len(predictions)
+    )
+    assert [sum(f["n_test"] for f in stored["cv"]["per_fold"] if f["repeat"] == r) for r in (1, 2)] == [
+        len(images)
+    ] * 2
+    report = (run_dir / "report.md").read_text()
+    assert "## Cross-validation" in report and "Grouped, stratified 3-fold cross-validation" in report
+    assert not (run_dir / "model.keras").exists()
+    refused = cli("predict", str(run_dir), str(tmp_path))
+    assert refused.returncode == 2 and "is a cross-validation run" in " ".join(refused.stderr.split())

@@ -253,6 +253,11 @@ def run(
     ] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="Where run directories go.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Resume a killed run from its directory.")] = None,
+    cv: Annotated[
+        int | None,
+        typer.Option("--cv", help="Grouped, stratified K-fold cross-validation: test every image."),
+    ] = None,
+    repeats: Annotated[int | None, typer.Option(help="Repeat the cross-validation with other folds.")] = None,
 ) -> None:
     """Train and evaluate on a dataset, and write the report: everything lands in one run directory.
 
@@ -296,6 +301,8 @@ def run(
             name=name,
             runs_dir=runs_dir,
             manifest=manifest,
+            cv=cv,
+            repeats=repeats,
         )
     console.print(finished.metrics.summary())
     for path in finished.reports():

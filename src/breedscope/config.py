@@ -143,6 +143,13 @@ class ReportConfig(_Section):
     formats: list[str] = Field(default_factory=lambda: ["markdown", "pdf"])
 
 
+class CVConfig(_Section):
+    """Grouped, stratified K-fold cross-validation instead of one train/test split."""
+
+    folds: int | None = Field(None, ge=2, le=20, description="K; none: one train/val/test split.")
+    repeats: int = Field(1, ge=1, le=10, description="Repeats with other fold assignments.")
+
+
 class RunConfig(_Section):
     name: str = Field("run", description="The run directory's name under RUNS_DIR/DATASET.")
     preset: str | None = None
@@ -154,6 +161,7 @@ class RunConfig(_Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    cv: CVConfig = Field(default_factory=CVConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     @field_validator("name")

@@ -111,6 +111,8 @@ SETTINGS: dict[str, str] = {
     "name": "name",
     "runs_dir": "runs_dir",
     "manifest": "manifest",
+    "cv": "cv.folds",
+    "repeats": "cv.repeats",
 }
 
 
@@ -244,6 +246,10 @@ def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> R
     resuming = run_dir is not None
     if run_dir is None:
         manifest = reused_or_new_manifest(config, dataset)
+        if config.cv.folds:  # every image is tested, fold by fold: the whole manifest is the pool
+            from breedscope.crossval import as_pool
+
+            manifest = as_pool(manifest)
         directory = RunDir.create(config.runs_dir, dataset.name, config.name)
     else:
         directory = RunDir(run_dir)
@@ -254,6 +260,32 @@ def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> R
         else:
             manifest = directory.manifest()
         return _run_locked(config, chosen, directory, dataset, manifest, prepared)
+
+
+def _cross_validated(
+    config: RunConfig,
+    chosen: RunPlugins,
+    directory: RunDir,
+    dataset: store.StoredDataset,
+    manifest: manifest_module.Manifest,
+    prepared: Prepared,
+) -> Evaluation:
+    """K-fold cross-validation in place of one split: the pooled evaluation, written as the run's."""
+    from breedscope.crossval import cross_validate
+    from breedscope.loading import ImageLoader
+
+    evaluation, rows, probabilities = cross_validate(
+        config, manifest, dataset.image_root, directory.path, chosen.augmentation, prepared
+    )
+    rundir.write_predictions(directory.predictions_file, rows, manifest.classes, probabilities)
+    directory.write_evaluation(evaluation)
+    loader = ImageLoader(dataset.image_root, config.model.image_size)
+    augmenter = Augmenter(chosen.augmentation, config.train.seed)
+    if not augmenter.is_identity:
+        samples.augmented_samples(manifest.rows[:4], loader, augmenter, directory.path)
+    by_path = {row.path: row for row in manifest.rows}
+    samples.confident_errors(evaluation.data["most_confident_errors"], by_path, loader, directory.path)
+    return evaluation
 
 
 def _run_locked(
@@ -278,6 +310,11 @@ def _run_locked(
     console.print(f"Run directory: [bold]{run_dir}[/]")
 
     try:
+        if config.cv.folds:
+            evaluation = _cross_validated(config, chosen, directory, dataset, manifest, prepared)
+            reports = render(run_dir, chosen.reporters, chosen.presets)
+            directory.set_status("succeeded", accuracy=evaluation.accuracy)
+            return RunOutcome(run_dir, evaluation, reports)
         result = train(config, manifest, dataset.image_root, run_dir, chosen.augmentation, prepared)
         store_model(result, run_dir / rundir.MODEL)
         test_rows = manifest.split("test")

@@ -163,6 +163,11 @@ class RunDir:
 
     @property
     def model_file(self) -> Path:
+        if not (self.path / MODEL).is_file() and (self.path / "folds").is_dir():
+            raise BreedscopeError(
+                f"{self.path} is a cross-validation run, which keeps one model per fold and none to use; "
+                "run without --cv to train the model to predict with or export."
+            )
         return self._required(MODEL, "the run did not finish (see status.json).")
 
     @property

@@ -51,14 +51,29 @@ def summary_section(config: dict, manifest: dict, evaluation: dict) -> Section:
     )
     dataset = manifest["dataset"]
     origin = f", Kaggle {dataset['handle']}" if dataset.get("handle") else ""
+    cv = evaluation.get("cv")
+    protocol = (
+        f"Grouped, stratified {cv['folds']}-fold cross-validation ({cv['repeats']} repeat(s)), seed "
+        f"{manifest['seed']}"
+        if cv
+        else f"Split train/val/test {split['train']:g}/{split['val']:g}/{split['test']:g}, {grouping}, "
+        f"seed {manifest['seed']}"
+    )
     text = (
         f"Dataset **{dataset['name']}** ({len(classes)} classes{origin}), preset "
-        f"**{config.get('preset') or 'none'}**. Split train/val/test "
-        f"{split['train']:g}/{split['val']:g}/{split['test']:g}, {grouping}, seed {manifest['seed']}. "
+        f"**{config.get('preset') or 'none'}**. {protocol}. "
         f"Balance policy: {policy}. Test accuracy **{_pct(evaluation['accuracy'])}** "
-        f"(95% CI {_interval(evaluation, 'accuracy')}) on {evaluation['n_test']} test images."
+        f"(95% CI {_interval(evaluation, 'accuracy')}) on {evaluation['n_test']} "
+        + ("out-of-fold predictions." if cv else "test images.")
     )
-    blocks: list = [Paragraph(text), Table(["class", "train", "val", "test"], rows, "Images per split")]
+    if cv:  # every image is in the pool; the folds are in the cross-validation section
+        rows = [[c, str(counts["test"].get(c, 0))] for c in classes] + [
+            ["total", str(sum(counts["test"].values()))]
+        ]
+        table = Table(["class", "images"], rows, "Images (each tested once per repeat)")
+    else:
+        table = Table(["class", "train", "val", "test"], rows, "Images per split")
+    blocks: list = [Paragraph(text), table]
     blocks += [Paragraph(f"Note: {w}.") for w in manifest.get("warnings", [])]
     stopping = early_stopping_note(config["train"].get("patience"), manifest["counts"]["val"])
     if stopping:
@@ -148,6 +163,29 @@ def _few_sentence(few: dict[str, int]) -> str:
         f"images: {listed}. One image more or less right moves such a class's recall by "
         f"{100 / max(1, min(few.values())):.0f} points or more."
     )
+
+
+def cross_validation_section(evaluation: dict) -> Section | None:
+    """Each fold's figures, their spread, and the pooled interval."""
+    cv = evaluation.get("cv")
+    if not cv:
+        return None
+    rows = [
+        [str(f["repeat"]), str(f["fold"]), str(f["n_test"]), _pct(f["accuracy"]), _pct(f["macro_f1"])]
+        for f in cv["per_fold"]
+    ]
+    low, high = evaluation["intervals"]["accuracy"]
+    text = (
+        f"Grouped, stratified {cv['folds']}-fold cross-validation"
+        + (f", repeated {cv['repeats']} times with other folds" if cv["repeats"] > 1 else "")
+        + f": each of the {cv['images']} images was tested once per repeat by a model that never saw it "
+        "or its group. The figures above pool every out-of-fold prediction: accuracy "
+        f"{_pct(evaluation['accuracy'])} (95% CI {low:.3f} – {high:.3f}). Across folds the accuracy is "
+        f"{_pct(cv['fold_accuracy_mean'])} on average, with a standard deviation of "
+        f"{_pct(cv['fold_accuracy_sd'])}."
+    )
+    table = Table(["repeat", "fold", "test images", "accuracy", "macro F1"], rows, "Per fold")
+    return Section("Cross-validation", [Paragraph(text), table])
 
 
 def comparison_section(config: dict, evaluation: dict, known: Mapping[str, Preset]) -> Section | None:
@@ -316,6 +354,7 @@ def build_document(run_dir: Path, known_presets: Mapping[str, Preset]) -> Docume
         sections.append(comparison)
     sections += [
         metrics_section(evaluation),
+        *([cv] if (cv := cross_validation_section(evaluation)) else []),
         *figures_sections(run_dir, evaluation, history),
         errors_section(run_dir, evaluation),
         *pictures_sections(run_dir, config),
