@@ -664,6 +664,7 @@ def test_cross_validation_tests_every_image_once_per_repeat_and_keeps_groups_who
     ] * 2
     report = (run_dir / "report.md").read_text()
     assert "## Cross-validation" in report and "Grouped, stratified 3-fold cross-validation" in report
+    assert f"| total | {len(images)} |" in report  # the summary counts every image of the pool
     assert not (run_dir / "model.keras").exists()
     refused = cli("predict", str(run_dir), str(tmp_path))
     assert refused.returncode == 2 and "is a cross-validation run" in " ".join(refused.stderr.split())

@@ -70,7 +70,9 @@ def as_pool(manifest: Manifest) -> Manifest:
     repeat); warnings about the train/val/test split it no longer has are dropped."""
     header = dict(manifest.header)
     header["warnings"] = [w for w in header.get("warnings", []) if "split has no images" not in w]
-    return Manifest([replace(row, split="test") for row in manifest.rows], header)
+    pool = Manifest([replace(row, split="test") for row in manifest.rows], header)
+    header["counts"] = pool.counts()  # the split's counts no longer hold
+    return pool
 
 
 def fold_manifest(manifest: Manifest, rows: list[Row], assignment: np.ndarray, fold: int) -> Manifest:
