@@ -12,6 +12,7 @@ prediction, with intervals that resample groups; each fold's own lies in ``folds
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ import numpy as np
 
 from breedscope.atomic import atomic_path
 from breedscope.errors import ConfigError
-from breedscope.evaluate import Evaluation, evaluate
+from breedscope.evaluate import Evaluation, evaluate_rows
 from breedscope.manifest import Manifest, Row
 from breedscope.progress import console
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 FOLDS_DIR = "folds"
 FOLDS_FILE = "folds.csv"
+PROBABILITIES_FILE = "probabilities.npy"  # a fold's test probabilities, kept for a resumed run
 
 
 def group_of(row: Row) -> str:
@@ -83,6 +85,31 @@ def fold_manifest(manifest: Manifest, rows: list[Row], assignment: np.ndarray, f
     return Manifest(split_rows, dict(manifest.header))
 
 
+def _fold(
+    config: RunConfig,
+    manifest: Manifest,
+    assignment: np.ndarray,
+    fold: int,
+    fold_dir: Path,
+    train_fold: Callable[[Manifest, Path], np.ndarray],
+) -> tuple[Evaluation, np.ndarray]:
+    """One fold's evaluation and test probabilities; a fold finished before an interruption is
+    read back, not trained again."""
+    from breedscope.rundir import EVALUATION, RunDir
+
+    saved = fold_dir / EVALUATION
+    if saved.is_file():
+        return Evaluation.read(saved), np.load(fold_dir / PROBABILITIES_FILE)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    probabilities = train_fold(fold_manifest(manifest, manifest.rows, assignment, fold), fold_dir)
+    tested = [row for row, f in zip(manifest.rows, assignment, strict=True) if f == fold]
+    evaluation = evaluate_rows(tested, probabilities, manifest.classes, config.train.seed)
+    with atomic_path(fold_dir / PROBABILITIES_FILE) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, probabilities)
+    RunDir(fold_dir).write_evaluation(evaluation)
+    return evaluation, probabilities
+
+
 def cross_validate(
     config: RunConfig,
     manifest: Manifest,
@@ -93,69 +120,37 @@ def cross_validate(
 ) -> tuple[Evaluation, list[Row], np.ndarray]:
     """Train and test every fold of every repeat; return the pooled evaluation, the out-of-fold
     rows and their probabilities (repeat by repeat, in manifest order)."""
-    from breedscope.rundir import EVALUATION, RunDir
     from breedscope.train import train
 
     folds, repeats, seed = config.cv.folds, config.cv.repeats, config.train.seed
     assert folds is not None
-    rows = manifest.rows
+    rows, classes = manifest.rows, manifest.classes
     table = assign_folds(rows, folds, repeats, seed)
     write_folds(run_dir / FOLDS_FILE, rows, table)
-    classes = manifest.classes
+
+    def train_fold(fold_manifest: Manifest, fold_dir: Path) -> np.ndarray:
+        return train(config, fold_manifest, image_root, fold_dir, augmentation, prepared).test_probabilities
+
     probabilities = np.zeros((repeats, len(rows), len(classes)), dtype=np.float32)
     per_fold = []
     for repeat in range(repeats):
         for fold in range(folds):
-            fold_dir = run_dir / FOLDS_DIR / f"repeat{repeat + 1}-fold{fold + 1}"
-            fold_dir.mkdir(parents=True, exist_ok=True)
             console.print(f"Cross-validation: repeat {repeat + 1} of {repeats}, fold {fold + 1} of {folds}.")
-            tested = np.flatnonzero(table[repeat] == fold)
-            saved = fold_dir / EVALUATION
-            if saved.is_file():  # finished before an interruption: its predictions are kept
-                fold_evaluation = Evaluation.read(saved)
-                fold_p = np.load(fold_dir / "probabilities.npy")
-            else:
-                result = train(
-                    config,
-                    fold_manifest(manifest, rows, table[repeat], fold),
-                    image_root,
-                    fold_dir,
-                    augmentation,
-                    prepared,
-                )
-                fold_p = result.test_probabilities
-                fold_rows = [rows[i] for i in tested]
-                fold_evaluation = evaluate(
-                    np.array([classes.index(r.label) for r in fold_rows]),
-                    fold_p,
-                    classes,
-                    [r.path for r in fold_rows],
-                    [group_of(r) for r in fold_rows],
-                    seed=seed,
-                )
-                with atomic_path(fold_dir / "probabilities.npy") as tmp, open(tmp, "wb") as handle:
-                    np.save(handle, fold_p)
-                RunDir(fold_dir).write_evaluation(fold_evaluation)
-            probabilities[repeat, tested] = fold_p
+            fold_dir = run_dir / FOLDS_DIR / f"repeat{repeat + 1}-fold{fold + 1}"
+            evaluation, fold_p = _fold(config, manifest, table[repeat], fold, fold_dir, train_fold)
+            probabilities[repeat, table[repeat] == fold] = fold_p
             per_fold.append(
                 {
                     "repeat": repeat + 1,
                     "fold": fold + 1,
-                    "n_test": len(tested),
-                    "accuracy": fold_evaluation.accuracy,
-                    "macro_f1": fold_evaluation.macro_f1,
+                    "n_test": evaluation.n_test,
+                    "accuracy": evaluation.accuracy,
+                    "macro_f1": evaluation.macro_f1,
                 }
             )
     oof_rows = [row for _ in range(repeats) for row in rows]
     pooled_p = probabilities.reshape(-1, len(classes))
-    pooled = evaluate(
-        np.array([classes.index(r.label) for r in oof_rows]),
-        pooled_p,
-        classes,
-        [r.path for r in oof_rows],
-        [group_of(r) for r in oof_rows],
-        seed=seed,
-    )
+    pooled = evaluate_rows(oof_rows, pooled_p, classes, seed)
     accuracies = np.array([f["accuracy"] for f in per_fold])
     summary = {
         "folds": folds,

@@ -11,9 +11,12 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from breedscope.manifest import Row
 
 BOOTSTRAP_ROUNDS = 1000
 CALIBRATION_BINS = 10
@@ -162,6 +165,21 @@ class Evaluation:
             f"Test accuracy {self.accuracy:.4f} (95% CI {low:.3f}–{high:.3f}), "
             f"macro F1 {self.macro_f1:.4f} on {self.n_test} images."
         )
+
+
+def evaluate_rows(
+    rows: Sequence[Row], probabilities: np.ndarray, classes: list[str], seed: int
+) -> Evaluation:
+    """:func:`evaluate` for manifest rows: true classes from their labels, intervals resampling their
+    groups (an image with no group is a group of its own)."""
+    return evaluate(
+        np.array([classes.index(r.label) for r in rows]),
+        probabilities,
+        classes,
+        [r.path for r in rows],
+        [r.group or r.path for r in rows],
+        seed=seed,
+    )
 
 
 def evaluate(

@@ -18,7 +18,7 @@ import numpy as np
 from breedscope.atomic import write_json
 from breedscope.datasets.store import StoredDataset
 from breedscope.errors import BreedscopeError, ConfigError
-from breedscope.evaluate import Evaluation, evaluate
+from breedscope.evaluate import Evaluation, evaluate_rows
 from breedscope.images import load_rgb
 from breedscope.inference import TrainedRun
 from breedscope.manifest import Row
@@ -99,9 +99,7 @@ def evaluate_on(
     """Predict every usable image of ``other`` with ``run``'s model and evaluate, as for a test split."""
     rows, left_out = _rows(run, other, mapping)
     probabilities = _probabilities(run, other.image_root, rows)
-    y_true = np.array([run.classes.index(r.label) for r in rows])
-    groups = [r.group or r.path for r in rows]
-    evaluation = evaluate(y_true, probabilities, run.classes, [r.path for r in rows], groups, seed=seed)
+    evaluation = evaluate_rows(rows, probabilities, run.classes, seed)
     directory = RunDir(run.run_dir).path / FOLDER / other.name
     directory.mkdir(parents=True, exist_ok=True)
     data = {**evaluation.to_json(), "external": {"dataset": other.name, "map": mapping, "left_out": left_out}}
