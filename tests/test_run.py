@@ -668,3 +668,32 @@ def test_cross_validation_tests_every_image_once_per_repeat_and_keeps_groups_who
     assert not (run_dir / "model.keras").exists()
     refused = cli("predict", str(run_dir), str(tmp_path))
     assert refused.returncode == 2 and "is a cross-validation run" in " ".join(refused.stderr.split())
+
+
+def test_a_killed_cross_validation_resumes_to_the_uninterrupted_result(
+    tree_dataset: str, tmp_path: Path
+) -> None:
+    args = ["run", "--dataset", tree_dataset, *TINY, "--epochs", "2", "--cv", "3", "--repeats", "2"]
+    assert cli(*args, "--runs-dir", str(tmp_path / "whole")).returncode == 0
+    whole = run_dir_of(tmp_path / "whole")
+
+    runs = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "breedscope.cli", *args, "--runs-dir", str(runs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if len(list(runs.glob("shapes/*/folds/*/evaluation.json"))) >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed = run_dir_of(runs)
+    assert json.loads((killed / "status.json").read_text())["state"] == "running", "finished before the kill"
+
+    resumed = cli("run", "--resume", str(killed))
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("predictions.csv", "evaluation.json", "folds.csv"):
+        assert (killed / name).read_text() == (whole / name).read_text(), name

@@ -85,6 +85,15 @@ def fold_manifest(manifest: Manifest, rows: list[Row], assignment: np.ndarray, f
     return Manifest(split_rows, dict(manifest.header))
 
 
+def seed_fold(seed: int, repeat: int, fold: int) -> None:
+    """Seed every generator from (seed, repeat, fold) before a fold trains: its head's initial
+    weights then do not depend on which folds ran before it in this process, so a resumed
+    cross-validation (finished folds read back, not trained) equals an uninterrupted one."""
+    import keras
+
+    keras.utils.set_random_seed(int(np.random.default_rng([seed, repeat, fold]).integers(2**31 - 1)))
+
+
 def _fold(
     config: RunConfig,
     manifest: Manifest,
@@ -137,6 +146,7 @@ def cross_validate(
         for fold in range(folds):
             console.print(f"Cross-validation: repeat {repeat + 1} of {repeats}, fold {fold + 1} of {folds}.")
             fold_dir = run_dir / FOLDS_DIR / f"repeat{repeat + 1}-fold{fold + 1}"
+            seed_fold(seed, repeat, fold)
             evaluation, fold_p = _fold(config, manifest, table[repeat], fold, fold_dir, train_fold)
             probabilities[repeat, table[repeat] == fold] = fold_p
             per_fold.append(
