@@ -75,6 +75,19 @@ def test_compare_reads_runs_through_the_run_directory(run_dir: Path, tmp_path: P
     assert RunDir(run_dir).history()[0]["epoch"] == 1.0
 
 
+def test_compare_names_how_each_run_was_tested(run_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    other = tmp_path / "runs" / "xray" / "cv"
+    shutil.copytree(run_dir, other)
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    config.update(faithful=True, cv={"folds": 5, "repeats": 2})
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    table, _ = comparison_table([run_dir, other])
+    column = table.header.index("protocol")
+    assert [row[column] for row in table.rows] == ["one split", "5-fold CV x 2, faithful"]
+
+
 def test_compare_at_80_columns_shows_every_interval_whole(run_dir: Path, tmp_path: Path) -> None:
     from tests.helpers import cli
 

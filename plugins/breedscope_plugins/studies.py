@@ -128,10 +128,11 @@ PRESETS: list[Preset] = [
                 "neutrophil": 0.89,
             },
         ),
+        faithful={"split": {"grouped": False}},
         differences=(
             "The Kaggle BCCD set is augmented copies of a few hundred cells, so the study's "
-            "split can put copies of one cell on both sides; this manifest keeps exact and "
-            "near-duplicates on one side.",
+            "per-image split can put copies of one cell on both sides; this manifest keeps exact and "
+            "near-duplicates on one side (--faithful splits per image).",
         ),
     ),
     Preset(

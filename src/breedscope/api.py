@@ -296,6 +296,92 @@ def compare(runs: Iterable[Run | str | Path]) -> Comparison:
     return Comparison(table, notes)
 
 
+def reproduce(
+    study: str | None = None,
+    *,
+    cv: int = 5,
+    repeats: int = 1,
+    config: str | Path | dict | None = None,
+    resume: str | Path | None = None,
+    **settings: object,
+) -> Reproduction:
+    """Reproduce a study and correct it: its own protocol, the sound one, grouped cross-validation
+    and the measured effect of each difference, on features extracted once; return the finished
+    :class:`Reproduction`. ``settings`` (``dataset="pbc"``, ``seed=7``, ``epochs=5``...) apply
+    to every run; ``resume`` finishes an interrupted reproduction directory."""
+    from breedscope import reproduction
+
+    if resume is not None:
+        if study or config or settings:
+            raise BreedscopeError(
+                "resume finishes a reproduction with its own settings; pass nothing else with it."
+            )
+        return Reproduction(reproduction.resume(plugins(), resume))
+    if study is None:
+        raise BreedscopeError("Name the study to reproduce, e.g. reproduce('chest_xray').")
+    return Reproduction(
+        reproduction.start(plugins(), study, folds=cv, repeats=repeats, config=config, **settings)
+    )
+
+
+def reproduce_all(**options: object) -> list[Reproduction]:
+    """:func:`reproduce` every study whose dataset is fetched (the others are skipped, and said);
+    the overview table is written to ``RUNS_DIR/reproductions.md``."""
+    from breedscope import reproduction
+
+    done, _, _ = reproduction.start_all(plugins(), **options)
+    return [Reproduction(path) for path in done]
+
+
+class Reproduction:
+    """A finished ``breedscope reproduce`` directory: its runs, figures and measured effects."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Reproduction({str(self.path)!r})"
+
+    @cached_property
+    def results(self) -> dict:
+        """Every figure the page shows (``results.json``)."""
+        import json
+
+        from breedscope.reproduction import RESULTS
+
+        file = self.path / RESULTS
+        if not file.is_file():
+            raise BreedscopeError(
+                f"{self.path} has no {RESULTS}; finish it with `breedscope reproduce --resume {self.path}`."
+            )
+        return json.loads(file.read_text(encoding="utf-8"))
+
+    @property
+    def runs(self) -> dict[str, Run]:
+        """The runs by role: ``faithful``, ``sound``, ``cv``, ``cv-faithful``..."""
+        return {row["key"]: Run(self.path / row["key"]) for row in self.results["runs"]}
+
+    @property
+    def effects(self) -> list[dict]:
+        """Each protocol difference's paired effect on accuracy, with its 95% interval."""
+        return self.results["effects"]
+
+    def report_path(self, fmt: str = "pdf") -> Path:
+        return RunDir(self.path).report(fmt)
+
+    def _repr_markdown_(self) -> str:
+        from breedscope.report.reproduction import effects_section, figures_table
+
+        lines = [
+            f"**{self.results['title']}** ({self.path})",
+            "",
+            *figures_table(self.results).markdown_lines(),
+        ]
+        for block in effects_section(self.results).blocks:
+            lines += ["", *(block.markdown_lines() if isinstance(block, Table) else [block.text])]
+        return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class Export:
     """An exported model file and, for TFLite, how it agrees with the Keras model on the test split."""

@@ -153,6 +153,7 @@ class CVConfig(_Section):
 class RunConfig(_Section):
     name: str = Field("run", description="The run directory's name under RUNS_DIR/DATASET.")
     preset: str | None = None
+    faithful: bool = Field(False, description="The preset's study protocol (--faithful) was applied.")
     runs_dir: Path = Path("runs")
     manifest: Path | None = Field(None, description="Reuse this folder's manifest.csv instead of splitting.")
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)

@@ -35,6 +35,21 @@ FOLDS_FILE = "folds.csv"
 PROBABILITIES_FILE = "probabilities.npy"  # a fold's test probabilities, kept for a resumed run
 
 
+def cost_note(config: RunConfig) -> str | None:
+    """A warning when cross-validation cannot reuse cached features: a trained or fine-tuned
+    backbone runs every image through itself again in every fold."""
+    folds = config.cv.folds
+    if not folds or not (config.train.fine_tune_layers or config.model.train_base):
+        return None
+    heads = folds * config.cv.repeats
+    what = "fine-tunes the backbone" if config.train.fine_tune_layers else "trains the whole backbone"
+    return (
+        f"--cv {folds} with {config.cv.repeats} repeat(s) {what} {heads} times, and cached features "
+        f"cannot stand in for it: expect about {heads} times the training time of one run "
+        "(without fine-tuning, the folds reuse one extraction)."
+    )
+
+
 def group_of(row: Row) -> str:
     return row.group or row.path
 

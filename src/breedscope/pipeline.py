@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from breedscope import config as config_module
+from breedscope import crossval, presets, rundir, runs, samples
 from breedscope import manifest as manifest_module
-from breedscope import presets, rundir, runs, samples
 from breedscope.atomic import atomic_path
 from breedscope.augment import Augmenter
 from breedscope.config import RunConfig
@@ -78,7 +78,7 @@ def config_layers(
     if preset is not None:
         layers += [preset.config, {"preset": preset.name}]
         if faithful:
-            layers.append(preset.faithful)
+            layers += [preset.faithful, {"faithful": True}]
     return [*layers, file_layer, flag_layer]
 
 
@@ -230,27 +230,33 @@ def store_model(result: TrainResult, target: Path) -> None:
         shutil.copyfile(result.model_file, tmp)
 
 
-def run(config: RunConfig, registry: Registry, run_dir: Path | None = None) -> RunOutcome:
-    """Execute a run in a new directory, or resume the one given.
+def run(
+    config: RunConfig, registry: Registry, run_dir: Path | None = None, *, new_dir: Path | None = None
+) -> RunOutcome:
+    """Execute a run in a new directory, or resume the one given (``run_dir``).
 
-    Everything that can be refused (plugin names, the runs folder, the backbone's weights) is
-    checked before a run directory is created; one process at a time writes a run directory.
+    The new directory is ``RUNS_DIR/DATASET/NAME`` unless ``new_dir`` names it (it must not exist:
+    a reproduction places its runs inside its own directory). Everything that can be refused
+    (plugin names, the runs folder, the backbone's weights) is checked before a run directory is
+    created; one process at a time writes a run directory.
     """
     from breedscope.train import prepare
 
     chosen = resolve_plugins(config, registry)
     if run_dir is None:
-        check_runs_dir(config.runs_dir)
+        check_runs_dir(config.runs_dir if new_dir is None else new_dir.parent)
     prepared = prepare(config, chosen.backbone)
     dataset = ensure_dataset(config.dataset.name, registry)
     resuming = run_dir is not None
     if run_dir is None:
         manifest = reused_or_new_manifest(config, dataset)
         if config.cv.folds:  # every image is tested, fold by fold: the whole manifest is the pool
-            from breedscope.crossval import as_pool
-
-            manifest = as_pool(manifest)
-        directory = RunDir.create(config.runs_dir, dataset.name, config.name)
+            manifest = crossval.as_pool(manifest)
+        if new_dir is None:
+            directory = RunDir.create(config.runs_dir, dataset.name, config.name)
+        else:
+            new_dir.mkdir(parents=True)
+            directory = RunDir(new_dir)
     else:
         directory = RunDir(run_dir)
     with directory.writing():
@@ -271,10 +277,9 @@ def _cross_validated(
     prepared: Prepared,
 ) -> Evaluation:
     """K-fold cross-validation in place of one split: the pooled evaluation, written as the run's."""
-    from breedscope.crossval import cross_validate
     from breedscope.loading import ImageLoader
 
-    evaluation, rows, probabilities = cross_validate(
+    evaluation, rows, probabilities = crossval.cross_validate(
         config, manifest, dataset.image_root, directory.path, chosen.augmentation, prepared
     )
     rundir.write_predictions(directory.predictions_file, rows, manifest.classes, probabilities)
@@ -302,9 +307,9 @@ def _run_locked(
     run_dir = directory.path
     for warning in manifest.header.get("warnings", []):
         console.print(f"[yellow]warning:[/] {warning}")
-    stopping = early_stopping_note(config.train.patience, manifest.counts()["val"])
-    if stopping:
-        console.print(f"[yellow]warning:[/] {stopping}")
+    notes = [early_stopping_note(config.train.patience, manifest.counts()["val"]), crossval.cost_note(config)]
+    for note in filter(None, notes):
+        console.print(f"[yellow]warning:[/] {note}")
     directory.write_environment(runs.environment(config.train.seed, manifest.sha256()))
     directory.set_status("running")
     console.print(f"Run directory: [bold]{run_dir}[/]")

@@ -11,6 +11,7 @@ HEADER = [
     "run",
     "dataset",
     "preset",
+    "protocol",
     "backbone",
     "manifest",
     "test images",
@@ -20,6 +21,21 @@ HEADER = [
     "log loss",
     "ECE",
 ]
+
+
+def protocol(config: dict) -> str:
+    """How a run was tested: ``one split``, ``5-fold CV``, ``5-fold CV x 2``; ``, faithful`` when
+    the study's own protocol was applied."""
+    cv = config.get("cv") or {}
+    if cv.get("folds"):
+        text = f"{cv['folds']}-fold CV" + (f" x {cv['repeats']}" if cv.get("repeats", 1) > 1 else "")
+    else:
+        text = "one split"
+    if config.get("faithful"):
+        text += ", faithful"
+    elif not config["split"].get("grouped", True):
+        text += ", per image"
+    return text
 
 
 def comparison_table(run_dirs: list[Path]) -> tuple[Table, list[str]]:
@@ -37,6 +53,7 @@ def comparison_table(run_dirs: list[Path]) -> tuple[Table, list[str]]:
                 f"{path.parent.name}/{path.name}",
                 manifest["dataset"]["name"] or "",
                 config.get("preset") or "",
+                protocol(config),
                 config["model"]["backbone"],
                 manifest["csv_sha256"][:10],
                 str(evaluation.n_test),

@@ -137,3 +137,26 @@ def image_grid(images: list[np.ndarray], captions: list[str], path: Path, column
     # About one figure pixel per image pixel: more would only enlarge the file, not the detail.
     native = cell_width / 2.2
     return _save(figure, path, tight=False, dpi=min(DPI, max(100, native)))
+
+
+def intervals(
+    labels: list[str],
+    values: list[float],
+    bounds: list[tuple[float, float]],
+    reported: float | None,
+    path: Path,
+) -> Path:
+    """Each protocol's accuracy with its 95% interval, one row each, and the paper's figure as a
+    dashed line: whether the paper's figure lies inside each interval is seen at a glance."""
+    figure, axis = _subplots(figsize=(7.0, 0.55 * len(labels) + 1.3))
+    ys = np.arange(len(labels))[::-1]
+    low = np.array([v - b[0] for v, b in zip(values, bounds, strict=True)])
+    high = np.array([b[1] - v for v, b in zip(values, bounds, strict=True)])
+    axis.errorbar(values, ys, xerr=[low, high], fmt="o", color="#1f4e79", capsize=4)
+    if reported is not None:
+        axis.axvline(reported, color="#b03a2e", linestyle="--", label=f"paper: {reported:.3f}")
+        axis.legend(loc="lower left", fontsize=8, frameon=False)
+    axis.set_yticks(ys, labels, fontsize=8)
+    axis.set_xlabel("test accuracy, 95% interval")
+    axis.grid(axis="x", alpha=0.3)
+    return _save(figure, path)

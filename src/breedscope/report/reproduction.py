@@ -1,0 +1,198 @@
+"""The reproduction page: a study's figure beside its faithful reproduction, the sound figure and
+the cross-validated one, and what each difference in protocol is worth. Rendered by the same
+reporter plugins as a run's report, from ``results.json`` (written by ``breedscope.reproduction``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from breedscope.presets import Preset
+from breedscope.report import figures
+from breedscope.report.document import Document, Figure, Paragraph, Section, Table
+from breedscope.report.reporter import ReporterSpec
+
+INTERVALS_FIGURE = "figures/intervals.png"
+
+
+def _ci(low: float, high: float) -> str:
+    return f"{low:.3f} – {high:.3f}"
+
+
+def points(value: float) -> str:
+    """Accuracy as signed percentage points: ``+2.1``; never ``-0.0``."""
+    text = f"{value * 100:+.1f}"
+    return "0.0" if text in ("+0.0", "-0.0") else text
+
+
+def figures_table(results: dict[str, Any], with_protocol: bool = True) -> Table:
+    """The paper's figure, then each run's, with intervals; ``with_protocol=False`` leaves out the
+    protocol's description (a terminal's width)."""
+    reported = results["reported"]
+
+    def paper(key: str) -> str:
+        return f"{reported[key]:.3f}" if key in reported else "n/a"
+
+    rows = [["paper", "as reported", "", paper("accuracy"), paper("macro_f1")]]
+    for run in results["runs"]:
+        rows.append(
+            [
+                f"{run['key']}/",
+                run["protocol"],
+                str(run["n_test"]),
+                f"{run['accuracy']:.3f} ({_ci(*run['accuracy_interval'])})",
+                f"{run['macro_f1']:.3f} ({_ci(*run['macro_f1_interval'])})",
+            ]
+        )
+    header = ["run", "protocol", "test images", "accuracy (95% CI)", "macro F1 (95% CI)"]
+    if not with_protocol:
+        header, rows = [header[0], *header[2:]], [[row[0], *row[2:]] for row in rows]
+    return Table(header, rows)
+
+
+def effects_section(results: dict[str, Any]) -> Section:
+    effects, folds = results["effects"], results["folds"]
+    blocks: list = []
+    if effects:
+        rows = [
+            [
+                e["difference"],
+                f"{e['sound_accuracy']:.3f}",
+                f"{e['changed_accuracy']:.3f}",
+                f"{points(e['effect'])} ({points(e['interval'][0])} to {points(e['interval'][1])})",
+                f"{e['images']} ({e['groups']} groups)",
+            ]
+            for e in effects
+        ]
+        blocks.append(
+            Table(
+                ["the study's choice", "sound CV", "with the choice", "effect, points (95% CI)", "images"],
+                rows,
+                "Each effect is measured on the same images, each tested once per repeat by a head that "
+                "never saw it: accuracy with the study's choice minus accuracy without it. The interval "
+                "resamples the sound protocol's groups (a patient, a duplicate cluster).",
+            )
+        )
+        reported = results["reported"].get("accuracy")
+        sound_cv = next(r for r in results["runs"] if r["key"] == "cv")
+        for e in effects:
+            low, high = e["interval"]
+            if e["groups"] == e["images"]:  # no group holds two images: both protocols deal alike
+                blocks.append(
+                    Paragraph(
+                        f"**{e['difference']}** changes nothing on this dataset: no two of its "
+                        f"{e['images']} images share a group (a patient, a duplicate cluster), so "
+                        "splitting per image and per group deal the images alike."
+                    )
+                )
+                continue
+            if low > 0:
+                verdict = "raises the measured accuracy"
+            elif high < 0:
+                verdict = "lowers the measured accuracy"
+            else:
+                verdict = "has no effect distinguishable from zero on the accuracy"
+            text = (
+                f"**{e['difference']}** {verdict}: {points(e['effect'])} points "
+                f"(95% CI {points(low)} to {points(high)}) over {e['images']} images, by {folds}-fold "
+                "cross-validation."
+            )
+            if reported is not None:
+                gap = reported - sound_cv["accuracy"]
+                if low > 0 or high < 0:
+                    text += (
+                        f" Of the {points(gap)} points between the paper's {reported:.3f} and the sound "
+                        f"cross-validated {sound_cv['accuracy']:.3f}, this difference accounts for "
+                        f"{points(e['effect'])}."
+                    )
+                else:
+                    text += (
+                        f" It does not explain the {points(gap)} points between the paper's "
+                        f"{reported:.3f} and the sound cross-validated {sound_cv['accuracy']:.3f}."
+                    )
+            blocks.append(Paragraph(text))
+    else:
+        blocks.append(
+            Paragraph(
+                "This study's preset has no setting that re-runs the study's own choice, so no effect "
+                "is measured; its differences are described below."
+            )
+        )
+    blocks += [Paragraph(sentence) for sentence in results["differences"]]
+    return Section("What each difference in protocol is worth", blocks)
+
+
+def build_page(directory: Path, results: dict[str, Any], preset: Preset) -> Document:
+    runs = results["runs"]
+    figures.intervals(
+        [r["key"] for r in runs],
+        [r["accuracy"] for r in runs],
+        [tuple(r["accuracy_interval"]) for r in runs],
+        results["reported"].get("accuracy"),
+        directory / INTERVALS_FIGURE,
+    )
+    cv = next(r for r in runs if r["key"] == "cv")
+    intro = (
+        f"Study: {results['title']}. Dataset: {results['dataset']}. Every run below used the same "
+        f"backbone features, extracted once. The cross-validated figure tests all {cv['n_test']} "
+        "images and is the one to quote; one split's figure rests on a fraction of them."
+    )
+    sections = [
+        Section(
+            "The paper's figure and ours",
+            [
+                Paragraph(intro),
+                figures_table(results),
+                Figure(
+                    Path(INTERVALS_FIGURE), "Accuracy of each run with its 95% interval; dashed: the paper."
+                ),
+            ],
+        ),
+        effects_section(results),
+    ]
+    if preset.study and preset.study.notes:
+        sections.append(Section("Notes on the study", [Paragraph(n) for n in preset.study.notes]))
+    return Document(
+        title=f"Reproduction: {results['title']}",
+        subtitle=f"breedscope reproduce {results['study']} · {directory}",
+        run_dir=directory,
+        sections=sections,
+    )
+
+
+def render_reproduction(
+    directory: Path, results: dict[str, Any], preset: Preset, reporters: list[ReporterSpec]
+) -> list[Path]:
+    document = build_page(directory, results, preset)
+    return [reporter.render(document, directory) for reporter in reporters]
+
+
+def overview_table(all_results: list[dict[str, Any]]) -> Table:
+    """``reproduce --all``: one row per study."""
+    rows = []
+    for results in all_results:
+        by_key = {r["key"]: r for r in results["runs"]}
+        paper = results["reported"].get("accuracy")
+        faithful, cv = by_key.get("faithful"), by_key["cv"]
+        effects = "; ".join(
+            f"{e['difference']}: {points(e['effect'])} "
+            f"({points(e['interval'][0])} to {points(e['interval'][1])})"
+            for e in results["effects"]
+        )
+        rows.append(
+            [
+                results["study"],
+                f"{paper:.3f}" if paper is not None else "n/a",
+                f"{faithful['accuracy']:.3f} ({_ci(*faithful['accuracy_interval'])})" if faithful else "n/a",
+                f"{cv['accuracy']:.3f} ({_ci(*cv['accuracy_interval'])})",
+                effects or "none re-run",
+            ]
+        )
+    header = [
+        "study",
+        "paper",
+        "faithful, one split (95% CI)",
+        "sound, CV (95% CI)",
+        "effect of each difference, points",
+    ]
+    return Table(header, rows)
