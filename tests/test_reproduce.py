@@ -135,6 +135,14 @@ def test_reproduce_runs_each_protocol_and_measures_the_difference_on_the_same_im
     assert f"Effect of split.grouped = False: {points(effect['effect'])} points of accuracy" in said
     assert f"Report:{home / 'report.pdf'}" in "".join(said.split())  # a long path wraps
 
+    # From Python, the same directory: its runs by role, the effects, a table in a notebook.
+    from breedscope import Reproduction
+
+    reproduction = Reproduction(home)
+    assert list(reproduction.runs) == MEMBERS and reproduction.runs["cv"].metrics.n_test == 54
+    assert reproduction.effects[0]["difference"] == "split.grouped = False"
+    assert "| cv-faithful/ |" in reproduction._repr_markdown_()
+
 
 def test_an_interrupted_reproduction_keeps_its_finished_runs_and_resumes(
     copies_dataset: str, tmp_path: Path
@@ -165,6 +173,31 @@ def test_an_interrupted_reproduction_keeps_its_finished_runs_and_resumes(
     assert (home / "faithful" / "evaluation.json").stat().st_mtime_ns == finished  # kept, not redone
     assert RunDir(home).status()["state"] == "succeeded"
     assert [r["key"] for r in json.loads((home / "results.json").read_text())["runs"]] == MEMBERS
+
+
+def test_reproduce_all_does_every_fetched_study_and_writes_one_table(tmp_path: Path) -> None:
+    from tests.helpers import shape_image
+
+    for label, name in enumerate(["NORMAL", "PNEUMONIA"]):  # a tiny archive in the Kaggle layout
+        folder = tmp_path / "chest" / "chest_xray" / "train" / name
+        folder.mkdir(parents=True)
+        for index in range(12):
+            image = shape_image(label, seed=label * 1000 + index, size=40).convert("RGB")
+            image.save(folder / f"person{index}_virus_{index}.jpeg")
+    assert cli("fetch", "chest_xray", "--from", str(tmp_path / "chest")).returncode == 0
+    runs = tmp_path / "runs"
+    args = reproduce_args(tmp_path, "--runs-dir", str(runs))
+    result = cli(*[a for a in args if a not in ("chest_xray", "--dataset", "shapes")], "--all")
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stdout.split() + result.stderr.split())
+    assert "Skipped cats: 'cat_breeds' is not fetched (run `breedscope fetch cat_breeds`)." in said
+    home = runs / "chest_xray" / "reproduce-chest_xray"
+    assert json.loads((home / "reproduction.json").read_text())["folds"] == 3  # --cv reached it
+    table = (runs / "reproductions.md").read_text()
+    (row,) = [line for line in table.splitlines() if line.startswith("| chest_xray |")]
+    results = json.loads((home / "results.json").read_text())
+    cv = next(r for r in results["runs"] if r["key"] == "cv")
+    assert f"| {cv['accuracy']:.3f} (" in row and "split.grouped = False:" in row
 
 
 def test_reproduce_refuses_what_it_cannot_do_in_one_sentence(tmp_path: Path) -> None:

@@ -320,7 +320,7 @@ def reproduce(
     if study is None:
         raise BreedscopeError("Name the study to reproduce, e.g. reproduce('chest_xray').")
     return Reproduction(
-        reproduction.start(plugins(), study, folds=cv, repeats=repeats, config=config, **settings)
+        reproduction.start(plugins(), study, cv=cv, repeats=repeats, config=config, **settings)
     )
 
 

@@ -485,7 +485,7 @@ def reproduce(
     `breedscope reproduce --all` · `breedscope reproduce --resume runs/chest_xray/reproduce-chest_xray`
     """
     from breedscope import api
-    from breedscope.report.reproduction import figures_table, points
+    from breedscope.report.reproduction import figures_table, overview_table, points
 
     options = dict(
         cv=cv,
@@ -500,13 +500,15 @@ def reproduce(
             raise BreedscopeError("--all reproduces every fetched study as its preset has it; name no study.")
         from breedscope import reproduction
 
-        _, skipped, overview = reproduction.start_all(api.plugins(), **options)
+        done, skipped, overview = reproduction.start_all(api.plugins(), **options)
         for sentence in skipped:
             console.print(f"Skipped {sentence}.")
         if overview is None:
             raise BreedscopeError(
                 "No study's dataset is fetched; fetch one first, e.g. `breedscope fetch chest_xray`."
             )
+        table = overview_table([api.Reproduction(path).results for path in done])
+        tables.show(out, "Studies reproduced", table.header, table.rows, may_turn=True)
         console.print(f"Table: {overview}")
         return
     if resume is not None:

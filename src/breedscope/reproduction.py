@@ -166,7 +166,7 @@ def start(
     registry: Registry,
     study: str,
     *,
-    folds: int = 5,
+    cv: int = 5,
     repeats: int = 1,
     config: str | Path | dict | None = None,
     **settings: object,
@@ -176,11 +176,11 @@ def start(
     _study_preset(registry, study)
     file_layer = config if isinstance(config, dict) else read_file(Path(config)) if config else {}
     layer = merge(file_layer, pipeline.settings_layer(**settings))
-    layer["cv"] = {"folds": folds, "repeats": repeats}
+    layer["cv"] = {"folds": cv, "repeats": repeats}
     sound = pipeline.resolve_config(registry, study, layer)  # refuses bad settings before any work
     pipeline.check_runs_dir(sound.runs_dir)
     directory = RunDir.create(sound.runs_dir, sound.dataset.name, f"reproduce-{study}")
-    write_json(directory / PLAN, {"study": study, "folds": folds, "repeats": repeats, "config": layer})
+    write_json(directory / PLAN, {"study": study, "folds": cv, "repeats": repeats, "config": layer})
     return resume(registry, directory.path)
 
 
@@ -287,8 +287,9 @@ OVERVIEW = "reproductions.md"  # reproduce --all's table, in the runs folder
 
 
 def start_all(registry: Registry, **options: Any) -> tuple[list[Path], list[str], Path | None]:
-    """Reproduce every study whose dataset is fetched; return their directories, the studies
-    skipped (one sentence each) and the overview table's file, ``RUNS_DIR/reproductions.md``."""
+    """Reproduce every study whose dataset is fetched (``options`` as :func:`start` takes them);
+    return their directories, the studies skipped (one sentence each) and the overview table's
+    file, ``RUNS_DIR/reproductions.md``."""
     from breedscope.atomic import write_text
     from breedscope.report.reproduction import overview_table
 
