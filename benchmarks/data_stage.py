@@ -89,16 +89,13 @@ def tree_memory_kb(pid: int) -> int:
     return total
 
 
-def measure(folder: Path, name: str) -> dict:
-    env = environment(BREEDSCOPE_HOME=tempfile.mkdtemp(prefix="bench_home_"))
+def measure(args: list[str], env: dict[str, str], script: Path | None = None) -> dict:
+    """Run the CLI with ``args`` (or ``script``, a wrapper taking the same arguments); its wall
+    time, the peak PSS of its process tree, its CPU use and its stderr."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "breedscope.cli", "fetch", "folder", "--from", str(folder), "--name", name],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    command = [sys.executable, str(script)] if script else [sys.executable, "-m", "breedscope.cli"]
+    process = subprocess.Popen([*command, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
     stop = threading.Event()
 
@@ -115,10 +112,10 @@ def measure(folder: Path, name: str) -> dict:
     sampler.join()
     wall = time.perf_counter() - start
     if process.returncode != 0:
-        sys.exit(f"fetch failed: {stderr.decode()[-1500:]}")
+        sys.exit(f"breedscope {' '.join(args)} failed: {stderr.decode()[-1500:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"seconds": wall, "peak_pss_mb": peak / 1024, "cpu_use": cpu / wall}
+    return {"seconds": wall, "peak_pss_mb": peak / 1024, "cpu_use": cpu / wall, "stderr": stderr.decode()}
 
 
 def main() -> None:
@@ -132,7 +129,9 @@ def main() -> None:
     for size in sizes:
         folder = work / f"images_{size}"
         generate(folder, size, blobs)
-        result = measure(folder, f"scale{size}")
+        env = environment(BREEDSCOPE_HOME=tempfile.mkdtemp(prefix="bench_home_"))
+        result = measure(["fetch", "folder", "--from", str(folder), "--name", f"scale{size}"], env)
+        result.pop("stderr")
         result["images_per_s"] = size / result["seconds"]
         results[size] = result
         print(f"{size} images: {result}", flush=True)

@@ -22,7 +22,8 @@ STAGES = [
     ("breedscope.runs", "environment"),  # imports TensorFlow
     ("breedscope.train", "train"),
     ("breedscope.train", "build_feature_extractor"),
-    ("breedscope.features", "FeatureCache.files"),
+    ("breedscope.runtime", "choose"),  # converts the backbone for LiteRT the first time
+    ("breedscope.features", "FeatureCache.features"),
     ("breedscope.train", "_Trainer.fit"),
     ("breedscope.pipeline", "save_model"),
     ("breedscope.pipeline", "evaluate"),

@@ -1,4 +1,5 @@
-"""The feature cache: computed once per image and view, whoever asks first."""
+"""The feature cache: computed once per image and view, whoever asks first; stored in a few
+shards with an index; and the backbone's runtime (LiteRT) checked against Keras."""
 
 from __future__ import annotations
 
@@ -7,43 +8,48 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from breedscope.features import FeatureCache, read
+from breedscope import features, runtime
+from breedscope.features import FeatureCache, read_views
 from breedscope.manifest import Row
 
 
-class CountingExtractor:
-    """Stands in for a backbone: counts the images it is asked to embed, and is slow enough that
-    two callers overlap."""
+class CountingForward:
+    """Stands in for a backbone: the image's mean pixel as its vector; counts the images it is
+    asked to embed, is slow enough that two callers overlap, and can be stopped after N batches."""
 
-    input_shape = (None, 8, 8, 3)
-
-    def __init__(self) -> None:
+    def __init__(self, interrupt_after: int | None = None) -> None:
         self.images = 0
+        self.batches = 0
+        self.interrupt_after = interrupt_after
         self.lock = threading.Lock()
 
-    def predict_on_batch(self, pixels: np.ndarray) -> np.ndarray:
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
         with self.lock:
+            if self.interrupt_after is not None and self.batches == self.interrupt_after:
+                raise KeyboardInterrupt
             self.images += len(pixels)
-        time.sleep(0.05)
-        return pixels.mean(axis=(1, 2))
+            self.batches += 1
+        time.sleep(0.02)
+        return pixels.mean(axis=(1, 2)).astype(np.float32)
 
 
 def _rows(count: int) -> list[Row]:
     return [Row(f"{i}.png", "a", "train", f"{i}", f"{i:064x}", "0" * 16, 8, 8, "") for i in range(count)]
 
 
+def load(row: Row) -> np.ndarray:
+    return np.full((8, 8, 3), int(row.path.split(".")[0]), np.float32)  # the image number
+
+
 def test_two_callers_needing_the_same_features_compute_them_once(tmp_path: Path) -> None:
     rows = _rows(40)
-    extractor = CountingExtractor()
-
-    def load(row: Row) -> np.ndarray:
-        return np.full((8, 8, 3), int(row.path.split(".")[0]), np.uint8)
-
-    results: list[list[Path]] = []
+    forward = CountingForward()
+    results = []
 
     def ask() -> None:
-        results.append(FeatureCache(tmp_path / "features", extractor, batch_size=8).files(rows, load))
+        results.append(FeatureCache(tmp_path / "features", forward, 8).features(rows, load).read())
 
     threads = [threading.Thread(target=ask) for _ in range(2)]
     for thread in threads:
@@ -51,6 +57,59 @@ def test_two_callers_needing_the_same_features_compute_them_once(tmp_path: Path)
     for thread in threads:
         thread.join(timeout=60)
 
-    assert extractor.images == 40  # not 80: the second caller waited and reused the files
-    assert results[0] == results[1]
-    assert read(results[0])[:, 0].tolist() == list(range(40))
+    assert forward.images == 40  # not 80: the second caller waited and reused the vectors
+    assert results[0].tolist() == results[1].tolist()
+    assert results[0][:, 0].tolist() == list(range(40))
+
+
+def test_features_live_in_a_few_shards_and_read_back_in_any_order(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(features, "SHARD_VECTORS", 64)
+    rows = _rows(300)
+    cache = FeatureCache(tmp_path / "features", CountingForward(), 8)
+    stored = cache.features(rows, load)
+    shards = sorted((tmp_path / "features" / "clean").glob("shard-*.npy"))
+    assert 300 // 64 <= len(shards) <= 300 // 64 + 1  # a few files, not one per image
+    wanted = np.array([299, 0, 150, 64, 63, 5, 5])
+    assert stored.read(wanted)[:, 0].tolist() == wanted.tolist()
+    # A later manifest with other rows, some new: only the new ones are computed.
+    forward = CountingForward()
+    later = FeatureCache(tmp_path / "features", forward, 8).features(_rows(310)[::-1], load)
+    assert forward.images == 10 and later.read()[:, 0].tolist() == list(range(309, -1, -1))
+    # Images seen through different views, gathered in one batch.
+    second = FeatureCache(tmp_path / "features", CountingForward(), 8).features(rows, load, view=1)
+    views = np.array([0, 1, 0, 1])
+    assert read_views([stored, second], np.array([3, 4, 5, 6]), views)[:, 0].tolist() == [3, 4, 5, 6]
+
+
+def test_an_interrupted_extraction_keeps_what_it_computed(tmp_path: Path) -> None:
+    rows = _rows(200)  # 7 batches of 32
+    with pytest.raises(KeyboardInterrupt):
+        FeatureCache(tmp_path / "features", CountingForward(interrupt_after=3), 8).features(rows, load)
+    forward = CountingForward()
+    resumed = FeatureCache(tmp_path / "features", forward, 8).features(rows, load)
+    assert forward.images == 200 - 3 * 32  # the three finished batches were kept, not redone
+    assert resumed.read()[:, 0].tolist() == list(range(200))
+
+
+def test_litert_features_agree_with_keras_within_the_stated_tolerance(tmp_path: Path) -> None:
+    if not runtime.litert_available():
+        pytest.skip("ai-edge-litert is not installed on this platform; features come from Keras")
+    from breedscope.config import ModelConfig
+    from breedscope.model import build_feature_extractor
+    from breedscope.plugins import registry
+
+    config = ModelConfig(weights="none", alpha=0.35, image_size=64)
+    extractor = build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), config)
+    forward = runtime.choose(extractor, "auto", tmp_path, 64)
+    assert forward.runtime == "litert" and forward.check is not None
+    assert (tmp_path / runtime.BACKBONE_FILE).is_file() and (tmp_path / runtime.CHECK_FILE).is_file()
+    # Other images than the check's, and an odd batch length (padding): within the tolerance.
+    images = np.random.default_rng(1).uniform(0, 255, (11, 64, 64, 3)).astype(np.float32)
+    difference = np.abs(forward(images) - runtime.keras_forward(extractor)(images)).max()
+    assert difference <= runtime.TOLERANCE
+    assert forward.check.max_abs_difference <= runtime.TOLERANCE
+    # Built once: a second choice reuses the converted file.
+    modified = (tmp_path / runtime.BACKBONE_FILE).stat().st_mtime_ns
+    assert runtime.choose(extractor, "auto", tmp_path, 64).runtime == "litert"
+    assert (tmp_path / runtime.BACKBONE_FILE).stat().st_mtime_ns == modified
+    assert runtime.choose(extractor, "keras", tmp_path, 64).runtime == "keras"

@@ -131,3 +131,38 @@ def test_predict_over_a_folder_writes_one_csv_row_per_image(
     assert f"{len(images)} images: the first 500 and every failure are shown; all are in the CSV" in " ".join(
         result.stdout.split()
     )
+
+
+def test_the_litert_fast_path_and_keras_give_the_same_test_predictions(
+    pbc_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    import csv
+
+    from breedscope import runtime
+
+    run_dir, env = pbc_run
+    training = json.loads((run_dir / "evaluation.json").read_text())["training"]
+    if not runtime.litert_available():
+        pytest.skip("ai-edge-litert is not installed on this platform; every run uses Keras")
+    assert training["feature_runtime"]["runtime"] == "litert"
+    check = training["feature_runtime"]["check"]
+    assert check["images"] == runtime.CHECK_IMAGES and check["max_abs_difference"] <= runtime.TOLERANCE
+
+    args = ["run", "--dataset", "pbc", "--epochs", "5", "--runtime", "keras", "--manifest", str(run_dir)]
+    result = cli(*args, "--runs-dir", str(tmp_path), env=env)
+    assert result.returncode == 0, result.stderr
+    (keras_dir,) = list((tmp_path / "pbc").iterdir())
+
+    def probabilities(directory: Path) -> tuple[list[str], np.ndarray]:
+        with open(directory / "predictions.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        columns = [c for c in rows[0] if c.startswith("p_")]
+        return [r["path"] for r in rows], np.array([[float(r[c]) for c in columns] for r in rows])
+
+    (paths, fast), (same_paths, slow) = probabilities(run_dir), probabilities(keras_dir)
+    assert paths == same_paths
+    differ = fast.argmax(1) != slow.argmax(1)
+    top2 = np.sort(slow, axis=1)[:, -2:]
+    near_tie = (top2[:, 1] - top2[:, 0]) <= 1e-3
+    assert not (differ & ~near_tie).any(), f"{int(differ.sum())} predictions differ"
+    assert np.abs(fast - slow).max() < 0.01

@@ -337,7 +337,10 @@ def test_backbones_on_one_manifest_and_the_comparison_table(tree_dataset: str, t
     for backbone in ("mobilenet_v2", "resnet50", "densenet121", "alexnet"):
         assert f"| {backbone} |" in text
     assert "different manifests" not in text
-    assert len({line.split("|")[5] for line in text.splitlines() if line.startswith("| shapes/")}) == 1
+    from breedscope.report.compare import HEADER
+
+    column = HEADER.index("manifest") + 1  # the cells after the leading "|"
+    assert len({line.split("|")[column] for line in text.splitlines() if line.startswith("| shapes/")}) == 1
 
 
 def test_alexnet_has_no_imagenet_weights_and_says_so(tree_dataset: str, tmp_path: Path) -> None:
@@ -697,3 +700,42 @@ def test_a_killed_cross_validation_resumes_to_the_uninterrupted_result(
     assert resumed.returncode == 0, resumed.stderr
     for name in ("predictions.csv", "evaluation.json", "folds.csv"):
         assert (killed / name).read_text() == (whole / name).read_text(), name
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports no one listens on now (bound, then released, by this process)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def test_two_workers_on_loopback_are_refused_in_one_sentence_before_any_work(
+    tree_dataset: str, tmp_path: Path
+) -> None:
+    # Keras 3.15 with TensorFlow 2.21 fails in every worker's first model.fit (keras-team/keras#20585;
+    # reproduced with a one-layer model on two loopback workers): refused up front, not after
+    # minutes of feature extraction.
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    runs = tmp_path / "runs"
+    config = {"cluster": cluster, "task": {"type": "worker", "index": 0}}
+    result = cli(
+        "run",
+        "--dataset",
+        tree_dataset,
+        *TINY,
+        "--strategy",
+        "multiworker",
+        "--runs-dir",
+        str(runs),
+        env={"TF_CONFIG": json.dumps(config)},
+        timeout=120,
+    )
+    said = " ".join(result.stderr.split())
+    assert result.returncode == 2 and "multiworker cannot train with Keras 3's model.fit" in said
+    assert "keras-team/keras#20585" in said and not runs.exists()

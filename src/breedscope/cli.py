@@ -234,6 +234,9 @@ def run(
     classes: Annotated[str | None, typer.Option(help="Comma-separated classes to use.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     feature_cache: Annotated[bool | None, typer.Option("--feature-cache/--no-feature-cache")] = None,
+    runtime: Annotated[
+        str | None, typer.Option(help="Backbone runtime for cached features: auto, litert or keras.")
+    ] = None,
     patience: Annotated[int | None, typer.Option(help="Early-stopping patience in epochs.")] = None,
     fine_tune_layers: Annotated[
         int | None, typer.Option(help="Backbone layers to unfreeze after the head.")
@@ -281,6 +284,7 @@ def run(
             lr=lr,
             seed=seed,
             feature_cache=feature_cache,
+            runtime=runtime,
             patience=patience,
             fine_tune_layers=fine_tune_layers,
             fine_tune_epochs=fine_tune_epochs,

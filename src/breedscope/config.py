@@ -118,6 +118,11 @@ class TrainConfig(_Section):
     learning_rate: float = Field(1e-3, gt=0)
     patience: int | None = Field(5, ge=1, description="Early stopping on val loss; null to disable.")
     feature_cache: bool = Field(True, description="Train the head on cached backbone features.")
+    feature_runtime: Literal["auto", "litert", "keras"] = Field(
+        "auto",
+        description="What runs the frozen backbone for cached features: auto (LiteRT where installed "
+        "and agreeing with Keras, else Keras), litert or keras.",
+    )
     feature_memory_mb: int = Field(
         1024, ge=0, description="Hold cached features in memory up to this size; beyond it, read per batch."
     )
@@ -128,7 +133,9 @@ class TrainConfig(_Section):
     fine_tune_epochs: int = Field(0, ge=0, description="Epochs of fine-tuning after the head's epochs.")
     fine_tune_learning_rate: float = Field(1e-5, gt=0)
     strategy: Literal["auto", "one", "mirrored", "multiworker"] = Field(
-        "auto", description="tf.distribute strategy: mirrored uses every GPU; multiworker reads TF_CONFIG."
+        "auto",
+        description="tf.distribute strategy: mirrored uses every GPU; multiworker is refused (an upstream "
+        "Keras 3 bug, keras-team/keras#20585).",
     )
     mixed_precision: bool = Field(False, description="float16 compute on GPUs (mixed_float16 policy).")
 

@@ -31,7 +31,7 @@ def configure_devices() -> None:
 
 def strategy(name: str) -> tf.distribute.Strategy:
     """``one``: the default device; ``mirrored``: every GPU (else every logical CPU);
-    ``multiworker``: the cluster in ``TF_CONFIG``; ``auto``: mirrored when there are several GPUs."""
+    ``multiworker``: refused (see below); ``auto``: mirrored when there are several GPUs."""
     import tensorflow as tf
 
     configure_devices()
@@ -43,9 +43,13 @@ def strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices)
-    if "TF_CONFIG" not in os.environ:
-        raise BreedscopeError("train.strategy multiworker needs TF_CONFIG describing the cluster.")
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    # Two workers on 127.0.0.1 fail in every worker's first model.fit with Keras 3.15 and
+    # TensorFlow 2.21 ("Attempt to convert a value (PerReplica...) to a Tensor"), even for a one-layer
+    # model: keras-team/keras#20585, tensorflow/tensorflow#72388. Refused before any work is done.
+    raise BreedscopeError(
+        "train.strategy multiworker cannot train with Keras 3's model.fit in this TensorFlow (an upstream "
+        "bug, keras-team/keras#20585); train on one machine: 'mirrored' uses every GPU it has."
+    )
 
 
 def set_precision(mixed: bool) -> None:

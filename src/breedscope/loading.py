@@ -12,7 +12,7 @@ import numpy as np
 from breedscope.atomic import atomic_path
 from breedscope.augment import Augmenter
 from breedscope.errors import DataError
-from breedscope.features import read
+from breedscope.features import FeatureSet, read_views
 from breedscope.images import UnreadableImage, load_rgb
 from breedscope.manifest import Row
 
@@ -122,9 +122,9 @@ def image_batches(plan: BatchPlan, loader: ImageLoader) -> object:
 
 @dataclass(frozen=True)
 class FeaturePlan:
-    """One epoch over cached features: ``files[view][i]`` is image ``i`` seen through ``view``."""
+    """One epoch over cached features: ``features[view]`` holds every image seen through ``view``."""
 
-    files: list[list[Path]]
+    features: list[FeatureSet]
     labels: np.ndarray
     order: np.ndarray
     view_of: np.ndarray  # the view each position of ``order`` shows
@@ -149,7 +149,7 @@ def _feature_batches_class() -> type:
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
             plan = self.plan
             chosen, views = plan.order[plan.slices[index]], plan.view_of[plan.slices[index]]
-            x = read([plan.files[v][i] for i, v in zip(chosen, views, strict=True)])
+            x = read_views(plan.features, chosen, views)
             return x, one_hot(plan.labels[chosen], plan.n_classes)
 
     return FeatureBatches

@@ -92,6 +92,7 @@ SETTINGS: dict[str, str] = {
     "lr": "train.learning_rate",
     "seed": "train.seed",
     "feature_cache": "train.feature_cache",
+    "runtime": "train.feature_runtime",
     "patience": "train.patience",
     "fine_tune_layers": "train.fine_tune_layers",
     "fine_tune_epochs": "train.fine_tune_epochs",
@@ -339,6 +340,7 @@ def _run_locked(
             "best_epoch": result.best_epoch,
             "stopped_early": result.stopped_early,
             "feature_cache": result.feature_cache,
+            "feature_runtime": result.feature_runtime,
             "strategy": config.train.strategy,
             "replicas": result.replicas,
         }

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from breedscope import runtime
 from breedscope.atomic import write_json
 from breedscope.augment import Augmenter, AugmentPreset
 from breedscope.batching import batch_slices
 from breedscope.config import RunConfig
-from breedscope.features import FeatureCache, extractor_key, read
+from breedscope.features import FeatureCache, FeatureSet, extractor_key
 from breedscope.images import DECODER_VERSION
 from breedscope.loading import (
     BatchPlan,
@@ -99,6 +100,7 @@ class TrainResult:
     feature_cache: bool
     replicas: int = 1
     model_file: Path | None = None  # a saved copy of exactly ``model``, when there is one
+    feature_runtime: dict | None = None  # the runtime that computed the features, and its check
 
 
 @dataclass
@@ -355,45 +357,50 @@ def train(
     val_images = images("val", replicas > 1) if has_val else None
 
     if use_cache:
-        cache = FeatureCache(features_dir() / extractor_key(backbone.name, config.model, seed), extractor)
+        key_dir = features_dir() / extractor_key(backbone.name, config.model, seed)
+        setting = config.train.feature_runtime
+        if config.train.mixed_precision and setting == "auto":  # a float16 graph stays with Keras
+            setting = "keras"
+        forward = runtime.choose(extractor, setting, key_dir, size)
+        cache = FeatureCache(key_dir / forward.runtime, forward, size)
     full: keras.Model | None = None
     if state.phase == "head":
         if use_cache:
-            train_files = [
-                cache.files(
+            train_sets = [
+                cache.features(
                     splits.rows["train"], loader, augmenter_or_none, v, f"Features: train {v + 1}/{views}"
                 )
                 for v in range(views)
             ]
-            val_files = cache.files(splits.rows["val"], loader, label="Features: val") if has_val else []
-            feature_bytes = (len(train_files[0]) * views + len(val_files)) * extractor.output_shape[-1] * 4
+            val_set = cache.features(splits.rows["val"], loader, label="Features: val") if has_val else None
+            n_val = len(val_set) if val_set is not None else 0
+            feature_bytes = (len(train_sets[0]) * views + n_val) * extractor.output_shape[-1] * 4
             # Within the budget, features sit in memory and feed a tf.data pipeline (fastest);
-            # beyond it, each batch reads its files from the cache, so memory stays bounded.
+            # beyond it, each batch reads its vectors from the memory-mapped shards, so memory
+            # stays bounded.
             in_memory = feature_bytes <= config.train.feature_memory_mb * 2**20
             if in_memory:
-                train_table = np.stack([read(files) for files in train_files])
-                val_table = read(val_files) if has_val else None
+                train_table = np.stack([features.read() for features in train_sets])
+                val_table = val_set.read() if val_set is not None else None
 
             def feature_data(
-                split: str, files: list[list[Path]], order: np.ndarray, view_of: np.ndarray, drop: bool
+                split: str, sets: list[FeatureSet], order: np.ndarray, view_of: np.ndarray, drop: bool
             ) -> dict:
                 targets = one_hot(splits.labels[split][order], n_classes)
                 if in_memory:
                     table = train_table if split == "train" else val_table[None]
                     return {"x": in_memory_batches(table[view_of, order], targets, batch), "shuffle": False}
                 slices = batch_slices(len(order), batch, replicas, drop_remainder=drop)
-                plan = FeaturePlan(files, splits.labels[split], order, view_of, slices, n_classes)
+                plan = FeaturePlan(sets, splits.labels[split], order, view_of, slices, n_classes)
                 return {"x": feature_batches(plan), "shuffle": False}
 
             def feature_epoch(epoch: int) -> dict:
                 order = epoch_order(splits.labels["train"], seed, epoch, trainer.oversample)
                 view_of = np.random.default_rng([seed, epoch, 1]).integers(0, views, size=len(order))
-                return feature_data("train", train_files, order, view_of, True)
+                return feature_data("train", train_sets, order, view_of, True)
 
-            if has_val:
-                val = feature_data(
-                    "val", [val_files], np.arange(len(val_files)), np.zeros(len(val_files), int), replicas > 1
-                )
+            if val_set is not None:
+                val = feature_data("val", [val_set], np.arange(n_val), np.zeros(n_val, int), replicas > 1)
                 val_features = val["x"]
             else:
                 val_features = None
@@ -439,9 +446,9 @@ def train(
 
     if use_cache and not fine_tune_epochs:  # the test split's features are cached already
         head = full.get_layer("head")
-        test_files = cache.files(splits.rows["test"], loader, label="Features: test")
+        test_set = cache.features(splits.rows["test"], loader, label="Features: test")
         probabilities = predict_in_batches(
-            head, (read(test_files[s]) for s in batch_slices(len(test_files), 256))
+            head, (test_set.read(np.arange(len(test_set))[s]) for s in batch_slices(len(test_set), 256))
         )
     else:
         test_batches = images("test", False)
@@ -455,6 +462,7 @@ def train(
         use_cache,
         replicas,
         trainer.after_head if not fine_tune_epochs else None,
+        forward.record() if use_cache else None,
     )
 
 

@@ -1,0 +1,202 @@
+"""The frozen backbone's forward pass for feature extraction, through the fastest runtime here.
+
+LiteRT (the ``ai-edge-litert`` package) with its XNNPACK delegate runs MobileNetV2 about 2.5
+times as fast as Keras' ``predict_on_batch`` on the CPUs breedscope is built on
+(``benchmarks/extraction.py``). ``train.feature_runtime`` chooses: ``auto`` (LiteRT where it is
+installed and agrees with Keras, otherwise Keras), ``litert`` or ``keras``.
+
+The backbone is converted once per extractor (backbone, weights, size, preprocessing) and kept
+beside its features; when it is built, its features are compared with Keras' on a few images and
+the largest difference is stored with it (``backbone.check.json``) and recorded in every run
+that uses it. A conversion that does not agree within :data:`TOLERANCE` is not used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from breedscope import locks, quiet
+from breedscope.atomic import atomic_path, write_json
+from breedscope.errors import ConfigError
+from breedscope.progress import console
+
+if TYPE_CHECKING:
+    import keras
+
+RUNTIMES = ("auto", "litert", "keras")
+# Largest absolute difference from Keras' features accepted from a converted backbone. Pooled
+# MobileNetV2 features are about 0.3 in magnitude; LiteRT's differ by about 3e-5 (float
+# arithmetic in another order).
+TOLERANCE = 1e-3
+CHECK_IMAGES = 8
+KERAS_BATCH = 32  # predict_on_batch's graph is traced for one batch shape: every batch is this
+LITERT_BATCH = 8  # XNNPACK is as fast at 1-8 images as at 32, and small batches stay in cache
+BACKBONE_FILE = "backbone.tflite"
+CHECK_FILE = "backbone.check.json"
+
+
+@dataclass(frozen=True)
+class RuntimeCheck:
+    """A converted backbone's features against Keras', on :data:`CHECK_IMAGES` images."""
+
+    images: int
+    max_abs_difference: float
+    mean_abs_feature: float
+
+    @property
+    def agrees(self) -> bool:
+        return self.max_abs_difference <= TOLERANCE
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Images (RGB [0, 255], float32, any batch length) in, pooled features out."""
+
+    runtime: str  # "keras" or "litert": part of the feature cache's key
+    run: Callable[[np.ndarray], np.ndarray]
+    check: RuntimeCheck | None = None
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self.run(pixels)
+
+    def record(self) -> dict:
+        """What a run stores about the runtime that made its features."""
+        return {"runtime": self.runtime, **({"check": asdict(self.check)} if self.check else {})}
+
+
+def _fixed_batches(pixels: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Batches of exactly ``size`` float32 images (the last padded with zeros), and how many of
+    each are real."""
+    for start in range(0, len(pixels), size):
+        chunk = pixels[start : start + size].astype(np.float32)
+        count = len(chunk)
+        if count < size:
+            chunk = np.concatenate([chunk, np.zeros((size - count, *chunk.shape[1:]), np.float32)])
+        yield chunk, count
+
+
+def keras_forward(extractor: keras.Model) -> Forward:
+    """Keras' compiled ``predict_on_batch`` (about twice the eager speed on a CPU), in batches of
+    :data:`KERAS_BATCH`; a short batch is padded, as a new input shape would have TensorFlow
+    trace the graph again (about half a second)."""
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [
+                np.asarray(extractor.predict_on_batch(chunk))[:count]
+                for chunk, count in _fixed_batches(pixels, KERAS_BATCH)
+            ]
+        )
+
+    return Forward("keras", run)
+
+
+def litert_available() -> bool:
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def cpu_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def litert_forward(model_file: Path, image_size: int, check: RuntimeCheck | None = None) -> Forward:
+    """The converted backbone in LiteRT's interpreter with XNNPACK on every core."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with quiet.native_output_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+        interpreter = Interpreter(model_path=str(model_file), num_threads=cpu_threads())
+        source = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(source, [LITERT_BATCH, image_size, image_size, 3])
+        interpreter.allocate_tensors()
+    target = interpreter.get_output_details()[0]["index"]
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        out = []
+        for start in range(0, len(pixels), LITERT_BATCH):
+            chunk = pixels[start : start + LITERT_BATCH].astype(np.float32)
+            count = len(chunk)
+            if count < LITERT_BATCH:
+                chunk = np.concatenate(
+                    [chunk, np.zeros((LITERT_BATCH - count, *chunk.shape[1:]), np.float32)]
+                )
+            interpreter.set_tensor(source, chunk)
+            interpreter.invoke()
+            out.append(interpreter.get_tensor(target)[:count].copy())
+        return np.concatenate(out)
+
+    return Forward("litert", run, check)
+
+
+def convert(extractor: keras.Model, target: Path) -> None:
+    """The Keras extractor as a float32 TFLite file (TensorFlow's converter; written atomically)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(extractor)
+    with quiet.native_output_silenced(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = converter.convert()
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def check_images(image_size: int, seed: int = 0) -> np.ndarray:
+    """Smooth random images (noise blurred by upsampling), so that features are image-like."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, (CHECK_IMAGES, 8, 8, 3)).astype(np.float32)
+    repeat = -(-image_size // 8)
+    return np.repeat(np.repeat(coarse, repeat, axis=1), repeat, axis=2)[:, :image_size, :image_size]
+
+
+def compare(reference: Forward, candidate: Forward, image_size: int) -> RuntimeCheck:
+    images = check_images(image_size)
+    expected, got = reference(images), candidate(images)
+    return RuntimeCheck(len(images), float(np.abs(expected - got).max()), float(np.abs(expected).mean()))
+
+
+def converted_backbone(extractor: keras.Model, directory: Path, image_size: int) -> Forward:
+    """LiteRT's forward pass of ``extractor``, converted and checked once, then reused."""
+    model_file, check_file = directory / BACKBONE_FILE, directory / CHECK_FILE
+    if not check_file.is_file():
+        with locks.waiting(directory / ".backbone.lock", "Another run is converting this backbone; waiting."):
+            if not check_file.is_file():
+                console.print("Converting the backbone for LiteRT (once; kept with its features).")
+                convert(extractor, model_file)
+                check = compare(keras_forward(extractor), litert_forward(model_file, image_size), image_size)
+                write_json(check_file, asdict(check))
+    check = RuntimeCheck(**json.loads(check_file.read_text(encoding="utf-8")))
+    return litert_forward(model_file, image_size, check)
+
+
+def choose(extractor: keras.Model, setting: str, directory: Path, image_size: int) -> Forward:
+    """The forward pass ``train.feature_runtime`` asks for, or the fastest that agrees with Keras."""
+    if setting == "keras" or (setting == "auto" and not litert_available()):
+        return keras_forward(extractor)
+    if not litert_available():
+        raise ConfigError(
+            "train.feature_runtime is 'litert', but the ai-edge-litert package is not installed; "
+            "`pip install ai-edge-litert`, or use 'auto' to fall back to Keras."
+        )
+    forward = converted_backbone(extractor, directory, image_size)
+    assert forward.check is not None
+    if forward.check.agrees:
+        return forward
+    message = (
+        f"The LiteRT backbone's features differ from Keras' by up to {forward.check.max_abs_difference:.2g} "
+        f"(more than {TOLERANCE:g})"
+    )
+    if setting == "litert":
+        raise ConfigError(f"{message}; use train.feature_runtime 'keras' for this backbone.")
+    console.print(f"[yellow]warning:[/] {message}; features come from Keras instead.")
+    return keras_forward(extractor)
