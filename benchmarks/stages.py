@@ -19,16 +19,17 @@ START = time.perf_counter()
 
 # (module, attribute path) of each stage, in pipeline order.
 STAGES = [
-    ("breedscope.runs", "environment"),  # imports TensorFlow
+    ("breedscope.train", "prepare"),  # TensorFlow's start, the backbone built with its weights
+    ("breedscope.pipeline", "ensure_dataset"),
+    ("breedscope.runs", "environment"),
     ("breedscope.train", "train"),
-    ("breedscope.train", "build_feature_extractor"),
     ("breedscope.runtime", "choose"),  # converts the backbone for LiteRT the first time
     ("breedscope.features", "FeatureCache.features"),
     ("breedscope.train", "_Trainer.fit"),
-    ("breedscope.pipeline", "save_model"),
+    ("breedscope.pipeline", "store_model"),
     ("breedscope.pipeline", "evaluate"),
     ("breedscope.samples", "draw_all"),
-    ("breedscope.pipeline", "render_reports"),
+    ("breedscope.pipeline", "render"),
 ]
 timings: list[tuple[str, float, float]] = []
 
