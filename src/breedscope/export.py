@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from breedscope import __version__, quiet, rundir, tflite_metadata
+from breedscope import __version__, quiet, rundir, runtime, tflite_metadata
 from breedscope import manifest as manifest_module
 from breedscope.atomic import write_json, write_text
 from breedscope.datasets import store
@@ -104,16 +104,17 @@ class ExportCheck:
 
 
 def tflite_predict(model_file: Path, images: np.ndarray) -> np.ndarray:
-    """Class probabilities from a TFLite model, one image at a time (its batch size is fixed).
-
-    ``tf.lite.Interpreter`` is deprecated in favour of the separate LiteRT package; it still
-    ships with TensorFlow and avoids a second runtime dependency until TensorFlow drops it.
-    """
-    import tensorflow as tf
-
+    """Class probabilities from a TFLite model, one image at a time (its batch size is fixed), in
+    LiteRT's interpreter (TensorFlow's own, deprecated, where LiteRT has no wheel)."""
     with quiet.native_output_silenced(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-        interpreter = tf.lite.Interpreter(model_path=str(model_file))
+        if runtime.litert_available():
+            from ai_edge_litert.interpreter import Interpreter
+        else:
+            import tensorflow as tf
+
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            Interpreter = tf.lite.Interpreter
+        interpreter = Interpreter(model_path=str(model_file))
         interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     results = []
