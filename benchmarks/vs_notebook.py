@@ -24,10 +24,11 @@ import shutil
 import statistics
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import yaml
-from common import SHARED, breedscope, environment, keras_home, require, save, table
+from common import RESULTS, SHARED, breedscope, environment, keras_home, require, save, table
 
 # dataset: (plugin, shared archive, study preset)
 SOURCES = {
@@ -140,6 +141,7 @@ def main() -> None:
             "first_run_with_conversion_s": first,
         }
         results[name]["speedup"] = theirs_s / ours_s
+        results[name]["date"] = date.today().isoformat()
         rows.append(
             [
                 name,
@@ -161,7 +163,10 @@ def main() -> None:
         "notebook acc",
     ]
     print(table(rows, header))
-    print(f"written: {save('vs_notebook', {'epochs': args.epochs, 'results': results})}")
+    # Datasets not run this time keep their last results (each with its date).
+    earlier = RESULTS / "vs_notebook.json"
+    kept = json.loads(earlier.read_text())["results"] if earlier.is_file() else {}
+    print(f"written: {save('vs_notebook', {'epochs': args.epochs, 'results': {**kept, **results}})}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,10 @@ def pip_install_apart(target: Path, *requirements: str) -> subprocess.CompletedP
     return subprocess.run(
         [*command, "--target", str(target), *requirements], capture_output=True, text=True, timeout=300
     )
+
+
+def as_in_a_terminal() -> None:
+    """``preexec_fn`` for a CLI a test will Ctrl-C: SIGINT as a terminal delivers it. A shell
+    that started the test suite in the background (``pytest ... &``) has its children ignore
+    SIGINT, and Python then installs no KeyboardInterrupt handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

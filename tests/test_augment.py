@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +97,26 @@ def test_preview_goes_where_outputs_go_and_says_where(make_tree, tmp_path: Path)
     expected = runs / "shapes" / "augment_preview-cells.png"
     assert expected.is_file()
     assert str(expected) in "".join(result.stderr.split())  # the path is printed (rich may wrap it)
+
+
+def test_without_augmentation_albumentations_is_not_loaded() -> None:
+    # albumentations and OpenCV take a fifth of a second to import: a run whose preset augments
+    # nothing (the PBC study's) must not pay it. A fresh interpreter, with every plugin loaded.
+    code = """
+import sys
+from breedscope.augment import Augmenter
+from breedscope.plugins import registry
+plain = Augmenter(registry().pick("augmentations", "none"), 1)
+print(plain.is_identity, "albumentations" in sys.modules)
+Augmenter(registry().pick("augmentations", "cells"), 1)
+print("albumentations" in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "True"]

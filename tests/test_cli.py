@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from breedscope.datasets import store
-from tests.helpers import TINY, cli, noise_image, shared_archive
+from tests.helpers import TINY, as_in_a_terminal, cli, noise_image, shared_archive
 
 
 def one_sentence_error(result: subprocess.CompletedProcess) -> str:
@@ -117,6 +117,7 @@ def test_ctrl_c_during_a_fetch_exits_130_and_stores_nothing(home: Path) -> None:
     archive = shared_archive("chest-xray-pneumonia.zip")
     process = subprocess.Popen(
         [sys.executable, "-m", "breedscope.cli", "fetch", "chest_xray", "--from", str(archive)],
+        preexec_fn=as_in_a_terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -113,3 +113,31 @@ def test_litert_features_agree_with_keras_within_the_stated_tolerance(tmp_path: 
     assert runtime.choose(extractor, "auto", tmp_path, 64).runtime == "litert"
     assert (tmp_path / runtime.BACKBONE_FILE).stat().st_mtime_ns == modified
     assert runtime.choose(extractor, "keras", tmp_path, 64).runtime == "keras"
+
+
+def _resident_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads resident memory from /proc")
+def test_an_epoch_over_the_cache_keeps_only_its_batches_in_memory(tmp_path: Path) -> None:
+    # 80 MB of features read batch by batch, in a random order, as the head's epochs do beyond
+    # train.feature_memory_mb: what the process holds must not grow towards the 80 MB (a
+    # memory-mapped cache maps every page it touches, and an epoch touches them all).
+    store = features.ShardStore(tmp_path)
+    rng = np.random.default_rng(0)
+    for shard in range(4):
+        vectors = rng.standard_normal((4096, 1280), dtype=np.float32)
+        vectors[:, 0] = np.arange(4096) + shard * 4096  # each vector says which it is
+        store.add([f"{shard * 4096 + i}" for i in range(4096)], 0, vectors)
+    names = [str(i) for i in rng.permutation(4 * 4096)]
+    where = store.locate(names, 0)
+    stored = features.FeatureSet(store, [where[n][0] for n in names], np.array([where[n][1] for n in names]))
+    expected = np.array([float(n) for n in names])
+    before = _resident_mb()
+    order = rng.permutation(len(stored))
+    for start in range(0, len(order), 256):
+        batch = order[start : start + 256]
+        assert stored.read(batch)[:, 0].tolist() == expected[batch].tolist()
+    assert _resident_mb() - before < 20

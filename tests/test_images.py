@@ -10,7 +10,7 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pytest
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageOps
 
 from breedscope.datasets.spec import SourceImage
 from breedscope.datasets.validate import NEAR_DUPLICATE_BITS, inspect
@@ -142,3 +142,23 @@ def test_validation_of_a_large_rotated_jpeg_records_its_full_shown_size(tmp_path
     assert (record.width, record.height) == (1800, 2400)
     full = imagehash.phash(to_rgb(open_image(path)))
     assert imagehash.hex_to_hash(record.phash) - full <= NEAR_DUPLICATE_BITS
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_load_rgb_equals_turn_then_resize_for_every_orientation(tmp_path: Path, orientation: int) -> None:
+    # The features cache trusts DECODER_VERSION: decoding must give exactly the pixels of the
+    # reference recipe (EXIF turn, RGB, bilinear resize), whatever shortcut it takes.
+    path = tmp_path / "photo.jpg"
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    noise_image(6, size=90).resize((120, 90)).save(path, quality=90, exif=exif)
+
+    reference = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+    expected = np.asarray(reference.resize((32, 32), Image.Resampling.BILINEAR))
+
+    pixels = load_rgb(path, 32)
+    assert reference.size == ((90, 120) if orientation in (6, 8) else (120, 90))
+    np.testing.assert_array_equal(pixels, expected)
+    assert not np.array_equal(load_rgb(path), np.asarray(Image.open(path).convert("RGB"))) or (
+        orientation == 1
+    )

@@ -22,7 +22,7 @@ from breedscope.evaluate import bootstrap_interval
 from breedscope.report.reproduction import points
 from breedscope.reproduction import paired_effect
 from breedscope.rundir import RunDir
-from tests.helpers import cli
+from tests.helpers import as_in_a_terminal, cli
 
 # The tiny model of the other run tests, as the --config every run of a reproduction takes.
 TINY_CONFIG = """\
@@ -150,6 +150,7 @@ def test_an_interrupted_reproduction_keeps_its_finished_runs_and_resumes(
     runs = tmp_path / "runs"
     process = subprocess.Popen(
         [sys.executable, "-m", "breedscope.cli", *reproduce_args(tmp_path, "--runs-dir", str(runs))],
+        preexec_fn=as_in_a_terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -14,7 +14,7 @@ import pytest
 from pypdf import PdfReader
 
 from breedscope.rundir import RunDir
-from tests.helpers import TINY, cli, pip_install_apart
+from tests.helpers import TINY, as_in_a_terminal, cli, pip_install_apart
 
 # Without a validation split there is no early stopping and no best-epoch restore.
 TINY_NO_VAL = [a if a != "0.6,0.2,0.2" else "0.7,0,0.3" for a in TINY]
@@ -125,6 +125,7 @@ def _interrupt_after_two_epochs(args: list[str], runs: Path, signal_number: int)
     what it printed on stderr and its exit code."""
     process = subprocess.Popen(
         [sys.executable, "-m", "breedscope.cli", *args, "--runs-dir", str(runs)],
+        preexec_fn=as_in_a_terminal,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -683,6 +684,7 @@ def test_a_killed_cross_validation_resumes_to_the_uninterrupted_result(
     runs = tmp_path / "killed"
     process = subprocess.Popen(
         [sys.executable, "-m", "breedscope.cli", *args, "--runs-dir", str(runs)],
+        preexec_fn=as_in_a_terminal,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

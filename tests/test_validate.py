@@ -10,10 +10,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from breedscope.datasets.spec import SourceImage
-from breedscope.datasets.validate import ImageRecord, inspect_all, near_duplicate_links, resolve
+from breedscope.datasets.validate import (
+    ImageRecord,
+    _Clusters,
+    inspect_all,
+    near_duplicate_links,
+    resolve,
+    shared_runs,
+)
 from tests.helpers import noise_image, shape_image, shared_archive
 
 
@@ -53,22 +61,51 @@ def test_resized_copy_is_a_near_duplicate(tmp_path: Path) -> None:
     assert groups["x/original.png"] == groups["x/smaller.png"] != groups["x/other.png"]
 
 
+def _components(size: int, pairs: list[tuple[int, int]]) -> list[list[int]]:
+    """Connected components of two or more members, by plain graph search."""
+    neighbours: dict[int, set[int]] = {i: set() for i in range(size)}
+    for a, b in pairs:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    seen, found = set(), []
+    for start in range(size):
+        if start in seen:
+            continue
+        stack, component = [start], []
+        seen.add(start)
+        while stack:
+            node = stack.pop()
+            component.append(node)
+            stack += [n for n in neighbours[node] if n not in seen]
+            seen.update(neighbours[node])
+        if len(component) > 1:
+            found.append(sorted(component))
+    return sorted(found)
+
+
 def test_near_duplicate_search_matches_brute_force() -> None:
     import random
 
     rng = random.Random(0)
     base = [rng.getrandbits(64) for _ in range(60)]
-    # Flip a few bits of some hashes to make close neighbours.
-    values = base + [b ^ (1 << rng.randrange(64)) ^ (1 << rng.randrange(64)) for b in base[:20]]
-    records = [ImageRecord(f"{i:03d}", "a", "", "", phash=f"{v:016x}") for i, v in enumerate(values)]
-    expected = sorted(
-        (a.path, b.path)
-        for i, a in enumerate(records)
-        for b in records[i + 1 :]
-        if (int(a.phash, 16) ^ int(b.phash, 16)).bit_count() <= 4
-    )
-    assert sorted(set(near_duplicate_links(records, 4))) == expected
-    assert len(expected) >= 20
+    # Close neighbours (a few bits flipped), chains of them, and exact copies.
+    near = [b ^ (1 << rng.randrange(64)) ^ (1 << rng.randrange(64)) for b in base[:20]]
+    chained = [
+        n ^ (1 << rng.randrange(64)) ^ (1 << rng.randrange(64)) ^ (1 << rng.randrange(64)) for n in near[:8]
+    ]
+    values = base + near + chained + base[30:35]
+    pairs = [
+        (i, j)
+        for i in range(len(values))
+        for j in range(i + 1, len(values))
+        if (values[i] ^ values[j]).bit_count() <= 4
+    ]
+    clusters = _Clusters(len(values))
+    near_duplicate_links(np.array(values, dtype=np.uint64), 4, clusters)
+
+    found = sorted(sorted(int(i) for i in members) for members in shared_runs(clusters.roots()))
+    assert found == _components(len(values), pairs)
+    assert len(found) >= 25
 
 
 def test_layout_groups_are_kept_and_named(tmp_path: Path) -> None:

@@ -1,15 +1,24 @@
-"""Augmentation presets with domain sense. All geometric changes keep the whole subject in view."""
+"""Augmentation presets with domain sense. All geometric changes keep the whole subject in view.
+
+albumentations (and OpenCV behind it: a fifth of a second) is imported when a preset is built,
+so runs without augmentation never load it.
+"""
 
 from __future__ import annotations
 
-import albumentations as A
+from typing import TYPE_CHECKING
 
 from breedscope.augment import AugmentPreset
 from breedscope.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    import albumentations as A
+
 
 def _studies() -> list[A.BasicTransform]:
     """The studies' Keras ImageDataGenerator recipe: rotation, shift, horizontal flip, scale."""
+    import albumentations as A
+
     return [
         A.HorizontalFlip(p=0.5),
         A.Affine(
@@ -23,6 +32,8 @@ def _studies() -> list[A.BasicTransform]:
 
 
 def _light() -> list[A.BasicTransform]:
+    import albumentations as A
+
     return [
         A.HorizontalFlip(p=0.5),
         A.Affine(rotate=(-10, 10), translate_percent=(-0.05, 0.05), scale=(0.95, 1.05), p=0.7),
@@ -32,6 +43,8 @@ def _light() -> list[A.BasicTransform]:
 
 def _xray() -> list[A.BasicTransform]:
     """No left-right flip: the heart sits on the left, and a mirrored chest is not a chest."""
+    import albumentations as A
+
     return [
         A.Affine(rotate=(-7, 7), translate_percent=(-0.05, 0.05), scale=(0.95, 1.08), p=0.8),
         A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.7),
@@ -40,6 +53,8 @@ def _xray() -> list[A.BasicTransform]:
 
 def _cells() -> list[A.BasicTransform]:
     """Cells have no up or left: free rotation and both flips; stain varies, so jitter colour."""
+    import albumentations as A
+
     return [
         A.HorizontalFlip(p=0.5),
         A.VerticalFlip(p=0.5),
@@ -49,6 +64,8 @@ def _cells() -> list[A.BasicTransform]:
 
 
 def _ultrasound() -> list[A.BasicTransform]:
+    import albumentations as A
+
     return [
         A.HorizontalFlip(p=0.5),
         A.Affine(rotate=(-10, 10), scale=(0.9, 1.1), p=0.7),

@@ -11,9 +11,12 @@ import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import albumentations as A
 import numpy as np
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 
 @dataclass(frozen=True)
@@ -34,13 +37,18 @@ class Augmenter:
     def __init__(self, preset: AugmentPreset, seed: int) -> None:
         self.preset = preset
         self.seed = seed
-        self.pipeline = A.Compose(preset.build(), seed=seed)
-        self.is_identity = not self.pipeline.transforms
+        transforms = preset.build()
+        self.is_identity = not transforms
+        self.pipeline: A.Compose | None = None
+        if transforms:  # without any, albumentations is not even imported
+            import albumentations as A
+
+            self.pipeline = A.Compose(transforms, seed=seed)
         # Seeding and applying must not interleave between the threads that load batches.
         self._lock = threading.Lock()
 
     def __call__(self, image: np.ndarray, sha256: str, view: int) -> np.ndarray:
-        if self.is_identity:
+        if self.pipeline is None:
             return image
         with self._lock:
             self.pipeline.set_random_seed(zlib.crc32(f"{self.seed}:{sha256}:{view}".encode()))

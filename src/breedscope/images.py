@@ -70,8 +70,13 @@ def displayed_size(path: Path) -> tuple[int, int]:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Normalise any mode (16-bit, palette, CMYK, grayscale, alpha) to 8-bit RGB."""
-    image = ImageOps.exif_transpose(image)
+    """Normalise any mode (16-bit, palette, CMYK, grayscale, alpha) to 8-bit RGB.
+
+    ``image`` may be changed in place (its EXIF turn applied): pass one just opened. An 8-bit
+    RGB image without a turn is returned as it is: each copy of a decoded photo costs about as
+    much as decoding it (fresh pages), and extraction decodes on the cores the backbone needs.
+    """
+    ImageOps.exif_transpose(image, in_place=True)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # Scale the real range to 8 bits instead of clipping everything above 255 to white.
         array = np.asarray(image, dtype=np.float64)
@@ -84,7 +89,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         background.alpha_composite(image.convert("RGBA"))
         image = background
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def load_rgb(path: Path, size: int | None = None) -> np.ndarray:

@@ -376,8 +376,8 @@ def train(
             n_val = len(val_set) if val_set is not None else 0
             feature_bytes = (len(train_sets[0]) * views + n_val) * extractor.output_shape[-1] * 4
             # Within the budget, features sit in memory and feed a tf.data pipeline (fastest);
-            # beyond it, each batch reads its vectors from the memory-mapped shards, so memory
-            # stays bounded.
+            # beyond it, each batch reads just its vectors from the shards, so memory stays
+            # bounded.
             in_memory = feature_bytes <= config.train.feature_memory_mb * 2**20
             if in_memory:
                 train_table = np.stack([features.read() for features in train_sets])

@@ -7,10 +7,12 @@ interrupted fetch never leaves something that looks finished; the next fetch sta
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 from breedscope import __version__, locks, paths
@@ -18,9 +20,15 @@ from breedscope.atomic import write_json
 from breedscope.datasets import archive, kaggle, store
 from breedscope.datasets.archive import ARCHIVE_SUFFIXES
 from breedscope.datasets.spec import DatasetSpec, Scan, class_problem
-from breedscope.datasets.validate import DEFAULT_MIN_SIDE, Validation, inspect_all, resolve
+from breedscope.datasets.validate import (
+    DEFAULT_MIN_SIDE,
+    Validation,
+    inspect_all,
+    inspection_workers,
+    resolve,
+)
 from breedscope.errors import ConfigError, DataError, Interrupted
-from breedscope.hashing import sha256_bytes, sha256_file
+from breedscope.hashing import sha256_file
 from breedscope.names import check_name, check_slug, component_problem
 from breedscope.progress import console
 
@@ -214,10 +222,15 @@ def _fetch_locked(
 
 
 def content_digest(validation: Validation) -> str:
-    """One SHA-256 for what was stored: over every kept image's path and SHA-256 (each file's own
-    hash is in images.csv), so two fetches of the same files give the same digest."""
-    lines = sorted(f"{record.path}\t{record.sha256}" for record in validation.kept)
-    return sha256_bytes("\n".join(lines).encode("utf-8"))
+    """One SHA-256 for what was stored: over every kept image's ``path<TAB>sha256`` line, in path
+    order (each file's own hash is in images.csv), so two fetches of the same files give the same
+    digest. Hashed line by line: at 100,000 images the lines are never all in memory."""
+    digest = hashlib.sha256()
+    separator = b""
+    for record in sorted(validation.kept, key=attrgetter("path")):
+        digest.update(separator + f"{record.path}\t{record.sha256}".encode())
+        separator = b"\n"
+    return digest.hexdigest()
 
 
 def _keep_classes(scan: Scan, classes: Sequence[str], where: str) -> None:
@@ -249,22 +262,24 @@ def validate_into(
     than two classes, or wrapper folders where classes belong, is refused before any decoding.
     """
     where = where or str(root)
-    scan = spec.scan(root)
-    if not scan.images:
-        raise DataError(
-            f"No images were found for '{spec.name}' in {where}: "
-            + (scan.notes[0] if scan.notes else "check that it holds one folder per class.")
-        )
-    if classes:
-        _keep_classes(scan, classes, where)
-    problem = class_problem(image.label for image in scan.images)
-    if problem:
-        raise DataError(
-            f"The '{spec.name}' reader {problem} in {where}, so the class folders were not found; "
-            "check the layout (see the dataset's page in the docs), or for your own tree use "
-            "`breedscope fetch folder --from FOLDER` with one folder per class."
-        )
-    validation = resolve(inspect_all(root, scan.images, min_side=min_side))
+    with inspection_workers() as pool:  # started before the scan fills this process's memory
+        scan = spec.scan(root)
+        if not scan.images:
+            raise DataError(
+                f"No images were found for '{spec.name}' in {where}: "
+                + (scan.notes[0] if scan.notes else "check that it holds one folder per class.")
+            )
+        if classes:
+            _keep_classes(scan, classes, where)
+        problem = class_problem(image.label for image in scan.images)
+        if problem:
+            raise DataError(
+                f"The '{spec.name}' reader {problem} in {where}, so the class folders were not found; "
+                "check the layout (see the dataset's page in the docs), or for your own tree use "
+                "`breedscope fetch folder --from FOLDER` with one folder per class."
+            )
+        records = inspect_all(root, scan.images, min_side=min_side, pool=pool)
+    validation = resolve(records)  # with the workers gone, their memory is free for this
     if not validation.kept:
         raise DataError(f"None of the {len(scan.images)} files in {where} is a usable image.")
     store.write_records(directory / store.IMAGES_FILE, validation.kept)

@@ -41,11 +41,22 @@ class StoredDataset:
         return root if root.is_absolute() else self.directory / root
 
     def records(self) -> list[ImageRecord]:
+        # Row by row, with one string per label and one int per size (not one of each per image).
+        common: dict[str, str | int] = {}
         with open(self.directory / IMAGES_FILE, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        return [
-            ImageRecord(**{**row, "width": int(row["width"]), "height": int(row["height"])}) for row in rows
-        ]
+            return [
+                ImageRecord(
+                    path=row["path"],
+                    label=common.setdefault(row["label"], row["label"]),
+                    group=row["group"],
+                    source_split=common.setdefault(row["source_split"], row["source_split"]),
+                    sha256=row["sha256"],
+                    phash=row["phash"],
+                    width=common.setdefault(f"w{row['width']}", int(row["width"])),
+                    height=common.setdefault(f"h{row['height']}", int(row["height"])),
+                )
+                for row in csv.DictReader(handle)
+            ]
 
     def validation(self) -> dict:
         return json.loads((self.directory / VALIDATION_FILE).read_text(encoding="utf-8"))

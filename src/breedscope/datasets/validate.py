@@ -6,17 +6,20 @@ whatever the number of images.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import imagehash
+import numpy as np
 
 from breedscope.datasets.spec import SourceImage
 from breedscope.hashing import sha256_file
@@ -72,14 +75,28 @@ def inspect(root: Path, candidate: SourceImage, min_side: int = DEFAULT_MIN_SIDE
     return ImageRecord(**base, sha256=digest, phash=phash, width=width, height=height, mode=image.mode)
 
 
-def _inspect_chunk(args: tuple[Path, list[SourceImage], int]) -> list[ImageRecord]:
+# What a worker sends back for each candidate: sha256, phash, width, height, mode, reason.
+Measurements = tuple[str, str, int, int, str, str]
+
+
+def _inspect_chunk(args: tuple[Path, list[SourceImage], int]) -> list[Measurements]:
+    # Only the measurements go back: the parent holds each candidate's path and label already,
+    # and a record built there shares those strings instead of holding unpickled copies.
     root, chunk, min_side = args
-    return [inspect(root, candidate, min_side) for candidate in chunk]
+    return [
+        (r.sha256, r.phash, r.width, r.height, r.mode, r.reason)
+        for r in (inspect(root, candidate, min_side) for candidate in chunk)
+    ]
 
 
 def _exit_with_parent(parent: int) -> None:
     """Worker start-up. Ctrl-C is the parent's to handle (it reaches the whole process group),
-    and a worker whose parent died (``kill -9``) exits instead of decoding on for nobody."""
+    and a worker whose parent died (``kill -9``) exits instead of decoding on for nobody.
+
+    The objects inherited from the parent are frozen out of this worker's garbage collector,
+    which would otherwise write to every page holding them and so copy the parent's memory
+    (the scan of every file) into each worker."""
+    gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
@@ -95,25 +112,57 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),))
 
 
-def _results_in_order(root: Path, chunks: Iterator[list[SourceImage]], min_side: int, workers: int):
-    """Inspect chunks on ``workers`` processes, yielding results in order, with only a few
-    chunks in flight so that memory does not grow with the number of images."""
+@contextmanager
+def inspection_workers(workers: int | None = None) -> Iterator[ProcessPoolExecutor | None]:
+    """The processes :func:`inspect_all` decodes on, started now (``None`` on one core).
+
+    A forked worker shares its parent's memory until either side writes to a page. Started
+    before the scan lists every file, the workers share start-up memory only, instead of each
+    coming to hold its own copy of the list (a third of the data stage's growth at 50,000
+    images)."""
+    workers = workers or os.cpu_count() or 1
     if workers == 1:
-        for chunk in chunks:
-            yield _inspect_chunk((root, chunk, min_side))
+        yield None
         return
+    # This process's collector would write to every page of what the workers were forked
+    # with, each time it runs, copying it all for them: the objects there now are left out of
+    # it until the workers are gone (unless the caller froze objects already: then theirs).
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
     pool = worker_pool(workers)
     try:
-        in_flight: deque[Future[list[ImageRecord]]] = deque()
-        for chunk in chunks:
-            in_flight.append(pool.submit(_inspect_chunk, (root, chunk, min_side)))
-            if len(in_flight) >= 2 * workers:
-                yield in_flight.popleft().result()
-        while in_flight:
-            yield in_flight.popleft().result()
+        pool.submit(os.getpid).result()  # forked workers all start with the first task
+        yield pool
     finally:
         # After Ctrl-C or an error, queued chunks are dropped rather than decoded first.
         pool.shutdown(wait=True, cancel_futures=True)
+        if freeze:
+            gc.unfreeze()
+
+
+def _results_in_order(
+    root: Path, chunks: Iterator[list[SourceImage]], min_side: int, pool: ProcessPoolExecutor | None
+) -> Iterator[tuple[list[SourceImage], list[Measurements]]]:
+    """Inspect chunks on ``pool`` (or here), yielding each chunk with its results in order, with
+    only a few chunks in flight so that memory does not grow with the number of images."""
+    if pool is None:
+        for chunk in chunks:
+            yield chunk, _inspect_chunk((root, chunk, min_side))
+        return
+    in_flight: deque[tuple[list[SourceImage], Future[list[Measurements]]]] = deque()
+    try:
+        for chunk in chunks:
+            in_flight.append((chunk, pool.submit(_inspect_chunk, (root, chunk, min_side))))
+            if len(in_flight) >= 2 * (os.cpu_count() or 1):
+                done, future = in_flight.popleft()
+                yield done, future.result()
+        while in_flight:
+            done, future = in_flight.popleft()
+            yield done, future.result()
+    finally:
+        for _, future in in_flight:
+            future.cancel()
 
 
 def inspect_all(
@@ -121,15 +170,26 @@ def inspect_all(
     candidates: list[SourceImage],
     min_side: int = DEFAULT_MIN_SIDE,
     workers: int | None = None,
+    pool: ProcessPoolExecutor | None = None,
 ) -> list[ImageRecord]:
-    """Inspect every candidate on ``workers`` processes (default: every core), in input order."""
-    workers = min(workers or os.cpu_count() or 1, max(1, len(candidates) // CHUNK))
-    chunks = (candidates[i : i + CHUNK] for i in range(0, len(candidates), CHUNK))
+    """Inspect every candidate, in input order: on ``pool`` if given (see
+    :func:`inspection_workers`), otherwise on ``workers`` new processes (default: every core)."""
+    total = len(candidates)
+    chunks = (candidates[i : i + CHUNK] for i in range(0, total, CHUNK))
     records: list[ImageRecord] = []
-    with progress_bar("Validating images", total=len(candidates)) as advance:
-        for batch in _results_in_order(root, chunks, min_side, workers):
-            records.extend(batch)
-            advance(len(batch))
+    # One object per distinct width, height, mode and reason, not one of each per image.
+    common: dict[int | str, int | str] = {}
+    with ExitStack() as stack, progress_bar("Validating images", total=total) as advance:
+        if pool is None and total >= 2 * CHUNK:  # fewer: decoding here is quicker
+            count = min(workers or os.cpu_count() or 1, total // CHUNK)
+            pool = stack.enter_context(inspection_workers(count))
+        for chunk, measured in _results_in_order(root, chunks, min_side, pool):
+            records += [
+                ImageRecord(c.path, c.label, c.group, c.source_split, sha256, phash, *shared)
+                for c, (sha256, phash, *values) in zip(chunk, measured, strict=True)
+                for shared in [[common.setdefault(value, value) for value in values]]
+            ]
+            advance(len(chunk))
     return records
 
 
@@ -164,108 +224,138 @@ class Validation:
         }
 
 
-class _UnionFind:
-    def __init__(self, items: Iterable[str]) -> None:
-        self.parent = {item: item for item in items}
+class _Clusters:
+    """Union-find over record indices (a flat integer array: no object per image)."""
 
-    def find(self, item: str) -> str:
-        while self.parent[item] != item:
-            self.parent[item] = self.parent[self.parent[item]]
-            item = self.parent[item]
+    def __init__(self, size: int) -> None:
+        self.parent = np.arange(size)
+
+    def find(self, item: int) -> int:
+        parent = self.parent
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]
+            item = int(parent[item])
         return item
 
-    def same(self, a: str, b: str) -> bool:
-        return self.find(a) == self.find(b)
-
-    def groups(self) -> list[list[str]]:
-        """Every set of two or more members, sorted."""
-        members: dict[str, list[str]] = defaultdict(list)
-        for item in self.parent:
-            members[self.find(item)].append(item)
-        return sorted(sorted(group) for group in members.values() if len(group) > 1)
-
-    def union(self, a: str, b: str) -> None:
+    def union(self, a: int, b: int) -> None:
         root_a, root_b = self.find(a), self.find(b)
         if root_a != root_b:
-            # The smaller name becomes the root, so group ids do not depend on visiting order.
-            low, high = sorted((root_a, root_b))
-            self.parent[high] = low
+            self.parent[max(root_a, root_b)] = min(root_a, root_b)
+
+    def roots(self) -> np.ndarray:
+        size = len(self.parent)
+        return np.fromiter((self.find(i) for i in range(size)), dtype=np.int64, count=size)
 
 
-def near_duplicate_links(
-    records: list[ImageRecord], max_bits: int, linked: Callable[[str, str], bool] = lambda a, b: False
-) -> Iterator[tuple[str, str]]:
-    """Pairs whose perceptual hashes differ in at most ``max_bits`` of 64 bits, lazily.
+def shared_runs(keys: np.ndarray) -> Iterator[np.ndarray]:
+    """The indices of each value of ``keys`` held by two or more entries, in ascending order."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(keys)]
+    for start, end in zip(starts, ends, strict=True):
+        if end - start > 1:
+            yield order[start:end]
 
-    Pigeonhole: two hashes within ``max_bits`` agree exactly on at least one of
-    ``max_bits + 1`` slices, so only images sharing a slice are compared (not all pairs).
-    Pairs for which ``linked(a, b)`` is already true are skipped, so a dataset of many copies
-    (Kaggle's augmented BCCD) costs one link per image, not one per pair of copies.
+
+def near_duplicate_links(phashes: np.ndarray, max_bits: int, clusters: _Clusters) -> None:
+    """Link in ``clusters`` every two images whose 64-bit perceptual hashes differ in at most
+    ``max_bits`` bits.
+
+    Equal hashes (copies: Kaggle's augmented BCCD has dozens of each cell) are linked once per
+    image, and only one of them is compared further. Pigeonhole: two hashes within
+    ``max_bits`` agree exactly on at least one of ``max_bits + 1`` slices, so only hashes
+    sharing a slice are compared, not all pairs.
     """
+    distinct, first, which = np.unique(phashes, return_index=True, return_inverse=True)
+    for image in np.flatnonzero(first[which] != np.arange(len(phashes))):
+        clusters.union(int(first[which[image]]), int(image))
     slices = max_bits + 1
     width = 64 // slices
-    values = {r.path: int(r.phash, 16) for r in records}
-    buckets: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for path, value in values.items():
-        for index in range(slices):
-            buckets[(index, (value >> (index * width)) & ((1 << width) - 1))].append(path)
-    for members in buckets.values():
-        for i, a in enumerate(members):
-            for b in members[i + 1 :]:
-                if not linked(a, b) and (values[a] ^ values[b]).bit_count() <= max_bits:
-                    yield (a, b) if a < b else (b, a)
+    mask = np.uint64((1 << width) - 1)
+    for index in range(slices):
+        keys = (distinct >> np.uint64(index * width)) & mask
+        for members in shared_runs(keys):
+            for position, a in enumerate(members[:-1]):
+                others = members[position + 1 :]
+                close = others[np.bitwise_count(distinct[others] ^ distinct[a]) <= max_bits]
+                for b in close:
+                    clusters.union(int(first[a]), int(first[b]))
+
+
+def _hex_column(values: Iterable[str], count: int) -> np.ndarray:
+    """64-bit hex strings as an array, converted one at a time (a list of Python ints first
+    would cost five times the array)."""
+    return np.fromiter((int(value, 16) for value in values), dtype=np.uint64, count=count)
 
 
 def resolve(records: list[ImageRecord], near_bits: int = NEAR_DUPLICATE_BITS) -> Validation:
     """Group duplicates, drop conflicting-label duplicates and tie every cluster to one group.
 
     The final ``group`` of a record merges the layout's group (a patient) with its exact and
-    near-duplicate clusters, so the split never separates any of them.
+    near-duplicate clusters, so the split never separates any of them. Clusters are kept as
+    integer arrays and records are regrouped one by one, so that at 100,000 images the data
+    stage holds little more than the records themselves.
     """
     measured = [r for r in records if not r.reason]
     excluded = [r for r in records if r.reason]
+    del records  # a caller's temporary list is freed here: each record is then held once
 
-    by_hash: dict[str, list[ImageRecord]] = defaultdict(list)
-    for record in measured:
-        by_hash[record.sha256].append(record)
-    exact_sets = [sorted(r.path for r in rs) for rs in by_hash.values() if len(rs) > 1]
+    # Exact copies: equal SHA-256 (grouped by its first 64 bits, then checked in full).
+    prefixes = _hex_column((r.sha256[:16] for r in measured), len(measured))
+    copies: list[list[int]] = []
+    for run in shared_runs(prefixes):
+        by_digest: dict[str, list[int]] = defaultdict(list)
+        for i in run:
+            by_digest[measured[i].sha256].append(int(i))
+        copies += [members for members in by_digest.values() if len(members) > 1]
+    exact_sets = sorted(sorted(measured[i].path for i in members) for members in copies)
+    conflicting = [members for members in copies if len({measured[i].label for i in members}) > 1]
+    conflicts = sorted(sorted(f"{measured[i].path} ({measured[i].label})" for i in m) for m in conflicting)
+    dropped = np.zeros(len(measured), dtype=bool)
+    for members in conflicting:
+        dropped[members] = True
+    reason = "duplicate with a conflicting label"
+    excluded += [replace(measured[i], reason=reason) for i in np.flatnonzero(dropped)]
+    kept = [record for record, drop in zip(measured, dropped, strict=True) if not drop]
+    position = np.cumsum(~dropped) - 1  # where each measured record sits in ``kept``
+    del measured, prefixes
 
-    conflicts: list[list[str]] = []
-    conflicted: set[str] = set()
-    for members in by_hash.values():
-        if len({r.label for r in members}) > 1:
-            paths = sorted(f"{r.path} ({r.label})" for r in members)
-            conflicts.append(paths)
-            conflicted.update(r.path for r in members)
-    kept = [r for r in measured if r.path not in conflicted]
-    excluded += [
-        replace(r, reason="duplicate with a conflicting label") for r in measured if r.path in conflicted
-    ]
-
-    union = _UnionFind(r.path for r in kept)
-    for members in by_hash.values():
+    clusters = _Clusters(len(kept))
+    for members in copies:
+        if not dropped[members[0]]:  # a set of copies is dropped whole or not at all
+            for other in members[1:]:
+                clusters.union(int(position[members[0]]), int(position[other]))
+    near = _Clusters(len(kept))  # near-duplicate links alone, for the report
+    near_duplicate_links(_hex_column((r.phash for r in kept), len(kept)), near_bits, near)
+    near_groups = list(shared_runs(near.roots()))
+    for members in near_groups:
         for other in members[1:]:
-            if other.path in union.parent and members[0].path in union.parent:
-                union.union(members[0].path, other.path)
-    near = _UnionFind(r.path for r in kept)  # near-duplicate links alone, for the report
-    for a, b in near_duplicate_links(kept, near_bits, linked=near.same):
-        near.union(a, b)
-        union.union(a, b)
-    by_layout_group: dict[str, str] = {}
-    for record in kept:
+            clusters.union(int(members[0]), int(other))
+    near_paths = sorted(sorted(kept[i].path for i in members) for members in near_groups)
+    first_of_group: dict[str, int] = {}
+    for index, record in enumerate(kept):
         if record.group:
-            first = by_layout_group.setdefault(record.group, record.path)
-            union.union(first, record.path)
+            clusters.union(first_of_group.setdefault(record.group, index), index)
+    del first_of_group
 
     # Name each cluster after its layout group (a patient) when it has one, else its first path.
-    names: dict[str, str] = {}
-    for record in sorted(kept, key=lambda r: (not r.group, r.group, r.path)):
-        names.setdefault(union.find(record.path), record.group or record.path)
-    regrouped = [replace(r, group=names[union.find(r.path)]) for r in kept]
+    roots = clusters.roots()
+    names = {}
+    for members in shared_runs(roots):
+        first = min(members, key=lambda i: (not kept[i].group, kept[i].group, kept[i].path))
+        names[int(roots[first])] = kept[first].group or kept[first].path
+    for index, root in enumerate(roots):
+        record = kept[index]
+        name = names.get(int(root)) or record.group or record.path
+        if record.group != name:
+            kept[index] = replace(record, group=name)  # the old record is freed at once
+    kept.sort(key=lambda r: r.path)
+    excluded.sort(key=lambda r: r.path)
     return Validation(
-        kept=sorted(regrouped, key=lambda r: r.path),
-        excluded=sorted(excluded, key=lambda r: r.path),
-        exact_duplicate_sets=sorted(exact_sets),
-        near_duplicate_groups=near.groups(),
-        label_conflicts=sorted(conflicts),
+        kept=kept,
+        excluded=excluded,
+        exact_duplicate_sets=exact_sets,
+        near_duplicate_groups=near_paths,
+        label_conflicts=conflicts,
     )
