@@ -42,18 +42,19 @@ class StoredDataset:
 
     def records(self) -> list[ImageRecord]:
         # Row by row, with one string per label and one int per size (not one of each per image).
-        common: dict[str, str | int] = {}
+        names: dict[str, str] = {}
+        sizes: dict[str, int] = {}
         with open(self.directory / IMAGES_FILE, newline="", encoding="utf-8") as handle:
             return [
                 ImageRecord(
                     path=row["path"],
-                    label=common.setdefault(row["label"], row["label"]),
+                    label=names.setdefault(row["label"], row["label"]),
                     group=row["group"],
-                    source_split=common.setdefault(row["source_split"], row["source_split"]),
+                    source_split=names.setdefault(row["source_split"], row["source_split"]),
                     sha256=row["sha256"],
                     phash=row["phash"],
-                    width=common.setdefault(f"w{row['width']}", int(row["width"])),
-                    height=common.setdefault(f"h{row['height']}", int(row["height"])),
+                    width=sizes.setdefault(row["width"], int(row["width"])),
+                    height=sizes.setdefault(row["height"], int(row["height"])),
                 )
                 for row in csv.DictReader(handle)
             ]
