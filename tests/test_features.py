@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from breedscope import features, runtime
+from breedscope.errors import DataError
 from breedscope.features import FeatureCache, read_views
 from breedscope.manifest import Row
 
@@ -141,3 +142,12 @@ def test_an_epoch_over_the_cache_keeps_only_its_batches_in_memory(tmp_path: Path
         batch = order[start : start + 256]
         assert stored.read(batch)[:, 0].tolist() == expected[batch].tolist()
     assert _resident_mb() - before < 20
+
+
+def test_a_damaged_shard_is_one_sentence_naming_what_to_delete(tmp_path: Path) -> None:
+    store = features.ShardStore(tmp_path / "clean")
+    store.add(["a", "b"], 0, np.ones((2, 8), np.float32))
+    shard = next((tmp_path / "clean").glob("shard-*.npy"))
+    shard.write_bytes(shard.read_bytes()[:-10])  # cut short, as by a full disk elsewhere
+    with pytest.raises(DataError, match=r"is damaged .*; delete .*clean and run again"):
+        store.read(shard.name, np.array([1]))

@@ -31,6 +31,7 @@ import numpy as np
 from breedscope import locks
 from breedscope.atomic import atomic_path
 from breedscope.batching import batch_slices
+from breedscope.errors import DataError
 from breedscope.hashing import sha256_file, short_hash
 from breedscope.images import DECODER_VERSION
 from breedscope.manifest import Row
@@ -132,9 +133,15 @@ class ShardStore:
                 )
                 shape, _, dtype = read_header(handle)
                 if dtype != np.float32 or len(shape) != 2:
-                    raise ValueError(f"{self.directory / shard} is not a shard of float32 vectors")
+                    raise self._damaged(shard)
                 self._layouts[shard] = (handle.tell(), shape[1])
         return self._layouts[shard]
+
+    def _damaged(self, shard: str) -> DataError:
+        return DataError(
+            f"The feature cache file {self.directory / shard} is damaged (not the vectors its index "
+            f"names); delete {self.directory} and run again: its features are computed anew."
+        )
 
     def read(self, shard: str, rows: np.ndarray) -> np.ndarray:
         """The vectors at ``rows`` of one shard, read from its file: not memory-mapped, because
@@ -152,7 +159,7 @@ class ShardStore:
                 block = np.empty((len(run), dim), np.float32)
                 handle.seek(start + int(ordered[run[0]]) * dim * 4)
                 if handle.readinto(memoryview(block).cast("B")) != block.nbytes:
-                    raise ValueError(f"{self.directory / shard} is shorter than its index says")
+                    raise self._damaged(shard)
                 out[order[run]] = block
         return out
 
