@@ -35,6 +35,18 @@ def keras_home() -> Path:
     return home
 
 
+def imagenet_extractor():
+    """The ImageNet MobileNetV2 feature extractor at 224 px, as a run builds it (weights from
+    ../shared/weights, TensorFlow's log quiet), for the scripts that time its forward pass."""
+    os.environ["KERAS_HOME"] = str(keras_home())
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from breedscope.config import ModelConfig
+    from breedscope.model import build_feature_extractor
+    from breedscope.plugins import registry
+
+    return build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), ModelConfig())
+
+
 def environment(**extra: str) -> dict[str, str]:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
 

@@ -23,7 +23,7 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path
 
-from common import SHARED, keras_home, require, save, table
+from common import SHARED, imagenet_extractor, require, save, table
 
 # MobileNetV2 1.0 at 224 px: about 300 million multiply-adds per image (Sandler et al. 2018).
 GFLOP_PER_IMAGE = 0.6
@@ -54,19 +54,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    os.environ["KERAS_HOME"] = str(keras_home())
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    extractor = imagenet_extractor()
 
     import numpy as np
 
     from breedscope import runtime
-    from breedscope.config import ModelConfig
     from breedscope.features import FeatureCache
     from breedscope.hashing import sha256_file
     from breedscope.loading import ImageLoader
     from breedscope.manifest import Row
-    from breedscope.model import build_feature_extractor
-    from breedscope.plugins import registry
 
     work = Path(tempfile.mkdtemp(prefix="bench_extract_"))
     with zipfile.ZipFile(require(SHARED / "datasets" / "pbc-wbc.zip")) as archive:
@@ -74,7 +70,6 @@ def main() -> None:
         archive.extractall(work, members=names)
     rows = [Row(n, n.split("/")[1], "train", n, sha256_file(work / n), "", 0, 0, "") for n in names]
 
-    extractor = build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), ModelConfig())
     forwards = {"keras": runtime.keras_forward(extractor)}
     if runtime.litert_available():
         forwards["litert"] = runtime.converted_backbone(extractor, work / "backbone", 224)

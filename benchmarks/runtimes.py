@@ -14,7 +14,6 @@ of ``--repeats``. The two extra runtimes are not breedscope dependencies:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -22,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import keras_home, save, table
+from common import imagenet_extractor, save, table
 
 BATCH = 8
 
@@ -73,16 +72,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    os.environ["KERAS_HOME"] = str(keras_home())
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    extractor = imagenet_extractor()
 
     from breedscope import runtime
-    from breedscope.config import ModelConfig
-    from breedscope.model import build_feature_extractor
-    from breedscope.plugins import registry
 
     work = Path(tempfile.mkdtemp(prefix="bench_runtimes_"))
-    extractor = build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), ModelConfig())
     keras = runtime.keras_forward(extractor)
     litert = runtime.converted_backbone(extractor, work, 224)
     threads = runtime.cpu_threads()
