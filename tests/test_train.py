@@ -84,3 +84,61 @@ def test_gradcam_explains_the_models_own_prediction() -> None:
     np.testing.assert_allclose(probabilities, np.asarray(model(images, training=False)), atol=1e-5)
     assert heat.shape == (4, 32, 32)
     assert heat.min() >= 0 and heat.max() <= 1 + 1e-6
+
+
+@pytest.mark.parametrize("class_weight", [None, {0: 2.0, 1: 0.5, 2: 1.0}])
+def test_the_custom_loop_trains_exactly_as_model_fit_does(class_weight: dict | None) -> None:
+    # Several workers train with the custom loop (model.fit cannot drive them); on one device it
+    # must take the very steps model.fit takes and report the same epoch figures.
+    import keras
+    import tensorflow as tf
+
+    from breedscope.custom_loop import CustomLoop
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 8)).astype(np.float32)
+    y = loading.one_hot(rng.integers(0, 3, size=60), 3)
+    batches = loading.in_memory_batches(x, y, 16)  # the last batch is short, as in real epochs
+
+    def compiled() -> keras.Model:
+        keras.utils.set_random_seed(1)
+        layers = [keras.Input((8,)), keras.layers.Dense(16, "relu"), keras.layers.Dense(3, "softmax")]
+        model = keras.Sequential(layers)
+        train._compile(model, 1e-2)
+        return model
+
+    by_fit, by_loop = compiled(), compiled()
+    fit = {"class_weight": class_weight, "epochs": 2, "shuffle": False, "verbose": 0}
+    history = by_fit.fit(batches, validation_data=batches, **fit).history
+    loop = CustomLoop(by_loop, tf.distribute.get_strategy(), class_weight)
+    logs = [loop.epoch(batches, batches) for _ in range(2)]
+
+    for mine, theirs in zip(by_loop.get_weights(), by_fit.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, theirs, atol=1e-6)
+    for key, values in history.items():
+        np.testing.assert_allclose([epoch[key] for epoch in logs], values, rtol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize(
+    "tf_config",
+    [
+        None,
+        "not json",
+        '{"cluster": {"worker": ["a:1"]}}',  # no task
+        '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',  # no such worker
+        '{"cluster": {"worker": ["a"]}, "task": {"type": "worker", "index": 0}}',  # no port
+        '{"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "ps", "index": 0}}',  # a ps task
+    ],
+)
+def test_multiworker_without_a_sound_tf_config_is_refused_in_one_sentence(
+    tf_config: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from breedscope import distribute
+    from breedscope.errors import ConfigError
+
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(ConfigError, match="multiworker needs TF_CONFIG set on every machine"):
+        distribute.strategy("multiworker")

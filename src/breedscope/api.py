@@ -243,13 +243,16 @@ def run(
     faithful: bool = False,
     resume: str | Path | None = None,
     **settings: object,
-) -> Run:
+) -> Run | None:
     """Train and evaluate, write the reports, and return the finished :class:`Run`.
 
     Settings are the ``breedscope run`` flags as keywords: ``epochs=20``, ``seed=7``,
     ``lr=1e-3``, ``weights="none"``, ``image_size=160``, ``classes=["a", "b"]``,
     ``split={"train": 0.8, "val": 0.1, "test": 0.1}``, ``runs_dir="runs"`` and the rest of
     :data:`breedscope.pipeline.SETTINGS`. ``resume`` continues an interrupted run directory.
+
+    With ``strategy="multiworker"``, every machine of the cluster calls this; only the chief's
+    call writes and returns the run, the other workers' return ``None``.
     """
     from breedscope import pipeline
 
@@ -261,7 +264,7 @@ def run(
     else:
         chosen = configure(dataset, preset=preset, config=config, faithful=faithful, **settings)
         outcome = pipeline.run(chosen, registry)
-    return Run(outcome.run_dir)
+    return Run(outcome.run_dir) if outcome.chief else None
 
 
 def open_run(path: str | Path) -> Run:

@@ -308,6 +308,9 @@ def run(
             cv=cv,
             repeats=repeats,
         )
+    if finished is None:
+        console.print("Trained in step with the chief of the cluster; the chief writes the run directory.")
+        return
     console.print(finished.metrics.summary())
     for path in finished.reports():
         console.print(f"Report: {path}")

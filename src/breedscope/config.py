@@ -134,8 +134,8 @@ class TrainConfig(_Section):
     fine_tune_learning_rate: float = Field(1e-5, gt=0)
     strategy: Literal["auto", "one", "mirrored", "multiworker"] = Field(
         "auto",
-        description="tf.distribute strategy: mirrored uses every GPU; multiworker is refused (an upstream "
-        "Keras 3 bug, keras-team/keras#20585).",
+        description="tf.distribute strategy: mirrored uses every GPU; multiworker trains on the machines "
+        "TF_CONFIG lists, each running the same command.",
     )
     mixed_precision: bool = Field(False, description="float16 compute on GPUs (mixed_float16 policy).")
 

@@ -6,8 +6,10 @@ trainer's predictions become the evaluation, and reporters render only the store
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from breedscope import config as config_module
-from breedscope import crossval, presets, rundir, runs, samples
+from breedscope import crossval, distribute, presets, rundir, runs, samples
 from breedscope import manifest as manifest_module
 from breedscope.atomic import atomic_path
 from breedscope.augment import Augmenter
@@ -219,6 +221,7 @@ class RunOutcome:
     run_dir: Path
     evaluation: Evaluation
     reports: list[Path]
+    chief: bool = True  # False on the other workers of a cluster: their run_dir was scratch, now gone
 
 
 def store_model(result: TrainResult, target: Path) -> None:
@@ -239,33 +242,52 @@ def run(
     The new directory is ``RUNS_DIR/DATASET/NAME`` unless ``new_dir`` names it (it must not exist:
     a reproduction places its runs inside its own directory). Everything that can be refused
     (plugin names, the runs folder, the backbone's weights) is checked before a run directory is
-    created; one process at a time writes a run directory.
+    created; one process at a time writes a run directory. Of a cluster's workers only the chief
+    writes one: the others train in step with it in a scratch directory, deleted at the end.
     """
     from breedscope.train import prepare
 
     chosen = resolve_plugins(config, registry)
+    if run_dir is not None and config.train.strategy == "multiworker":
+        raise ConfigError(
+            f"{run_dir} was trained by several workers and only the chief kept checkpoints, so it "
+            "cannot be resumed; start the run again on every machine."
+        )
     if run_dir is None:
         check_runs_dir(config.runs_dir if new_dir is None else new_dir.parent)
     prepared = prepare(config, chosen.backbone)
     dataset = ensure_dataset(config.dataset.name, registry)
-    resuming = run_dir is not None
+    if not distribute.is_chief(prepared.strategy):
+        console.print("This worker trains in step with the chief; its files are scratch, deleted at the end.")
+        with tempfile.TemporaryDirectory(prefix="breedscope-worker-") as scratch:
+            outcome = _run_new(config, chosen, dataset, prepared, Path(scratch) / "run")
+        return dataclasses.replace(outcome, chief=False)
     if run_dir is None:
-        manifest = reused_or_new_manifest(config, dataset)
-        if config.cv.folds:  # every image is tested, fold by fold: the whole manifest is the pool
-            manifest = crossval.as_pool(manifest)
-        if new_dir is None:
-            directory = RunDir.create(config.runs_dir, dataset.name, config.name)
-        else:
-            new_dir.mkdir(parents=True)
-            directory = RunDir(new_dir)
-    else:
-        directory = RunDir(run_dir)
+        return _run_new(config, chosen, dataset, prepared, new_dir)
+    directory = RunDir(run_dir)
     with directory.writing():
-        if not resuming:  # a new run: its inputs are written first
-            manifest.write(directory.path)
-            directory.write_config(config)
-        else:
-            manifest = directory.manifest()
+        return _run_locked(config, chosen, directory, dataset, directory.manifest(), prepared)
+
+
+def _run_new(
+    config: RunConfig,
+    chosen: RunPlugins,
+    dataset: store.StoredDataset,
+    prepared: Prepared,
+    new_dir: Path | None,
+) -> RunOutcome:
+    """A new run: its inputs (manifest, configuration) are written first."""
+    manifest = reused_or_new_manifest(config, dataset)
+    if config.cv.folds:  # every image is tested, fold by fold: the whole manifest is the pool
+        manifest = crossval.as_pool(manifest)
+    if new_dir is None:
+        directory = RunDir.create(config.runs_dir, dataset.name, config.name)
+    else:
+        new_dir.mkdir(parents=True)
+        directory = RunDir(new_dir)
+    with directory.writing():
+        manifest.write(directory.path)
+        directory.write_config(config)
         return _run_locked(config, chosen, directory, dataset, manifest, prepared)
 
 

@@ -178,6 +178,11 @@ def start(
     layer = merge(file_layer, pipeline.settings_layer(**settings))
     layer["cv"] = {"folds": cv, "repeats": repeats}
     sound = pipeline.resolve_config(registry, study, layer)  # refuses bad settings before any work
+    if sound.train.strategy == "multiworker":
+        raise ConfigError(
+            "A reproduction runs its members one after another on one machine; drop --strategy "
+            "multiworker (a single `breedscope run` can train on several machines)."
+        )
     pipeline.check_runs_dir(sound.runs_dir)
     directory = RunDir.create(sound.runs_dir, sound.dataset.name, f"reproduce-{study}")
     write_json(directory / PLAN, {"study": study, "folds": cv, "repeats": repeats, "config": layer})

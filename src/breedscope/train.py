@@ -8,6 +8,7 @@ stopping, checkpoints and history are kept here in plain files, not in callback 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from collections.abc import Callable, Iterable
@@ -22,6 +23,8 @@ from breedscope.atomic import write_json
 from breedscope.augment import Augmenter, AugmentPreset
 from breedscope.batching import batch_slices
 from breedscope.config import RunConfig
+from breedscope.custom_loop import CustomLoop
+from breedscope.distribute import needs_custom_loop
 from breedscope.features import FeatureCache, FeatureSet, extractor_key
 from breedscope.images import DECODER_VERSION
 from breedscope.loading import (
@@ -149,8 +152,10 @@ class _TensorBoardLog:
 class _Trainer:
     """Runs epochs one ``fit`` call at a time, keeping early stopping and checkpoints in files."""
 
-    def __init__(self, config: RunConfig, splits: _Splits, run_dir: Path) -> None:
-        self.config, self.splits, self.run_dir = config, splits, run_dir
+    def __init__(
+        self, config: RunConfig, splits: _Splits, run_dir: Path, strategy: tf.distribute.Strategy
+    ) -> None:
+        self.config, self.splits, self.run_dir, self.strategy = config, splits, run_dir, strategy
         self.checkpoints = RunDir(run_dir).checkpoints
         self.checkpoints.mkdir(exist_ok=True)
         self.state = TrainState.load(self.checkpoints)
@@ -181,18 +186,23 @@ class _Trainer:
     ) -> None:
         """Train ``model`` up to epoch ``until`` (exclusive), or until early stopping."""
         state, patience = self.state, self.config.train.patience
+        loop = CustomLoop(model, self.strategy, self.weights) if needs_custom_loop(self.strategy) else None
         while state.next_epoch < until:
             epoch = state.next_epoch
             reseed_dropout(model, self.config.train.seed, epoch)
-            logs = model.fit(
-                **epoch_data(epoch),
-                validation_data=val_data,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                class_weight=self.weights,
-                verbose=0,
-            ).history
-            row = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in logs.items()}}
+            if loop is not None:
+                logs = loop.epoch(epoch_data(epoch)["x"], val_data)
+            else:
+                history = model.fit(
+                    **epoch_data(epoch),
+                    validation_data=val_data,
+                    initial_epoch=epoch,
+                    epochs=epoch + 1,
+                    class_weight=self.weights,
+                    verbose=0,
+                ).history
+                logs = {k: v[-1] for k, v in history.items()}
+            row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
             state.history.append(row)
             self.tensorboard.write(row)
             _report_epoch(row, until)
@@ -285,13 +295,15 @@ def prepare(config: RunConfig, backbone: BackboneSpec) -> Prepared:
     import keras
     import tensorflow as tf
 
-    distribute.configure_devices()
+    strategy = distribute.strategy(config.train.strategy)  # first: it may set up TensorFlow's context
     keras.utils.set_random_seed(config.train.seed)
     random.seed(config.train.seed)
     tf.config.experimental.enable_op_determinism()
     distribute.set_precision(config.train.mixed_precision)
-    strategy = distribute.strategy(config.train.strategy)
-    with strategy.scope():
+    # Several workers: features are each worker's own work, so the extractor stays outside the
+    # strategy (a model made in its scope would make every forward pass a collective operation).
+    scope = contextlib.nullcontext() if needs_custom_loop(strategy) else strategy.scope()
+    with scope:
         extractor = build_feature_extractor(backbone, config.model)
     return Prepared(strategy, backbone, extractor)
 
@@ -313,8 +325,10 @@ def train(
     seed = config.train.seed
     strategy, backbone, extractor = prepared.strategy, prepared.backbone, prepared.extractor
     replicas = strategy.num_replicas_in_sync
+    custom_loop = needs_custom_loop(strategy)
     if replicas > 1:  # one CPU or GPU is the ordinary case, not worth a line
-        console.print(f"Training on {replicas} replicas ({type(strategy).__name__}).")
+        kind = "MultiWorkerMirroredStrategy" if custom_loop else type(strategy).__name__
+        console.print(f"Training on {replicas} replicas ({kind}).")
 
     splits = _Splits.of(manifest)
     n_classes, batch = len(splits.classes), config.train.batch_size
@@ -325,7 +339,10 @@ def train(
     decoded_images = ImageLoader(image_root, size, images_dir() / f"{size}px-decoder{DECODER_VERSION}")
     use_cache = config.train.feature_cache and not config.model.train_base
     views = config.augment.views if augmenter_or_none else 1
-    trainer = _Trainer(config, splits, run_dir)
+    trainer = _Trainer(config, splits, run_dir, strategy)
+    # model.fit wants every batch cut to a multiple of the replicas; the custom loop takes any
+    # share, so its batches are the ones a single machine would see.
+    cut = 1 if custom_loop else replicas
     state = trainer.state
     has_val = bool(splits.rows["val"])
 
@@ -341,7 +358,7 @@ def train(
             rows=splits.rows[split],
             labels=splits.labels[split],
             order=order,
-            slices=batch_slices(len(order), batch, replicas, drop_remainder=drop_remainder),
+            slices=batch_slices(len(order), batch, cut, drop_remainder=drop_remainder),
             augmenter=augmenter_or_none if augment else None,
             epoch=epoch,
             n_classes=n_classes,
@@ -354,7 +371,7 @@ def train(
         return {"x": images("train", True, order, epoch, augment=True), "shuffle": False}
 
     # With several replicas, validation batches are cut to a multiple of them as well.
-    val_images = images("val", replicas > 1) if has_val else None
+    val_images = images("val", cut > 1) if has_val else None
 
     if use_cache:
         key_dir = features_dir() / extractor_key(backbone.name, config.model, seed)
@@ -390,7 +407,7 @@ def train(
                 if in_memory:
                     table = train_table if split == "train" else val_table[None]
                     return {"x": in_memory_batches(table[view_of, order], targets, batch), "shuffle": False}
-                slices = batch_slices(len(order), batch, replicas, drop_remainder=drop)
+                slices = batch_slices(len(order), batch, cut, drop_remainder=drop)
                 plan = FeaturePlan(sets, splits.labels[split], order, view_of, slices, n_classes)
                 return {"x": feature_batches(plan), "shuffle": False}
 
@@ -400,7 +417,7 @@ def train(
                 return feature_data("train", train_sets, order, view_of, True)
 
             if val_set is not None:
-                val = feature_data("val", [val_set], np.arange(n_val), np.zeros(n_val, int), replicas > 1)
+                val = feature_data("val", [val_set], np.arange(n_val), np.zeros(n_val, int), cut > 1)
                 val_features = val["x"]
             else:
                 val_features = None
@@ -410,7 +427,11 @@ def train(
                 model = load_model(trainer.last)
             else:
                 head = build_head(extractor.output_shape[-1], n_classes, config.model)
-                model = head if use_cache else assemble(extractor, head)
+                if use_cache:
+                    model = head
+                else:  # several workers: the extractor was made outside the strategy; this one trains
+                    base = build_feature_extractor(backbone, config.model) if custom_loop else extractor
+                    model = assemble(base, head)
                 _compile(model, config.train.learning_rate)
         if use_cache:
             trainer.fit(model, config.train.epochs, feature_epoch, val_features)
@@ -423,7 +444,7 @@ def train(
     fine_tune_epochs = config.train.fine_tune_epochs
     with strategy.scope():
         if state.phase == "fine_tune" and state.next_epoch == state.head_epochs:
-            full = full if full is not None else load_model(trainer.after_head)
+            full = full if full is not None and not custom_loop else load_model(trainer.after_head)
             unfrozen = unfreeze_top(full, config.train.fine_tune_layers)
             console.print(f"Fine-tuning the top {unfrozen} backbone layers on images.")
             _compile(full, config.train.fine_tune_learning_rate)
