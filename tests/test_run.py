@@ -816,3 +816,18 @@ def test_a_worker_lost_mid_training_stops_the_others_in_one_sentence(
     assert workers[0].returncode == 2, said
     assert "A worker of the cluster stopped or cannot be reached" in " ".join(said.split())
     assert json.loads((run_dir_of(runs) / "status.json").read_text())["state"] == "failed"
+
+
+def test_a_multiworker_run_is_not_resumed_and_a_reproduction_is_not_distributed(tmp_path: Path) -> None:
+    # Only the chief keeps checkpoints, so the other workers could not resume in step; and a
+    # reproduction runs its members one after another on one machine. Both say so up front.
+    from breedscope import pipeline, plugins, reproduction
+    from breedscope.errors import ConfigError
+
+    registry = plugins.registry()
+    config = pipeline.resolve_config(registry, dataset="demo", strategy="multiworker")
+    with pytest.raises(ConfigError, match="cannot be resumed; start the run again on every machine"):
+        pipeline.run(config, registry, run_dir=tmp_path / "killed")
+    with pytest.raises(ConfigError, match="drop --strategy multiworker"):
+        reproduction.start(registry, "bccd", strategy="multiworker", runs_dir=str(tmp_path / "runs"))
+    assert not any(tmp_path.iterdir())
