@@ -308,6 +308,87 @@ def prepare(config: RunConfig, backbone: BackboneSpec) -> Prepared:
     return Prepared(strategy, backbone, extractor)
 
 
+def _feature_cache(config: RunConfig, backbone: BackboneSpec, extractor: keras.Model) -> FeatureCache:
+    """The cache of the frozen backbone's features, made by the runtime ``train.feature_runtime``
+    asks for (or the fastest that agrees with Keras)."""
+    size = config.model.image_size
+    key_dir = features_dir() / extractor_key(backbone.name, config.model, config.train.seed)
+    setting = config.train.feature_runtime
+    if config.train.mixed_precision and setting == "auto":  # a float16 graph stays with Keras
+        setting = "keras"
+    forward = runtime.choose(extractor, setting, key_dir, size)
+    return FeatureCache(key_dir / forward.runtime, forward, size)
+
+
+@dataclass
+class _FeatureEpochs:
+    """The head's data on cached features: every epoch's batches (one view of each training
+    image, chosen from the seed and epoch) and validation's.
+
+    Within ``train.feature_memory_mb`` the vectors sit in memory and feed a ``tf.data``
+    pipeline (fastest); beyond it each batch reads just its vectors from the shards, so memory
+    stays bounded."""
+
+    train_sets: list[FeatureSet]  # one per augmented view
+    val_set: FeatureSet | None
+    splits: _Splits
+    config: RunConfig
+    cut: int  # batches are cut to a multiple of this many replicas
+    train_table: np.ndarray | None = None  # views x images x features, when in memory
+    val_table: np.ndarray | None = None
+
+    @classmethod
+    def of(
+        cls,
+        cache: FeatureCache,
+        dim: int,
+        splits: _Splits,
+        loader: ImageLoader,
+        augmenter: Augmenter | None,
+        views: int,
+        config: RunConfig,
+        cut: int,
+    ) -> _FeatureEpochs:
+        """Each training view's and validation's features, computed where the cache lacks them."""
+        rows = splits.rows
+        train_sets = [
+            cache.features(rows["train"], loader, augmenter, v, f"Features: train {v + 1}/{views}")
+            for v in range(views)
+        ]
+        val_set = cache.features(rows["val"], loader, label="Features: val") if rows["val"] else None
+        data = cls(train_sets, val_set, splits, config, cut)
+        vectors = len(train_sets[0]) * views + (len(val_set) if val_set is not None else 0)
+        if vectors * dim * 4 <= config.train.feature_memory_mb * 2**20:
+            data.train_table = np.stack([features.read() for features in train_sets])
+            data.val_table = val_set.read() if val_set is not None else None
+        return data
+
+    def _batches(
+        self, split: str, sets: list[FeatureSet], order: np.ndarray, view_of: np.ndarray, drop: bool
+    ) -> object:
+        labels, batch = self.splits.labels[split], self.config.train.batch_size
+        n_classes = len(self.splits.classes)
+        if self.train_table is not None:
+            table = self.train_table if split == "train" else self.val_table[None]
+            return in_memory_batches(table[view_of, order], one_hot(labels[order], n_classes), batch)
+        slices = batch_slices(len(order), batch, self.cut, drop_remainder=drop)
+        return feature_batches(FeaturePlan(sets, labels, order, view_of, slices, n_classes))
+
+    def epoch(self, epoch: int) -> dict:
+        seed, views = self.config.train.seed, len(self.train_sets)
+        oversample = self.config.balance.policy == "oversample"
+        order = epoch_order(self.splits.labels["train"], seed, epoch, oversample)
+        view_of = np.random.default_rng([seed, epoch, 1]).integers(0, views, size=len(order))
+        return {"x": self._batches("train", self.train_sets, order, view_of, True), "shuffle": False}
+
+    @property
+    def validation(self) -> object | None:
+        if self.val_set is None:
+            return None
+        count = len(self.val_set)
+        return self._batches("val", [self.val_set], np.arange(count), np.zeros(count, int), self.cut > 1)
+
+
 def train(
     config: RunConfig,
     manifest: Manifest,
@@ -373,55 +454,12 @@ def train(
     # With several replicas, validation batches are cut to a multiple of them as well.
     val_images = images("val", cut > 1) if has_val else None
 
-    if use_cache:
-        key_dir = features_dir() / extractor_key(backbone.name, config.model, seed)
-        setting = config.train.feature_runtime
-        if config.train.mixed_precision and setting == "auto":  # a float16 graph stays with Keras
-            setting = "keras"
-        forward = runtime.choose(extractor, setting, key_dir, size)
-        cache = FeatureCache(key_dir / forward.runtime, forward, size)
+    cache = _feature_cache(config, backbone, extractor) if use_cache else None
     full: keras.Model | None = None
     if state.phase == "head":
-        if use_cache:
-            train_sets = [
-                cache.features(
-                    splits.rows["train"], loader, augmenter_or_none, v, f"Features: train {v + 1}/{views}"
-                )
-                for v in range(views)
-            ]
-            val_set = cache.features(splits.rows["val"], loader, label="Features: val") if has_val else None
-            n_val = len(val_set) if val_set is not None else 0
-            feature_bytes = (len(train_sets[0]) * views + n_val) * extractor.output_shape[-1] * 4
-            # Within the budget, features sit in memory and feed a tf.data pipeline (fastest);
-            # beyond it, each batch reads just its vectors from the shards, so memory stays
-            # bounded.
-            in_memory = feature_bytes <= config.train.feature_memory_mb * 2**20
-            if in_memory:
-                train_table = np.stack([features.read() for features in train_sets])
-                val_table = val_set.read() if val_set is not None else None
-
-            def feature_data(
-                split: str, sets: list[FeatureSet], order: np.ndarray, view_of: np.ndarray, drop: bool
-            ) -> dict:
-                targets = one_hot(splits.labels[split][order], n_classes)
-                if in_memory:
-                    table = train_table if split == "train" else val_table[None]
-                    return {"x": in_memory_batches(table[view_of, order], targets, batch), "shuffle": False}
-                slices = batch_slices(len(order), batch, cut, drop_remainder=drop)
-                plan = FeaturePlan(sets, splits.labels[split], order, view_of, slices, n_classes)
-                return {"x": feature_batches(plan), "shuffle": False}
-
-            def feature_epoch(epoch: int) -> dict:
-                order = epoch_order(splits.labels["train"], seed, epoch, trainer.oversample)
-                view_of = np.random.default_rng([seed, epoch, 1]).integers(0, views, size=len(order))
-                return feature_data("train", train_sets, order, view_of, True)
-
-            if val_set is not None:
-                val = feature_data("val", [val_set], np.arange(n_val), np.zeros(n_val, int), cut > 1)
-                val_features = val["x"]
-            else:
-                val_features = None
-
+        if cache is not None:
+            dim = extractor.output_shape[-1]
+            features = _FeatureEpochs.of(cache, dim, splits, loader, augmenter_or_none, views, config, cut)
         with strategy.scope():
             if trainer.last is not None:
                 model = load_model(trainer.last)
@@ -433,8 +471,8 @@ def train(
                     base = build_feature_extractor(backbone, config.model) if custom_loop else extractor
                     model = assemble(base, head)
                 _compile(model, config.train.learning_rate)
-        if use_cache:
-            trainer.fit(model, config.train.epochs, feature_epoch, val_features)
+        if cache is not None:
+            trainer.fit(model, config.train.epochs, features.epoch, features.validation)
         else:
             trainer.fit(model, config.train.epochs, image_epoch, val_images)
         trainer.restore_best(model)
@@ -465,25 +503,23 @@ def train(
         state.next_epoch - state.head_epochs < fine_tune_epochs
     )
 
-    if use_cache and not fine_tune_epochs:  # the test split's features are cached already
-        head = full.get_layer("head")
+    if cache is not None and not fine_tune_epochs:  # the test split's features are cached already
         test_set = cache.features(splits.rows["test"], loader, label="Features: test")
-        probabilities = predict_in_batches(
-            head, (test_set.read(np.arange(len(test_set))[s]) for s in batch_slices(len(test_set), 256))
-        )
+        batches = (test_set.read(np.arange(len(test_set))[s]) for s in batch_slices(len(test_set), 256))
+        probabilities = predict_in_batches(full.get_layer("head"), batches)
     else:
         test_batches = images("test", False)
         probabilities = predict_in_batches(full, (test_batches[i][0] for i in range(len(test_batches))))
     return TrainResult(
         full,
-        np.asarray(probabilities),
+        probabilities,
         state.history,
         state.best_epoch,
         stopped_early,
         use_cache,
         replicas,
         trainer.after_head if not fine_tune_epochs else None,
-        forward.record() if use_cache else None,
+        cache.forward.record() if cache is not None else None,
     )
 
 
