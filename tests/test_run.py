@@ -831,3 +831,30 @@ def test_a_multiworker_run_is_not_resumed_and_a_reproduction_is_not_distributed(
     with pytest.raises(ConfigError, match="drop --strategy multiworker"):
         reproduction.start(registry, "bccd", strategy="multiworker", runs_dir=str(tmp_path / "runs"))
     assert not any(tmp_path.iterdir())
+
+
+def test_workers_with_different_datasets_are_refused_in_one_sentence(
+    tree_dataset: str, make_tree, tmp_path: Path
+) -> None:
+    # Each machine builds its manifest from its own copy of the dataset; copies that differ
+    # would train every worker on different images, silently.
+    other_home = tmp_path / "other-home"
+    smaller = make_tree(classes=3, per_class=12, size=40, root=tmp_path / "smaller")
+    env = {"BREEDSCOPE_HOME": str(other_home)}
+    assert cli("fetch", "folder", "--from", str(smaller), "--name", tree_dataset, env=env).returncode == 0
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    workers = []
+    try:
+        for index, home in enumerate([os.environ["BREEDSCOPE_HOME"], str(other_home)]):
+            config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            command = [sys.executable, "-m", "breedscope.cli", "run", "--dataset", tree_dataset, *TINY]
+            command += ["--strategy", "multiworker", "--runs-dir", str(tmp_path / f"runs-{index}")]
+            env = {**os.environ, "TF_CONFIG": json.dumps(config), "BREEDSCOPE_HOME": home, "COLUMNS": "200"}
+            workers.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
+        said = [worker.communicate(timeout=300)[1] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert [worker.returncode for worker in workers] == [2, 2], said
+    assert all("their manifests differ" in " ".join(text.split()) for text in said)
+    assert json.loads((run_dir_of(tmp_path / "runs-0") / "status.json").read_text())["state"] == "failed"

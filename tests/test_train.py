@@ -142,3 +142,22 @@ def test_multiworker_without_a_sound_tf_config_is_refused_in_one_sentence(
         monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(ConfigError, match="multiworker needs TF_CONFIG set on every machine"):
         distribute.strategy("multiworker")
+
+
+def test_the_rendezvous_waits_for_the_other_trainers_only() -> None:
+    # An evaluator (or a ps) in TF_CONFIG does not join the training's collectives: a worker
+    # waiting for one would wait forever.
+    import socket
+    import threading
+
+    from breedscope import distribute
+
+    with socket.create_server(("127.0.0.1", 0)) as other_worker:
+        with socket.create_server(("127.0.0.1", 0)) as probe:
+            mine = probe.getsockname()[1]  # free once closed
+        other = other_worker.getsockname()[1]
+        cluster = {"worker": [f"127.0.0.1:{mine}", f"127.0.0.1:{other}"], "evaluator": ["127.0.0.1:9"]}
+        waiting = threading.Thread(target=distribute.wait_for_peers, args=(cluster, "worker:0"), daemon=True)
+        waiting.start()
+        waiting.join(timeout=10)
+    assert not waiting.is_alive(), "still waiting, for the evaluator"

@@ -100,7 +100,9 @@ def wait_for_peers(cluster: dict[str, list[str]], me: str) -> None:
     still missing and can be interrupted. ``me`` is ``"TYPE:INDEX"``.
     """
     tasks = {
-        f"{kind}:{i}": address for kind, addresses in cluster.items() for i, address in enumerate(addresses)
+        f"{kind}:{i}": address
+        for kind in ("chief", "worker")  # the tasks that train; an evaluator or a ps does not join
+        for i, address in enumerate(cluster.get(kind, []))
     }
     others = {name: _address(address) for name, address in tasks.items() if name != me}
     console.print(f"Joining a cluster of {len(tasks)} tasks as {me}; waiting for the others.")
@@ -117,6 +119,27 @@ def wait_for_peers(cluster: dict[str, list[str]], me: str) -> None:
                 missing = ", ".join(tasks[name] for name in others)
                 console.print(f"Still waiting for {missing} ({last_notice - started:.0f} s); Ctrl-C stops.")
             time.sleep(0.2 if others else 0)
+
+
+def same_on_every_worker(strategy: tf.distribute.Strategy, digest: str) -> bool:
+    """Whether every replica holds the same hex ``digest`` (its first 160 bits), by one sum.
+
+    Each replica adds 20-bit pieces ``v`` and their squares: n * sum(v^2) == sum(v)^2 only when
+    all are equal, and both sums are exact in float64 (a sum of reductions is all a strategy
+    offers)."""
+    import numpy as np
+    import tensorflow as tf
+
+    pieces = np.array([int(digest[i : i + 5], 16) for i in range(0, 40, 5)], dtype=np.float64)
+    values = tf.constant(np.concatenate([pieces, pieces**2]))
+
+    @tf.function
+    def summed() -> tf.Tensor:  # in a graph: an eager cross-worker reduction fails (keras#20585)
+        return strategy.reduce("SUM", strategy.run(lambda: tf.identity(values)), axis=None)
+
+    total = summed().numpy()
+    sums, squares = total[: len(pieces)], total[len(pieces) :]
+    return bool(np.all(strategy.num_replicas_in_sync * squares == sums * sums))
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from breedscope import runtime
+from breedscope import distribute, runtime
 from breedscope.atomic import write_json
 from breedscope.augment import Augmenter, AugmentPreset
 from breedscope.batching import batch_slices
 from breedscope.config import RunConfig
 from breedscope.custom_loop import CustomLoop
-from breedscope.distribute import needs_custom_loop
+from breedscope.errors import DataError
 from breedscope.features import FeatureCache, FeatureSet, extractor_key
 from breedscope.images import DECODER_VERSION
 from breedscope.loading import (
@@ -186,7 +186,8 @@ class _Trainer:
     ) -> None:
         """Train ``model`` up to epoch ``until`` (exclusive), or until early stopping."""
         state, patience = self.state, self.config.train.patience
-        loop = CustomLoop(model, self.strategy, self.weights) if needs_custom_loop(self.strategy) else None
+        custom = distribute.needs_custom_loop(self.strategy)
+        loop = CustomLoop(model, self.strategy, self.weights) if custom else None
         while state.next_epoch < until:
             epoch = state.next_epoch
             reseed_dropout(model, self.config.train.seed, epoch)
@@ -289,7 +290,7 @@ class Prepared:
 
 def prepare(config: RunConfig, backbone: BackboneSpec) -> Prepared:
     """Seed everything, choose the devices and build the feature extractor with its weights."""
-    from breedscope import distribute, quiet
+    from breedscope import quiet
 
     quiet.load_tensorflow()
     import keras
@@ -302,7 +303,7 @@ def prepare(config: RunConfig, backbone: BackboneSpec) -> Prepared:
     distribute.set_precision(config.train.mixed_precision)
     # Several workers: features are each worker's own work, so the extractor stays outside the
     # strategy (a model made in its scope would make every forward pass a collective operation).
-    scope = contextlib.nullcontext() if needs_custom_loop(strategy) else strategy.scope()
+    scope = contextlib.nullcontext() if distribute.needs_custom_loop(strategy) else strategy.scope()
     with scope:
         extractor = build_feature_extractor(backbone, config.model)
     return Prepared(strategy, backbone, extractor)
@@ -406,11 +407,16 @@ def train(
     seed = config.train.seed
     strategy, backbone, extractor = prepared.strategy, prepared.backbone, prepared.extractor
     replicas = strategy.num_replicas_in_sync
-    custom_loop = needs_custom_loop(strategy)
+    custom_loop = distribute.needs_custom_loop(strategy)
     if replicas > 1:  # one CPU or GPU is the ordinary case, not worth a line
         kind = "MultiWorkerMirroredStrategy" if custom_loop else type(strategy).__name__
         console.print(f"Training on {replicas} replicas ({kind}).")
 
+    if custom_loop and not distribute.same_on_every_worker(strategy, manifest.sha256()):
+        raise DataError(
+            "The workers of the cluster split different images (their manifests differ): every machine "
+            "needs the same dataset; fetch it from the same source everywhere, or pass one --manifest."
+        )
     splits = _Splits.of(manifest)
     n_classes, batch = len(splits.classes), config.train.batch_size
     augmenter = Augmenter(augmentation, seed)
