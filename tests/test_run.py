@@ -801,6 +801,7 @@ def test_a_worker_lost_mid_training_stops_the_others_in_one_sentence(
             command = [sys.executable, "-m", "breedscope.cli", "run", "--dataset", tree_dataset, *settings]
             command += ["--runs-dir", str(runs if index == 0 else tmp_path / "other")]
             env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "3"}
+            env["TMPDIR"] = str(tmp_path)  # the killed worker's scratch cannot be cleaned up
             workers.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and workers[0].poll() is None:
@@ -843,6 +844,8 @@ def test_workers_with_different_datasets_are_refused_in_one_sentence(
     env = {"BREEDSCOPE_HOME": str(other_home)}
     assert cli("fetch", "folder", "--from", str(smaller), "--name", tree_dataset, env=env).returncode == 0
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     workers = []
     try:
         for index, home in enumerate([os.environ["BREEDSCOPE_HOME"], str(other_home)]):
@@ -850,6 +853,7 @@ def test_workers_with_different_datasets_are_refused_in_one_sentence(
             command = [sys.executable, "-m", "breedscope.cli", "run", "--dataset", tree_dataset, *TINY]
             command += ["--strategy", "multiworker", "--runs-dir", str(tmp_path / f"runs-{index}")]
             env = {**os.environ, "TF_CONFIG": json.dumps(config), "BREEDSCOPE_HOME": home, "COLUMNS": "200"}
+            env["TMPDIR"] = str(scratch)
             workers.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
         said = [worker.communicate(timeout=300)[1] for worker in workers]
     finally:
@@ -857,4 +861,5 @@ def test_workers_with_different_datasets_are_refused_in_one_sentence(
             worker.kill()
     assert [worker.returncode for worker in workers] == [2, 2], said
     assert all("their manifests differ" in " ".join(text.split()) for text in said)
+    assert not any(scratch.iterdir()), "a refused worker left its scratch directory"
     assert json.loads((run_dir_of(tmp_path / "runs-0") / "status.json").read_text())["state"] == "failed"
