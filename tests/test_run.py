@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -718,6 +720,28 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+@contextmanager
+def workers_on_loopback(
+    args: list[str], runs: list[Path], envs: list[dict]
+) -> Iterator[list[subprocess.Popen]]:
+    """``breedscope run ARGS --strategy multiworker`` once per worker of a cluster on free 127.0.0.1
+    ports (worker ``i`` writes to ``runs[i]``, with ``envs[i]`` added to its environment); every
+    worker is killed on the way out."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(len(runs))]}
+    workers: list[subprocess.Popen] = []
+    try:
+        for index, (runs_dir, extra) in enumerate(zip(runs, envs, strict=True)):
+            config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            command = [sys.executable, "-m", "breedscope.cli", "run", *args, "--strategy", "multiworker"]
+            env = {**os.environ, "COLUMNS": "200", "TF_CONFIG": json.dumps(config), **extra}
+            command += ["--runs-dir", str(runs_dir)]
+            workers.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
+        yield workers
+    finally:
+        for worker in workers:
+            worker.kill()
+
+
 def test_two_workers_on_loopback_train_what_one_machine_trains(tree_dataset: str, tmp_path: Path) -> None:
     # Keras' model.fit cannot drive several workers (keras-team/keras#20585); the custom loop
     # does. Two workers sharing one cache train the head, then fine-tune, in step: the chief's
@@ -727,21 +751,13 @@ def test_two_workers_on_loopback_train_what_one_machine_trains(tree_dataset: str
     settings = [*TINY, "--config", str(tmp_path / "no-dropout.yaml"), "--epochs", "3"]
     # Large steps, so that a wrong gradient would show in the losses; fine-tuning trains on images.
     settings += ["--lr", "0.1", "--fine-tune-epochs", "1", "--fine-tune-layers", "5"]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    workers = []
-    try:
-        for index in range(2):
-            config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            command = [sys.executable, "-m", "breedscope.cli", "run", "--dataset", tree_dataset, *settings]
-            command += ["--strategy", "multiworker", "--runs-dir", str(tmp_path / f"runs-{index}")]
-            env = {**os.environ, "COLUMNS": "200", "TF_CONFIG": json.dumps(config), "TMPDIR": str(scratch)}
-            workers.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
+    runs = [tmp_path / "runs-0", tmp_path / "runs-1"]
+    with workers_on_loopback(
+        ["--dataset", tree_dataset, *settings], runs, [{"TMPDIR": str(scratch)}] * 2
+    ) as workers:
         said = [worker.communicate(timeout=300)[1] for worker in workers]
-    finally:
-        for worker in workers:
-            worker.kill()
     assert [worker.returncode for worker in workers] == [0, 0], said
     assert "Trained in step with the chief" in said[1]
     assert not (tmp_path / "runs-1").exists() and not any(scratch.iterdir())
@@ -791,18 +807,11 @@ def test_ctrl_c_while_waiting_for_the_other_workers_exits_130_naming_them(
 def test_a_worker_lost_mid_training_stops_the_others_in_one_sentence(
     tree_dataset: str, tmp_path: Path
 ) -> None:
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     runs = tmp_path / "runs"
-    settings = [*TINY, "--epochs", "100000", "--patience", "100000", "--strategy", "multiworker"]
-    workers = []
-    try:
-        for index in range(2):
-            config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            command = [sys.executable, "-m", "breedscope.cli", "run", "--dataset", tree_dataset, *settings]
-            command += ["--runs-dir", str(runs if index == 0 else tmp_path / "other")]
-            env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "3"}
-            env["TMPDIR"] = str(tmp_path)  # the killed worker's scratch cannot be cleaned up
-            workers.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
+    args = ["--dataset", tree_dataset, *TINY, "--epochs", "100000", "--patience", "100000"]
+    # The killed worker's scratch cannot be cleaned up: it goes in this test's folder.
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3", "TMPDIR": str(tmp_path)}
+    with workers_on_loopback(args, [runs, tmp_path / "other"], [env, env]) as workers:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and workers[0].poll() is None:
             states = list(runs.glob("shapes/*/checkpoints/state.json"))
@@ -811,9 +820,6 @@ def test_a_worker_lost_mid_training_stops_the_others_in_one_sentence(
             time.sleep(0.05)
         workers[1].kill()
         _, said = workers[0].communicate(timeout=120)
-    finally:
-        for worker in workers:
-            worker.kill()
     assert workers[0].returncode == 2, said
     assert "A worker of the cluster stopped or cannot be reached" in " ".join(said.split())
     assert json.loads((run_dir_of(runs) / "status.json").read_text())["state"] == "failed"
@@ -843,22 +849,13 @@ def test_workers_with_different_datasets_are_refused_in_one_sentence(
     smaller = make_tree(classes=3, per_class=12, size=40, root=tmp_path / "smaller")
     env = {"BREEDSCOPE_HOME": str(other_home)}
     assert cli("fetch", "folder", "--from", str(smaller), "--name", tree_dataset, env=env).returncode == 0
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    workers = []
-    try:
-        for index, home in enumerate([os.environ["BREEDSCOPE_HOME"], str(other_home)]):
-            config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            command = [sys.executable, "-m", "breedscope.cli", "run", "--dataset", tree_dataset, *TINY]
-            command += ["--strategy", "multiworker", "--runs-dir", str(tmp_path / f"runs-{index}")]
-            env = {**os.environ, "TF_CONFIG": json.dumps(config), "BREEDSCOPE_HOME": home, "COLUMNS": "200"}
-            env["TMPDIR"] = str(scratch)
-            workers.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
+    runs = [tmp_path / "runs-0", tmp_path / "runs-1"]
+    homes = [os.environ["BREEDSCOPE_HOME"], str(other_home)]
+    envs = [{"BREEDSCOPE_HOME": home, "TMPDIR": str(scratch)} for home in homes]
+    with workers_on_loopback(["--dataset", tree_dataset, *TINY], runs, envs) as workers:
         said = [worker.communicate(timeout=300)[1] for worker in workers]
-    finally:
-        for worker in workers:
-            worker.kill()
     assert [worker.returncode for worker in workers] == [2, 2], said
     assert all("their manifests differ" in " ".join(text.split()) for text in said)
     assert not any(scratch.iterdir()), "a refused worker left its scratch directory"
