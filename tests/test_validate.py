@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from breedscope.datasets.spec import SourceImage
 from breedscope.datasets.validate import (
     ImageRecord,
     _Clusters,
+    inspect,
     inspect_all,
     near_duplicate_links,
     resolve,
@@ -47,6 +49,30 @@ def test_duplicates_are_grouped_and_conflicts_excluded(tmp_path: Path) -> None:
     assert {r.path for r in result.excluded} == {"cat/b.png", "dog/b_again.png"}
     assert all(r.reason == "duplicate with a conflicting label" for r in result.excluded)
     assert result.label_conflicts == [["cat/b.png (cat)", "dog/b_again.png (dog)"]]
+
+
+def test_inspecting_all_gives_each_candidates_own_record(tmp_path: Path) -> None:
+    # inspect_all keeps measurements as columns while workers decode; every record read back
+    # must be exactly what inspecting that candidate alone gives, rejected ones included.
+    (tmp_path / "a").mkdir()
+    noise_image(1, 64).save(tmp_path / "a/noise.png")
+    noise_image(2, 64, mode="L").save(tmp_path / "a/grey.png")
+    Image.new("RGB", (64, 64)).save(tmp_path / "a/black.png")  # a perceptual hash of zeros
+    noise_image(3, 16).save(tmp_path / "a/tiny.png")  # hashed, then rejected for its size
+    (tmp_path / "a/text.png").write_text("not an image")
+    (tmp_path / "a/cut.png").write_bytes((tmp_path / "a/noise.png").read_bytes()[:200])
+    candidates = [
+        SourceImage(c.path, c.label, group="g" if i % 2 else "", source_split="train")
+        for i, c in enumerate(_candidates(tmp_path) * 30)
+    ]
+    records = inspect_all(tmp_path, candidates, workers=2)
+
+    assert list(records) == [inspect(tmp_path, c) for c in candidates]
+    by_path = {r.path: r for r in records}
+    assert by_path["a/tiny.png"].reason.startswith("smaller than")
+    assert by_path["a/tiny.png"].sha256 and not by_path["a/tiny.png"].phash
+    assert by_path["a/text.png"].reason and by_path["a/cut.png"].reason
+    assert by_path["a/black.png"].phash == "0" * 16 and not by_path["a/black.png"].reason
 
 
 def test_resized_copy_is_a_near_duplicate(tmp_path: Path) -> None:
