@@ -23,6 +23,14 @@ def one_sentence_error(result: subprocess.CompletedProcess) -> str:
     return " ".join(result.stderr.split())
 
 
+def test_a_path_in_a_message_is_never_broken_across_lines(tmp_path: Path) -> None:
+    # Users copy paths and commands out of messages: a narrow terminal must not fold them.
+    missing = tmp_path / ("a-long-folder-name-" * 5) / "run"
+    result = cli("run", "--resume", str(missing), env={"COLUMNS": "60"})
+    assert result.returncode == 2
+    assert f"Error: {missing} has no config.yaml" in result.stderr
+
+
 def test_version_and_help_with_examples() -> None:
     assert cli("--version").stdout.startswith("breedscope ")
     help_text = cli("--help").stdout

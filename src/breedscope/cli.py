@@ -24,7 +24,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 _state = {"debug": False}
-out = Console()  # results on stdout; progress, warnings and errors go to stderr
+out = Console(soft_wrap=True)  # results on stdout; progress, warnings and errors go to stderr
 
 
 def _version(value: bool) -> None:

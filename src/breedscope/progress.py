@@ -18,7 +18,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)
+# Soft wrap: a message is never broken by inserted newlines, so paths and commands in it can be
+# copied whole from any terminal (the terminal wraps long lines itself).
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _shows_bars() -> bool:

@@ -47,4 +47,4 @@ def show(
         )
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
-    console.print(table)
+    console.print(table, soft_wrap=False)  # centred titles; cells wrap inside their columns
