@@ -6,6 +6,7 @@ so the backbone's output *is* the last convolutional block, whatever the backbon
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,19 +35,30 @@ def map_side(model: keras.Model) -> int:
     return int(backbone.output_shape[1])
 
 
-def gradcam(model: keras.Model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gradcam(
+    model: keras.Model, images: np.ndarray, feature_maps: Callable[[np.ndarray], np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Heat maps in [0, 1] for each image's predicted class, at the input's size, and the
-    class probabilities the maps explain."""
+    class probabilities the maps explain.
+
+    ``feature_maps`` (pixels in, the backbone's last maps out) stands in for the model's
+    preprocessing and backbone when they are frozen and another runtime has them loaded
+    already (LiteRT's converted backbone, see :class:`breedscope.runtime.Forward`): the
+    Keras backbone's first call, about half a second, is then not needed.
+    """
     import tensorflow as tf
 
     before, backbone, after = _parts(model)
-    x = tf.convert_to_tensor(images, dtype=tf.float32)
-    for layer in before:
-        x = layer(x)
-    # Only the layers after the backbone need gradients, so the backbone runs once as a
-    # compiled graph (about half the time of an eager pass on a CPU) on one device, whatever
-    # strategy trained it.
-    features = tf.function(lambda pixels: backbone(pixels, training=False), autograph=False)(x)
+    if feature_maps is not None:
+        features = tf.convert_to_tensor(feature_maps(images.astype(np.float32)))
+    else:
+        x = tf.convert_to_tensor(images, dtype=tf.float32)
+        for layer in before:
+            x = layer(x)
+        # Only the layers after the backbone need gradients, so the backbone runs once as a
+        # compiled graph (about half the time of an eager pass on a CPU) on one device,
+        # whatever strategy trained it.
+        features = tf.function(lambda pixels: backbone(pixels, training=False), autograph=False)(x)
     with tf.GradientTape() as tape:
         tape.watch(features)
         probabilities = features

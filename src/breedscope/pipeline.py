@@ -370,7 +370,7 @@ def _run_locked(
         directory.write_evaluation(evaluation)
         augmenter = Augmenter(chosen.augmentation, config.train.seed)
         loader = ImageLoader(dataset.image_root, config.model.image_size)
-        samples.draw_all(result.model, manifest, evaluation, loader, augmenter, run_dir)
+        samples.draw_all(result.model, manifest, evaluation, loader, augmenter, run_dir, result.feature_maps)
         reports = render(run_dir, chosen.reporters, chosen.presets)
     except KeyboardInterrupt:
         directory.set_status("interrupted")

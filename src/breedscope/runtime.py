@@ -59,11 +59,16 @@ class RuntimeCheck:
 
 @dataclass(frozen=True)
 class Forward:
-    """Images (RGB [0, 255], float32, any batch length) in, pooled features out."""
+    """Images (RGB [0, 255], float32, any batch length) in, pooled features out.
+
+    ``maps``, when the runtime has it, gives the backbone's last feature maps (before pooling)
+    for the same images: Grad-CAM of a frozen backbone needs no second copy of it in Keras.
+    """
 
     runtime: str  # "keras" or "litert": part of the feature cache's key
     run: Callable[[np.ndarray], np.ndarray]
     check: RuntimeCheck | None = None
+    maps: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         return self.run(pixels)
@@ -120,24 +125,33 @@ def litert_forward(model_file: Path, image_size: int, check: RuntimeCheck | None
         source = interpreter.get_input_details()[0]["index"]
         interpreter.resize_tensor_input(source, [LITERT_BATCH, image_size, image_size, 3])
         interpreter.allocate_tensors()
-    target = interpreter.get_output_details()[0]["index"]
+    # Pooled features (rank 2) and the maps they pool (rank 4; conversions made by earlier
+    # versions have the features alone, and Grad-CAM then runs the Keras backbone).
+    outputs = {len(d["shape"]): d["index"] for d in interpreter.get_output_details()}
 
-    def run(pixels: np.ndarray) -> np.ndarray:
-        out = []
-        for chunk, count in _fixed_batches(pixels, LITERT_BATCH):
-            interpreter.set_tensor(source, chunk)
-            interpreter.invoke()
-            out.append(interpreter.get_tensor(target)[:count].copy())
-        return np.concatenate(out)
+    def outputs_of(rank: int) -> Callable[[np.ndarray], np.ndarray]:
+        def run(pixels: np.ndarray) -> np.ndarray:
+            out = []
+            for chunk, count in _fixed_batches(pixels, LITERT_BATCH):
+                interpreter.set_tensor(source, chunk)
+                interpreter.invoke()
+                out.append(interpreter.get_tensor(outputs[rank])[:count].copy())
+            return np.concatenate(out)
 
-    return Forward("litert", run, check)
+        return run
+
+    return Forward("litert", outputs_of(2), check, outputs_of(4) if 4 in outputs else None)
 
 
 def convert(extractor: keras.Model, target: Path) -> None:
-    """The Keras extractor as a float32 TFLite file (TensorFlow's converter; written atomically)."""
+    """The Keras extractor as a float32 TFLite file (TensorFlow's converter; written atomically),
+    with the backbone's last feature maps as a second output."""
+    import keras
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(extractor)
+    maps = extractor.get_layer("pool").input  # see model.build_feature_extractor
+    both = keras.Model(extractor.inputs, [extractor.output, maps], name=extractor.name)
+    converter = tf.lite.TFLiteConverter.from_keras_model(both)
     with quiet.native_output_silenced(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = converter.convert()

@@ -4,6 +4,7 @@ in ``figures/``, so a report can be rendered again later without either."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,12 @@ def confident_errors(errors: list[dict], by_path: dict[str, Row], load: ImageLoa
 
 
 def gradcam_grid(
-    model: keras.Model, manifest: Manifest, load: ImageLoader, run_dir: Path, per_class: int = 2
+    model: keras.Model,
+    manifest: Manifest,
+    load: ImageLoader,
+    run_dir: Path,
+    per_class: int = 2,
+    feature_maps: Callable[[np.ndarray], np.ndarray] | None = None,
 ):
     from breedscope.explain import MIN_MAP_SIDE, gradcam, map_side, overlay
 
@@ -79,7 +85,7 @@ def gradcam_grid(
     if not rows:
         return None
     images = np.stack([load(r) for r in rows]).astype(np.float32)
-    heat, probabilities = gradcam(model, images)
+    heat, probabilities = gradcam(model, images, feature_maps)
     predicted = probabilities.argmax(axis=1)
     tiles = [overlay(image, h) for image, h in zip(images, heat, strict=True)]
     captions = [
@@ -89,11 +95,17 @@ def gradcam_grid(
 
 
 def draw_all(
-    model, manifest: Manifest, evaluation: Evaluation, load, augmenter: Augmenter, run_dir: Path
+    model,
+    manifest: Manifest,
+    evaluation: Evaluation,
+    load,
+    augmenter: Augmenter,
+    run_dir: Path,
+    feature_maps: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> None:
     train = manifest.split("train")
     if not augmenter.is_identity and train:
         augmented_samples(train[:4], load, augmenter, run_dir)
     by_path = {row.path: row for row in manifest.rows}
     confident_errors(evaluation.data["most_confident_errors"], by_path, load, run_dir)
-    gradcam_grid(model, manifest, load, run_dir)
+    gradcam_grid(model, manifest, load, run_dir, feature_maps=feature_maps)

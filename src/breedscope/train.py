@@ -104,6 +104,9 @@ class TrainResult:
     replicas: int = 1
     model_file: Path | None = None  # a saved copy of exactly ``model``, when there is one
     feature_runtime: dict | None = None  # the runtime that computed the features, and its check
+    # The frozen backbone's feature maps from the runtime that computed the features, when the
+    # model's backbone is exactly that one (not fine-tuned) and the runtime has them: Grad-CAM.
+    feature_maps: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 @dataclass
@@ -526,6 +529,7 @@ def train(
         replicas,
         trainer.after_head if not fine_tune_epochs else None,
         cache.forward.record() if cache is not None else None,
+        cache.forward.maps if cache is not None and not fine_tune_epochs else None,
     )
 
 
