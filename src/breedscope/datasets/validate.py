@@ -168,7 +168,7 @@ def _results_in_order(
 class Inspection(Sequence[ImageRecord]):
     """Every candidate with its measurements, held as columns while the workers decode.
 
-    A record object with its hashes as text costs about 300 bytes; a row here costs 50 (the
+    A record object with its hashes as text costs about 300 bytes; a row here costs under 60 (the
     digest as 32 bytes, the perceptual hash as one integer, sizes and codes for mode and
     reason), and the candidate's strings are shared. Records are built when read, which
     :func:`resolve` does after the workers have exited.
