@@ -86,6 +86,31 @@ def test_gradcam_explains_the_models_own_prediction() -> None:
     assert heat.min() >= 0 and heat.max() <= 1 + 1e-6
 
 
+def test_the_backbone_is_found_behind_a_preprocessing_model() -> None:
+    # densenet121's preprocessing is itself a Keras model. Grad-CAM and fine-tuning must take
+    # the backbone (the model the pooling reads), not the preprocessing before it.
+    from breedscope.config import ModelConfig
+    from breedscope.explain import gradcam, map_side
+    from breedscope.model import assemble, build_feature_extractor, build_head, unfreeze_top
+    from breedscope.plugins import registry
+
+    config = ModelConfig(backbone="densenet121", weights="none", image_size=64, head=[8], dropout=0.0)
+    extractor = build_feature_extractor(registry().pick("backbones", "densenet121"), config)
+    model = assemble(extractor, build_head(extractor.output_shape[-1], 3, config))
+    images = np.random.default_rng(0).uniform(0, 255, size=(2, 64, 64, 3)).astype(np.float32)
+
+    assert map_side(model) == 2  # densenet121's last block at 64 px, not the 64 px input
+    heat, _ = gradcam(model, images)
+    assert heat.shape == (2, 64, 64)
+    # The top four layers with weights: two convolutions, two BatchNorms (left frozen).
+    assert unfreeze_top(model, 4) == 2
+    densenet = model.get_layer("densenet121")
+    assert [layer.name for layer in densenet.layers if layer.weights and layer.trainable] == [
+        "conv5_block16_1_conv",
+        "conv5_block16_2_conv",
+    ]
+
+
 @pytest.mark.parametrize("class_weight", [None, {0: 2.0, 1: 0.5, 2: 1.0}])
 def test_the_custom_loop_trains_exactly_as_model_fit_does(class_weight: dict | None) -> None:
     # Several workers train with the custom loop (model.fit cannot drive them); on one device it

@@ -11,19 +11,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from breedscope.model import split_classifier
+
 if TYPE_CHECKING:
     import keras
-
-
-def _parts(model: keras.Model) -> tuple[list, keras.Model, list]:
-    """Split the classifier into (layers before the backbone, the backbone, layers after it)."""
-    import keras
-
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    index = next(
-        i for i, layer in enumerate(layers) if isinstance(layer, keras.Model) and layer.name != "head"
-    )
-    return layers[:index], layers[index], layers[index + 1 :]
 
 
 MIN_MAP_SIDE = 4  # a coarser map (MobileNetV2 at 32-127 px: 1x1 to 3x3) cannot show where
@@ -31,7 +22,7 @@ MIN_MAP_SIDE = 4  # a coarser map (MobileNetV2 at 32-127 px: 1x1 to 3x3) cannot 
 
 def map_side(model: keras.Model) -> int:
     """The side of the backbone's last feature map, in cells (7 for MobileNetV2 at 224 px)."""
-    _, backbone, _ = _parts(model)
+    _, backbone, _ = split_classifier(model)
     return int(backbone.output_shape[1])
 
 
@@ -48,7 +39,7 @@ def gradcam(
     """
     import tensorflow as tf
 
-    before, backbone, after = _parts(model)
+    before, backbone, after = split_classifier(model)
     if feature_maps is not None:
         features = tf.convert_to_tensor(feature_maps(images.astype(np.float32)))
     else:

@@ -105,14 +105,27 @@ def build_head(feature_dim: int, n_classes: int, config: ModelConfig) -> keras.M
     return keras.Model(inputs, outputs, name="head")
 
 
+def split_classifier(model: keras.Model) -> tuple[list, keras.Model, list]:
+    """A classifier's (layers before the backbone, the backbone, layers after it).
+
+    Every classifier is ``input → preprocessing → backbone → pool → head``
+    (:func:`build_feature_extractor`, :func:`assemble`), in that order in ``model.layers``, so
+    the backbone is the layer the pooling reads. (Not "the first nested model": a plugin's
+    preprocessing may be a Keras model itself, as densenet121's is.)
+    """
+    import keras
+
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    index = [layer.name for layer in layers].index("pool") - 1
+    return layers[:index], layers[index], layers[index + 1 :]
+
+
 def unfreeze_top(model: keras.Model, layers: int) -> int:
     """Make the top ``layers`` layers of the classifier's backbone trainable, BatchNorm excepted
     (its statistics stay frozen and it keeps running in inference mode). Returns how many."""
     import keras
 
-    backbone = next(
-        layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name not in ("head",)
-    )
+    _, backbone, _ = split_classifier(model)
     backbone.trainable = True
     for layer in backbone.layers:
         layer.trainable = False
