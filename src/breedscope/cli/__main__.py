@@ -1,0 +1,5 @@
+"""``python -m breedscope.cli``."""
+
+from breedscope.cli import main
+
+main()

@@ -1,0 +1,138 @@
+"""Commands on datasets: fetch, validate, split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from breedscope import tables
+from breedscope.cli.app import app, out, parse_ratios
+from breedscope.progress import console
+
+
+def _print_validation(validation) -> None:
+    by_class = validation.counts_by_class()
+    reasons = sorted({k for counts in by_class.values() for k in counts} - {"found", "kept"})
+    numbers = ["found", "kept", *reasons]
+    rows = [[label, *(str(counts.get(c, 0)) for c in numbers)] for label, counts in by_class.items()]
+    tables.show(out, "Validation", ["class", *numbers], rows, right=numbers)
+    if validation.exact_duplicate_sets:
+        console.print(
+            f"{len(validation.exact_duplicate_sets)} set(s) of identical files, "
+            "kept on one side of every split."
+        )
+    if validation.near_duplicate_groups:
+        console.print(
+            f"{len(validation.near_duplicate_groups)} group(s) of near-duplicates, "
+            "kept on one side of every split."
+        )
+    for conflict in validation.label_conflicts:
+        console.print(f"[yellow]label conflict, excluded:[/] {' = '.join(conflict)}")
+
+
+@app.command()
+def fetch(
+    name: Annotated[str, typer.Argument(help="Dataset plugin: see `breedscope datasets`.")],
+    source: Annotated[
+        Path | None, typer.Option("--from", help="An archive or folder you already have.")
+    ] = None,
+    as_name: Annotated[
+        str | None,
+        typer.Option("--name", help="Store it under this name (default: the plugin or source name)."),
+    ] = None,
+    slug: Annotated[str | None, typer.Option(help="Kaggle slug to download instead of the plugin's.")] = None,
+    version: Annotated[
+        int | None,
+        typer.Option("--version", help="Kaggle dataset version (default: the plugin's pinned one)."),
+    ] = None,
+    latest: Annotated[bool, typer.Option(help="Download Kaggle's current version.")] = False,
+    classes: Annotated[
+        str | None, typer.Option(help="Keep only these classes (comma-separated); only they are checked.")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="Keep only the classes this study preset uses.")] = None,
+    force: Annotated[bool, typer.Option(help="Download and validate again even if already done.")] = False,
+    min_side: Annotated[int, typer.Option(help="Exclude images smaller than this (px).")] = 32,
+) -> None:
+    """Download (or take `--from`) a dataset, validate every image, and store it.
+
+    Examples: `breedscope fetch bccd` ·
+    `breedscope fetch chest_xray --from ~/Downloads/archive.zip` ·
+    `breedscope fetch folder --from ./my_photos --name pets`
+    """
+    from breedscope import api
+
+    result = api.fetch_dataset(
+        name,
+        source,
+        name=as_name,
+        slug=slug,
+        version=version,
+        latest=latest,
+        classes=[c.strip() for c in classes.split(",")] if classes else None,
+        preset=preset,
+        force=force,
+        min_side=min_side,
+    )
+    if result.reused:
+        console.print(
+            f"'{result.dataset.name}' is already fetched ({result.dataset.info['images']} images); "
+            "use --force to fetch it again."
+        )
+        return
+    for note in result.scan.notes if result.scan else []:
+        console.print(f"note: {note}")
+    for reason, count in sorted(result.scan.skipped.items()) if result.scan else []:
+        console.print(f"skipped {count} file(s): {reason}")
+    _print_validation(result.validation)
+    console.print(
+        f"Stored [bold]{result.dataset.name}[/]: {len(result.validation.kept)} images in "
+        f"{result.dataset.directory}"
+    )
+
+
+@app.command()
+def validate(name: Annotated[str, typer.Argument(help="A fetched dataset.")]) -> None:
+    """Decode and check every image of a fetched dataset again.
+
+    Example: `breedscope validate bccd`
+    """
+    from breedscope import api
+
+    _print_validation(api.validate(name))
+
+
+@app.command()
+def split(
+    name: Annotated[str, typer.Argument(help="A fetched dataset.")],
+    ratios: Annotated[
+        str | None, typer.Option("--split", help="train,val,test fractions, e.g. 0.8,0.1,0.1")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Split seed.")] = 42,
+    balance: Annotated[str, typer.Option(help="none, cap, undersample, oversample, class_weights")] = "none",
+    cap: Annotated[int | None, typer.Option(help="Images per class for --balance cap.")] = None,
+    source_split: Annotated[bool, typer.Option("--source-split", help="Keep the publisher's split.")] = False,
+    output: Annotated[Path | None, typer.Option(help="Folder for manifest.csv and manifest.json.")] = None,
+) -> None:
+    """Write a stratified, grouped split manifest for a fetched dataset.
+
+    Example: `breedscope split chest_xray --split 0.75,0.15,0.10 --seed 1`
+    """
+    from breedscope import api
+
+    manifest, path = api.split(
+        name,
+        split=parse_ratios(ratios),
+        seed=seed,
+        balance=balance,
+        cap=cap,
+        source_split=source_split,
+        output=output,
+    )
+    counts, splits = manifest.counts(), ["train", "val", "test"]
+    rows = [[label, *(str(counts[s].get(label, 0)) for s in splits)] for label in manifest.classes]
+    tables.show(out, f"Manifest {path}", ["class", *splits], rows, right=splits)
+    for warning in manifest.header["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"sha256 {manifest.sha256()}")

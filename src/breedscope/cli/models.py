@@ -1,0 +1,122 @@
+"""Commands on a run's model: predict, export, evaluate on another dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from breedscope.cli.app import app, out
+from breedscope.errors import BreedscopeError
+from breedscope.progress import console, progress_bar
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    images: Annotated[
+        list[str], typer.Argument(help="Image files, folders (searched recursively) or glob patterns.")
+    ],
+    top: Annotated[int, typer.Option(help="How many classes to show per image.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Also write one row per image to this CSV file.")
+    ] = None,
+) -> None:
+    """Predict the classes of images with a trained run's model.
+
+    Examples: `breedscope predict runs/bccd/run cell1.jpg cell2.png` ·
+    `breedscope predict runs/bccd/run new_cells/ --csv predictions.csv` ·
+    `breedscope predict runs/bccd/run "scans/**/*.png" --json`
+    """
+    from breedscope import api, inference
+    from breedscope.predictions import PredictionWriter
+
+    run = api.open_run(run_dir)
+    paths = inference.image_paths(images)
+    if not paths:
+        raise BreedscopeError(f"No image files were found in {', '.join(images)}.")
+    title = f"Predictions ({run_dir})"
+    with (
+        PredictionWriter(top, csv_file, as_json, out, title=title) as writer,
+        progress_bar("Predicting", total=len(paths)) as advance,
+    ):
+        for prediction in run.iter_predictions(paths, top=top):
+            writer.add(prediction)
+            advance(1)
+    if csv_file is not None:
+        console.print(f"Written: {csv_file} ({writer.count} rows)")
+    if writer.failed:
+        raise BreedscopeError(
+            f"{writer.failed} of {writer.count} file(s) could not be read as images; see their errors above"
+            + (f" and in {csv_file}." if csv_file else ".")
+        )
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    fmt: Annotated[str, typer.Option("--format", help="keras, savedmodel, tflite or onnx")] = "keras",
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            help="tflite only: fp16, dynamic (int8 weights) or int8 (calibrated on training images)"
+        ),
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Folder to write to (default RUN_DIR/export).")] = None,
+) -> None:
+    """Export a trained model for deployment, with `labels.txt` beside it; a TFLite or ONNX file is
+    measured against the Keras model on the run's test split.
+
+    Examples: `breedscope export runs/bccd/run --format tflite --quantize int8` ·
+    `breedscope export runs/bccd/run --format onnx`
+    """
+    from breedscope import api
+    from breedscope import export as export_module
+
+    exported = api.open_run(run_dir).export(fmt, quantize, output)
+    path, check = exported.path, exported.check
+    console.print(f"Exported: {path} (class names, in output order, in {path.parent / 'labels.txt'})")
+    if check is not None:
+        console.print(
+            f"On the run's {check.images} test images: Keras accuracy {check.keras_accuracy:.4f}, "
+            f"exported {check.exported_accuracy:.4f}; the two agree on {check.agreement:.1%} of images "
+            f"(recorded in {path.name}.check.json)."
+        )
+        if not check.acceptable:
+            console.print(
+                f"[bold yellow]warning:[/] the exported model is {100 * check.accuracy_drop:.1f} points "
+                "less accurate than the Keras model (more than "
+                f"{100 * export_module.MAX_ACCURACY_DROP:.0f}); "
+                "ship a float export (no --quantize) or the Keras model instead."
+            )
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    dataset: Annotated[str, typer.Option(help="Another fetched dataset with (some of) the same classes.")],
+    class_map: Annotated[
+        str | None,
+        typer.Option("--map", help="Their classes to the model's: normal=NORMAL,pneumonia=PNEUMONIA"),
+    ] = None,
+    report_format: Annotated[
+        str, typer.Option("--format", help="Reporters, e.g. markdown,pdf")
+    ] = "markdown,pdf",
+) -> None:
+    """External validation: the trained model on someone else's images, with intervals and a report.
+
+    Example: `breedscope evaluate runs/chest_xray/run --dataset other_hospital --map normal=NORMAL`
+    """
+    from breedscope import api, external
+
+    result = api.open_run(run_dir).evaluate_on(
+        dataset, external.parse_mapping(class_map), report_format.split(",")
+    )
+    if result.left_out:
+        listed = ", ".join(f"{label} ({count})" for label, count in result.left_out.items())
+        console.print(f"Left out, as classes the model does not know: {listed}.")
+    console.print(f"On '{result.dataset}': {result.evaluation.summary()}")
+    for path in result.reports:
+        console.print(f"Report: {path}")
