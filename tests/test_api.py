@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -118,3 +120,20 @@ def test_plugin_names_come_from_one_registry() -> None:
     assert {"cats", "breast", "generic", "bccd", "chest_xray", "demo"} <= set(registry.presets)
     assert registry.presets["chest_xray"].study is not None
     assert bs.Preset is type(registry.presets["demo"])
+
+
+def test_tensorflows_own_log_lines_stay_out_of_a_python_session() -> None:
+    # A notebook user has no TF_CPP_MIN_LOG_LEVEL set: once breedscope has loaded TensorFlow,
+    # its C++ lines ("I0000 ... generator_dataset_op.cc] Memory patch applied", printed when a
+    # run trains on images) must not reach the notebook.
+    code = (
+        "from breedscope import quiet; quiet.load_tensorflow(); import tensorflow as tf; "
+        "data = tf.data.Dataset.from_generator(lambda: iter([1.0, 2.0]), output_signature="
+        "tf.TensorSpec((), tf.float32)); print(sum(float(x) for x in data))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.stdout.strip() == "3.0", result.stderr
+    assert not re.search(r"^[IWE]\d{4} \d\d:\d\d:", result.stderr, re.MULTILINE), result.stderr

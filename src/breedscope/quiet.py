@@ -53,7 +53,13 @@ def native_output_silenced() -> Iterator[None]:
 @cache
 def load_tensorflow() -> None:
     """Import TensorFlow and Keras and look for GPUs, once per process, quietly. Called where a
-    command first needs TensorFlow (training, loading a model), so later imports are silent."""
+    command first needs TensorFlow (training, loading a model), so later imports are silent.
+
+    Its C++ log is kept to errors for the rest of the process (unless the user chose a level):
+    the CLI sets this at start, and a notebook would otherwise show lines such as
+    ``generator_dataset_op.cc] Memory patch applied`` in the middle of a run."""
+    if not debugging():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_output_silenced():
         import keras  # noqa: F401
         import tensorflow as tf
