@@ -21,6 +21,7 @@ START = time.perf_counter()
 STAGES = [
     ("breedscope.train", "prepare"),  # TensorFlow's start, the backbone built with its weights
     ("breedscope.pipeline", "ensure_dataset"),
+    ("breedscope.train", "features_ahead"),  # features before TensorFlow, which loads meanwhile
     ("breedscope.runs", "environment"),
     ("breedscope.train", "train"),
     ("breedscope.runtime", "choose"),  # converts the backbone for LiteRT the first time

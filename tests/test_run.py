@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -394,6 +395,38 @@ def test_features_read_from_disk_train_the_same_model_as_features_in_memory(
         assert result.returncode == 0, result.stderr
         predictions.append((run_dir_of(runs) / "predictions.csv").read_text())
     assert predictions[0] == predictions[1]
+
+
+def test_features_computed_while_tensorflow_loads_train_the_same_model(
+    tree_dataset: str, tmp_path: Path, home: Path
+) -> None:
+    # The first run converts the backbone for LiteRT and computes its features in training; a
+    # later one, with the cache emptied, computes them before it needs TensorFlow, which loads
+    # meanwhile in another thread. The same features (two augmented views, validation, test)
+    # must train the same model.
+    from breedscope import runtime
+
+    if not runtime.litert_available():
+        pytest.skip("ai-edge-litert is not installed: every feature comes from Keras")
+    outputs = []
+    for name in ("converting", "ahead"):
+        runs = tmp_path / name
+        result = cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "2", "--runs-dir", str(runs))
+        assert result.returncode == 0, result.stderr
+        run_dir = run_dir_of(runs)
+        runtime_used = json.loads((run_dir / "evaluation.json").read_text())["training"]["feature_runtime"]
+        assert runtime_used["runtime"] == "litert"
+        converted = "Converting the backbone" in result.stderr
+        shards = list(home.glob("features/*/litert/*/shard-*.npy"))
+        assert len(shards) == 4  # two training views, validation, test
+        # Computed ahead, every feature is there before the run directory is made.
+        made = (run_dir / "manifest.csv").stat().st_mtime_ns
+        ahead = all(shard.stat().st_mtime_ns < made for shard in shards)
+        outputs.append((converted, ahead, (run_dir / "predictions.csv").read_text()))
+        for views in {shard.parent for shard in shards}:
+            shutil.rmtree(views)  # the converted backbone stays
+    assert [(converted, ahead) for converted, ahead, _ in outputs] == [(True, False), (False, True)]
+    assert outputs[0][2] == outputs[1][2]
 
 
 def test_a_finished_run_refuses_bad_paths_in_one_sentence(tree_dataset: str, tmp_path: Path) -> None:

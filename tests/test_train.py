@@ -144,6 +144,81 @@ def test_the_custom_loop_trains_exactly_as_model_fit_does(class_weight: dict | N
         np.testing.assert_allclose([epoch[key] for epoch in logs], values, rtol=1e-5, err_msg=key)
 
 
+def test_many_head_steps_per_call_train_exactly_as_one_step_per_call() -> None:
+    # On cached features the head runs FEATURE_STEPS_PER_EXECUTION steps per call of its graph;
+    # the steps must be the very ones of one step per call: the short last batch, the epochs
+    # split at a partial call, dropout, class weights, and the figures each epoch reports.
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2 * 16 * train.FEATURE_STEPS_PER_EXECUTION + 70, 8)).astype(np.float32)
+    y = loading.one_hot(rng.integers(0, 3, size=len(x)), 3)
+
+    def trained(steps: int) -> tuple[list[np.ndarray], list[dict]]:
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input((8,))
+        hidden = keras.layers.Dropout(0.3)(keras.layers.Dense(16, "relu")(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(3, "softmax")(hidden))
+        train._compile(model, 1e-2, steps)
+        logs = []
+        for epoch in range(3):  # one fit call per epoch, as the trainer makes them
+            train.reseed_dropout(model, 7, epoch)
+            history = model.fit(
+                loading.in_memory_batches(x, y, 16),
+                validation_data=loading.in_memory_batches(x[:50], y[:50], 16),
+                class_weight={0: 2.0, 1: 0.5, 2: 1.0},
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                shuffle=False,
+                verbose=0,
+            ).history
+            logs.append({key: values[-1] for key, values in history.items()})
+        return model.get_weights(), logs
+
+    one_weights, one_logs = trained(1)
+    many_weights, many_logs = trained(train.FEATURE_STEPS_PER_EXECUTION)
+    for one, many in zip(one_weights, many_weights, strict=True):
+        np.testing.assert_array_equal(one, many)
+    assert one_logs == many_logs
+
+
+def test_a_model_saved_with_the_skipsets_cached_is_the_file_keras_writes(tmp_path: Path) -> None:
+    # model.save_model makes Keras' per-save attribute lists a cache (Keras looks them up under
+    # another name than it stores them); the file must be exactly the one Keras writes alone
+    # (its own thread has none cached), and load back to the same predictions.
+    import io
+    import threading
+    import zipfile
+
+    import keras
+    from keras.src.saving import saving_lib
+
+    from breedscope.model import load_model, save_model
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dropout(0.2)(keras.layers.Dense(8, "relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, "softmax")(hidden))
+    train._compile(model, 1e-2)
+    x = np.random.default_rng(0).normal(size=(16, 6)).astype(np.float32)
+    model.fit(x, loading.one_hot(np.arange(16) % 2, 2), epochs=1, verbose=0)  # optimizer state too
+
+    alone = io.BytesIO()
+    saver = threading.Thread(target=saving_lib.save_model, args=(model, alone))
+    saver.start()
+    saver.join()
+    save_model(model, tmp_path / "ours.keras")
+    ours = zipfile.ZipFile(tmp_path / "ours.keras")
+    theirs = zipfile.ZipFile(alone)
+    assert ours.namelist() == theirs.namelist()
+    for name in ours.namelist():
+        if name != "metadata.json":  # the date it was saved
+            assert ours.read(name) == theirs.read(name), name
+    np.testing.assert_array_equal(
+        load_model(tmp_path / "ours.keras").predict(x, verbose=0), model.predict(x, verbose=0)
+    )
+
+
 @pytest.mark.parametrize(
     "tf_config",
     [

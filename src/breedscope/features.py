@@ -35,6 +35,7 @@ from breedscope.errors import DataError
 from breedscope.hashing import sha256_file, short_hash
 from breedscope.images import DECODER_VERSION
 from breedscope.manifest import Row
+from breedscope.model import weights_argument
 from breedscope.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -54,9 +55,10 @@ QUERY_CHUNK = 500  # SQLite's parameter limit is 999 in old builds
 
 def weights_identity(weights: str) -> str:
     """What identifies a weights setting: a file by its content, ``none`` by nothing (seeded)."""
-    if weights in ("imagenet", "none"):
+    argument = weights_argument(weights)
+    if argument in (None, "imagenet"):
         return weights
-    return "file-" + sha256_file(Path(weights).expanduser())[:16]
+    return "file-" + sha256_file(Path(argument))[:16]
 
 
 def extractor_key(backbone: str, model: ModelConfig, seed: int) -> str:

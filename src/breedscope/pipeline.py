@@ -245,7 +245,7 @@ def run(
     created; one process at a time writes a run directory. Of a cluster's workers only the chief
     writes one: the others train in step with it in a scratch directory, deleted at the end.
     """
-    from breedscope.train import prepare
+    from breedscope.train import features_ahead, prepare
 
     chosen = resolve_plugins(config, registry)
     if run_dir is not None and config.train.strategy == "multiworker":
@@ -255,31 +255,46 @@ def run(
         )
     if run_dir is None:
         check_runs_dir(config.runs_dir if new_dir is None else new_dir.parent)
-    prepared = prepare(config, chosen.backbone)
     dataset = ensure_dataset(config.dataset.name, registry)
+
+    def prepared_for(manifest: manifest_module.Manifest) -> Prepared:
+        # Features first: a frozen backbone already converted for LiteRT needs no TensorFlow,
+        # which loads meanwhile.
+        features_ahead(config, manifest, dataset.image_root, chosen.backbone.name, chosen.augmentation)
+        return prepare(config, chosen.backbone)
+
+    if run_dir is not None:
+        directory = RunDir(run_dir)
+        with directory.writing():
+            manifest = directory.manifest()
+            return _run_locked(config, chosen, directory, dataset, manifest, prepared_for(manifest))
+    manifest = planned_manifest(config, dataset)
+    prepared = prepared_for(manifest)
     if not distribute.is_chief(prepared.strategy):
         console.print("This worker trains in step with the chief; its files are scratch, deleted at the end.")
         with tempfile.TemporaryDirectory(prefix="breedscope-worker-") as scratch:
-            outcome = _run_new(config, chosen, dataset, prepared, Path(scratch) / "run")
+            outcome = _run_new(config, chosen, dataset, manifest, prepared, Path(scratch) / "run")
         return dataclasses.replace(outcome, chief=False)
-    if run_dir is None:
-        return _run_new(config, chosen, dataset, prepared, new_dir)
-    directory = RunDir(run_dir)
-    with directory.writing():
-        return _run_locked(config, chosen, directory, dataset, directory.manifest(), prepared)
+    return _run_new(config, chosen, dataset, manifest, prepared, new_dir)
+
+
+def planned_manifest(config: RunConfig, dataset: store.StoredDataset) -> manifest_module.Manifest:
+    """The manifest a new run splits its images by (cross-validation: the pool its folds split)."""
+    manifest = reused_or_new_manifest(config, dataset)
+    if config.cv.folds:  # every image is tested, fold by fold: the whole manifest is the pool
+        manifest = crossval.as_pool(manifest)
+    return manifest
 
 
 def _run_new(
     config: RunConfig,
     chosen: RunPlugins,
     dataset: store.StoredDataset,
+    manifest: manifest_module.Manifest,
     prepared: Prepared,
     new_dir: Path | None,
 ) -> RunOutcome:
     """A new run: its inputs (manifest, configuration) are written first."""
-    manifest = reused_or_new_manifest(config, dataset)
-    if config.cv.folds:  # every image is tested, fold by fold: the whole manifest is the pool
-        manifest = crossval.as_pool(manifest)
     if new_dir is None:
         directory = RunDir.create(config.runs_dir, dataset.name, config.name)
     else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from functools import cache
@@ -50,6 +51,18 @@ def native_output_silenced() -> Iterator[None]:
             os.close(descriptor)
 
 
+def _import_tensorflow() -> None:
+    import keras  # noqa: F401
+    import tensorflow as tf
+
+    tf.config.list_physical_devices("GPU")
+
+
+def _quiet_log_level() -> None:
+    if not debugging():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 @cache
 def load_tensorflow() -> None:
     """Import TensorFlow and Keras and look for GPUs, once per process, quietly. Called where a
@@ -58,10 +71,109 @@ def load_tensorflow() -> None:
     Its C++ log is kept to errors for the rest of the process (unless the user chose a level):
     the CLI sets this at start, and a notebook would otherwise show lines such as
     ``generator_dataset_op.cc] Memory patch applied`` in the middle of a run."""
-    if not debugging():
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _quiet_log_level()
     with native_output_silenced():
-        import keras  # noqa: F401
-        import tensorflow as tf
+        _import_tensorflow()
 
-        tf.config.list_physical_devices("GPU")
+
+def _writes_to(stream: object, descriptor: int) -> bool:
+    """Whether ``stream`` is this process's own text stream on ``descriptor`` (a terminal, a pipe
+    or a file), not a notebook's or a test runner's stand-in."""
+    try:
+        return isinstance(stream, io.TextIOWrapper) and stream.fileno() == descriptor
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+# Marks the thread that loads TensorFlow: what Python prints there (such as a library's
+# DependencyWarning at import) is dropped, as load_tensorflow drops it.
+_loader = threading.local()
+
+
+class _LoaderOutputDropped(io.TextIOBase):
+    """A text stream passing on what every thread but the loader writes."""
+
+    def __init__(self, stream: object) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if not getattr(_loader, "active", False):
+            self.stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", "utf-8")
+
+
+@contextmanager
+def _loader_silenced_others_shown() -> Iterator[None]:
+    """Send what native code writes to stdout and stderr nowhere, and what Python prints in the
+    loader thread, while what other threads print (progress bars, messages) still shows: in a
+    terminal through copies of the original descriptors, in a notebook as before."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    originals = {"stdout": sys.stdout, "stderr": sys.stderr}
+    saved = {1: os.dup(1), 2: os.dup(2)}
+    copies: list[io.TextIOWrapper] = []
+    try:
+        for name, descriptor in (("stdout", 1), ("stderr", 2)):
+            stream = originals[name]
+            if _writes_to(stream, descriptor):
+                kept = io.FileIO(saved[descriptor], "w", closefd=False)
+                stream = io.TextIOWrapper(kept, stream.encoding, stream.errors, write_through=True)
+                copies.append(stream)
+            setattr(sys, name, _LoaderOutputDropped(stream))
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        for copy in copies:
+            copy.flush()
+        sys.stdout, sys.stderr = originals["stdout"], originals["stderr"]
+        for descriptor, copy in saved.items():
+            os.dup2(copy, descriptor)
+            os.close(copy)
+
+
+@contextmanager
+def tensorflow_loading_behind() -> Iterator[None]:
+    """Run the block while TensorFlow and Keras load in a background thread (about 2 s of a
+    core), then wait for them: work that needs neither, such as LiteRT's feature extraction,
+    overlaps their start. Only imports happen in that thread: Keras keeps its settings (seeds,
+    precision) per thread, and they are all made in this one afterwards. TensorFlow's start-up
+    lines are silenced as :func:`load_tensorflow` silences them, without silencing the block's
+    progress bars and messages. Afterwards :func:`load_tensorflow` has nothing left to do."""
+    if "tensorflow" in sys.modules or debugging():  # loaded already, or everything is to be seen
+        yield
+        return
+    _quiet_log_level()
+    failure: list[BaseException] = []
+
+    def load() -> None:
+        _loader.active = True
+        try:
+            _import_tensorflow()
+        except BaseException as exc:  # raised in this thread once the block is done
+            failure.append(exc)
+
+    with _loader_silenced_others_shown():
+        loader = threading.Thread(target=load, name="breedscope-load-tensorflow", daemon=True)
+        loader.start()
+        try:
+            yield
+        finally:
+            loader.join()  # also after an error or Ctrl-C: its lines must not reach the terminal
+    if failure:
+        raise failure[0]
+    load_tensorflow()

@@ -173,6 +173,17 @@ def compare(reference: Forward, candidate: Forward, image_size: int) -> RuntimeC
     return RuntimeCheck(len(images), float(np.abs(expected - got).max()), float(np.abs(expected).mean()))
 
 
+def already_converted(directory: Path, image_size: int, setting: str) -> Forward | None:
+    """The LiteRT forward pass :func:`choose` would give, when it needs neither Keras nor
+    TensorFlow: the backbone was converted and agreed with Keras (``None`` otherwise). Features can
+    then be computed while TensorFlow is still loading."""
+    check_file = directory / CHECK_FILE
+    if setting == "keras" or not litert_available() or not check_file.is_file():
+        return None
+    check = RuntimeCheck(**json.loads(check_file.read_text(encoding="utf-8")))
+    return litert_forward(directory / BACKBONE_FILE, image_size, check) if check.agrees else None
+
+
 def converted_backbone(extractor: keras.Model, directory: Path, image_size: int) -> Forward:
     """LiteRT's forward pass of ``extractor``, converted and checked once, then reused."""
     model_file, check_file = directory / BACKBONE_FILE, directory / CHECK_FILE

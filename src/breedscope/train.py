@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from breedscope import distribute, runtime
+from breedscope import distribute, quiet, runtime
 from breedscope.atomic import write_json
 from breedscope.augment import Augmenter, AugmentPreset
 from breedscope.batching import batch_slices
@@ -59,6 +59,11 @@ if TYPE_CHECKING:
 
 
 STATE_FILE = "state.json"
+# A head step on cached features takes microseconds of arithmetic and milliseconds of Keras'
+# per-call overhead; this many steps run in one call of the compiled graph (the same steps in
+# the same order: bit-identical weights), while Ctrl-C still lands within a fraction of a second.
+# Steps through the backbone (images) keep one step per call.
+FEATURE_STEPS_PER_EXECUTION = 32
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -273,11 +278,14 @@ def predict_in_batches(model: keras.Model, batches: Iterable[np.ndarray]) -> np.
     return np.concatenate([np.asarray(model(x, training=False)) for x in batches])
 
 
-def _compile(model: keras.Model, learning_rate: float) -> None:
+def _compile(model: keras.Model, learning_rate: float, steps_per_execution: int = 1) -> None:
     import keras
 
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy", metrics=["accuracy"]
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
     )
 
 
@@ -293,8 +301,6 @@ class Prepared:
 
 def prepare(config: RunConfig, backbone: BackboneSpec) -> Prepared:
     """Seed everything, choose the devices and build the feature extractor with its weights."""
-    from breedscope import quiet
-
     quiet.load_tensorflow()
     import keras
     import tensorflow as tf
@@ -312,16 +318,82 @@ def prepare(config: RunConfig, backbone: BackboneSpec) -> Prepared:
     return Prepared(strategy, backbone, extractor)
 
 
+def _runtime_setting(config: RunConfig) -> str:
+    if config.train.mixed_precision and config.train.feature_runtime == "auto":
+        return "keras"  # a float16 graph stays with Keras
+    return config.train.feature_runtime
+
+
+def _extractor_dir(config: RunConfig, backbone: str) -> Path:
+    return features_dir() / extractor_key(backbone, config.model, config.train.seed)
+
+
 def _feature_cache(config: RunConfig, backbone: BackboneSpec, extractor: keras.Model) -> FeatureCache:
     """The cache of the frozen backbone's features, made by the runtime ``train.feature_runtime``
     asks for (or the fastest that agrees with Keras)."""
     size = config.model.image_size
-    key_dir = features_dir() / extractor_key(backbone.name, config.model, config.train.seed)
-    setting = config.train.feature_runtime
-    if config.train.mixed_precision and setting == "auto":  # a float16 graph stays with Keras
-        setting = "keras"
-    forward = runtime.choose(extractor, setting, key_dir, size)
+    key_dir = _extractor_dir(config, backbone.name)
+    forward = runtime.choose(extractor, _runtime_setting(config), key_dir, size)
     return FeatureCache(key_dir / forward.runtime, forward, size)
+
+
+def _augmented_views(config: RunConfig, augmentation: AugmentPreset) -> tuple[Augmenter | None, int]:
+    """The augmenter training images go through (``None`` for none) and how many views of each."""
+    augmenter = Augmenter(augmentation, config.train.seed)
+    if augmenter.is_identity:
+        return None, 1
+    return augmenter, config.augment.views
+
+
+def _train_features(
+    cache: FeatureCache,
+    rows: dict[str, list[Row]],
+    loader: ImageLoader,
+    augmenter: Augmenter | None,
+    views: int,
+) -> tuple[list[FeatureSet], FeatureSet | None]:
+    """Each training view's and validation's features, computed where the cache lacks them."""
+    train_sets = [
+        cache.features(rows["train"], loader, augmenter, v, f"Features: train {v + 1}/{views}")
+        for v in range(views)
+    ]
+    val_set = cache.features(rows["val"], loader, label="Features: val") if rows["val"] else None
+    return train_sets, val_set
+
+
+def _test_features(cache: FeatureCache, rows: list[Row], loader: ImageLoader) -> FeatureSet:
+    return cache.features(rows, loader, label="Features: test")
+
+
+def features_ahead(
+    config: RunConfig, manifest: Manifest, image_root: Path, backbone: str, augmentation: AugmentPreset
+) -> None:
+    """Compute a frozen run's features of every split before training needs TensorFlow, while
+    TensorFlow loads in a background thread: LiteRT needs neither it nor Keras once the backbone
+    is converted (the first run converts it, and computes its features in :func:`train`). The
+    two share the cores, and together take about a second less than one after the other (PBC);
+    :func:`train` then finds every feature in the cache.
+
+    Nothing happens for runs whose features come from Keras, that train the backbone, that
+    cross-validate, or that train on several machines (whose start waits for the other workers
+    through TensorFlow).
+    """
+    frozen = config.train.feature_cache and not config.model.train_base
+    if not frozen or config.cv.folds or config.train.strategy == "multiworker":
+        return
+    size = config.model.image_size
+    key_dir = _extractor_dir(config, backbone)
+    forward = runtime.already_converted(key_dir, size, _runtime_setting(config))
+    if forward is None:
+        return
+    cache = FeatureCache(key_dir / forward.runtime, forward, size)
+    splits = _Splits.of(manifest)
+    augmenter, views = _augmented_views(config, augmentation)
+    loader = ImageLoader(image_root, size)
+    with quiet.tensorflow_loading_behind():
+        _train_features(cache, splits.rows, loader, augmenter, views)
+        if not config.train.fine_tune_epochs:  # fine-tuned models are tested on images
+            _test_features(cache, splits.rows["test"], loader)
 
 
 @dataclass
@@ -354,12 +426,7 @@ class _FeatureEpochs:
         cut: int,
     ) -> _FeatureEpochs:
         """Each training view's and validation's features, computed where the cache lacks them."""
-        rows = splits.rows
-        train_sets = [
-            cache.features(rows["train"], loader, augmenter, v, f"Features: train {v + 1}/{views}")
-            for v in range(views)
-        ]
-        val_set = cache.features(rows["val"], loader, label="Features: val") if rows["val"] else None
+        train_sets, val_set = _train_features(cache, splits.rows, loader, augmenter, views)
         data = cls(train_sets, val_set, splits, config, cut)
         vectors = len(train_sets[0]) * views + (len(val_set) if val_set is not None else 0)
         if vectors * dim * 4 <= config.train.feature_memory_mb * 2**20:
@@ -422,13 +489,11 @@ def train(
         )
     splits = _Splits.of(manifest)
     n_classes, batch = len(splits.classes), config.train.batch_size
-    augmenter = Augmenter(augmentation, seed)
-    augmenter_or_none = None if augmenter.is_identity else augmenter
+    augmenter_or_none, views = _augmented_views(config, augmentation)
     size = config.model.image_size
     loader = ImageLoader(image_root, size)
     decoded_images = ImageLoader(image_root, size, images_dir() / f"{size}px-decoder{DECODER_VERSION}")
     use_cache = config.train.feature_cache and not config.model.train_base
-    views = config.augment.views if augmenter_or_none else 1
     trainer = _Trainer(config, splits, run_dir, strategy)
     # model.fit wants every batch cut to a multiple of the replicas; the custom loop takes any
     # share, so its batches are the ones a single machine would see.
@@ -479,7 +544,8 @@ def train(
                 else:  # several workers: the extractor was made outside the strategy; this one trains
                     base = build_feature_extractor(backbone, config.model) if custom_loop else extractor
                     model = assemble(base, head)
-                _compile(model, config.train.learning_rate)
+                steps = FEATURE_STEPS_PER_EXECUTION if use_cache else 1
+                _compile(model, config.train.learning_rate, steps)
         if cache is not None:
             trainer.fit(model, config.train.epochs, features.epoch, features.validation)
         else:
@@ -513,7 +579,7 @@ def train(
     )
 
     if cache is not None and not fine_tune_epochs:  # the test split's features are cached already
-        test_set = cache.features(splits.rows["test"], loader, label="Features: test")
+        test_set = _test_features(cache, splits.rows["test"], loader)
         batches = (test_set.read(np.arange(len(test_set))[s]) for s in batch_slices(len(test_set), 256))
         probabilities = predict_in_batches(full.get_layer("head"), batches)
     else:

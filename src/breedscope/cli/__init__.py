@@ -78,6 +78,6 @@ def _run_app() -> None:
         )
         code = 1
     if code == 130:  # a Ctrl-C no command caught (typer returns it as 130)
-        console.print("Interrupted; finished work (downloads, manifests, checkpoints) is kept.")
+        console.print("Interrupted; finished work (downloads, manifests, features, checkpoints) is kept.")
     if isinstance(code, int) and code:
         sys.exit(code)

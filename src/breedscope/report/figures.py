@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DPI = 150
 
 
 # Figures are made with matplotlib's object API (``Figure``), never pyplot: no backend is chosen,
-# no window can open, and a notebook's inline plotting is left as the user set it.
+# no window can open, and a notebook's inline plotting is left as the user set it. matplotlib is
+# imported where a figure is drawn, not with this module: a run imports it (0.3 s) while it
+# computes features, with TensorFlow, whose Keras imports it too.
 
 
 def _save(figure: Figure, path: Path, tight: bool = True, dpi: float = DPI) -> Path:
@@ -26,6 +30,8 @@ def _save(figure: Figure, path: Path, tight: bool = True, dpi: float = DPI) -> P
 
 def _subplots(*grid: int, figsize: tuple[float, float]):
     """A new figure and its axes, like ``pyplot.subplots`` but outside pyplot's state."""
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=figsize)
     return figure, figure.subplots(*grid)
 
@@ -61,6 +67,8 @@ def confusion_matrix(evaluation: dict, path: Path) -> Path:
 
 
 def training_curves(history: list[dict], path: Path) -> Path:
+    from matplotlib import ticker
+
     epochs = [row["epoch"] for row in history]
     figure, (loss_axis, acc_axis) = _subplots(1, 2, figsize=(9, 3.4))
     for axis, metric, title in ((loss_axis, "loss", "loss"), (acc_axis, "accuracy", "accuracy")):
@@ -68,7 +76,7 @@ def training_curves(history: list[dict], path: Path) -> Path:
         if history and f"val_{metric}" in history[0]:
             axis.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", ms=3, label="validation")
         axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         axis.set_title(title)
         axis.grid(alpha=0.3)
         axis.legend()
@@ -124,6 +132,8 @@ def image_grid(images: list[np.ndarray], captions: list[str], path: Path, column
     band, gap = int(tile * 0.22), max(2, tile // 40)  # caption band above each tile, white gap
     cell_height, cell_width = band + tile + gap, tile + gap
     mosaic = np.full((rows * cell_height, columns * cell_width, 3), 255, dtype=np.uint8)
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(2.2 * columns, 2.2 * columns * mosaic.shape[0] / mosaic.shape[1]))
     axis = figure.add_axes((0, 0, 1, 1))
     axis.axis("off")
