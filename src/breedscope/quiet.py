@@ -15,6 +15,7 @@ import io
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from functools import cache
@@ -117,14 +118,24 @@ class _LoaderOutputDropped(io.TextIOBase):
 
 @contextmanager
 def _loader_silenced_others_shown() -> Iterator[None]:
-    """Send what native code writes to stdout and stderr nowhere, and what Python prints in the
-    loader thread, while what other threads print (progress bars, messages) still shows: in a
-    terminal through copies of the original descriptors, in a notebook as before."""
+    """Send what native code writes to stdout and stderr nowhere, and what Python prints or
+    warns in the loader thread, while what other threads print (progress bars, messages, warnings)
+    still shows: in a terminal through copies of the original descriptors, in a notebook as
+    before."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     originals = {"stdout": sys.stdout, "stderr": sys.stderr}
     saved = {1: os.dup(1), 2: os.dup(2)}
     copies: list[io.TextIOWrapper] = []
+    show_warning = warnings.showwarning
+
+    def shown_unless_loading(*args: object, **kwargs: object) -> None:
+        # Dropped before it reaches any stream: a progress bar's own stand-in for sys.stderr
+        # (rich's, which draws in a notebook without writing to it) would show it otherwise.
+        if not getattr(_loader, "active", False):
+            show_warning(*args, **kwargs)
+
+    warnings.showwarning = shown_unless_loading
     try:
         for name, descriptor in (("stdout", 1), ("stderr", 2)):
             stream = originals[name]
@@ -141,6 +152,7 @@ def _loader_silenced_others_shown() -> Iterator[None]:
         for copy in copies:
             copy.flush()
         sys.stdout, sys.stderr = originals["stdout"], originals["stderr"]
+        warnings.showwarning = show_warning
         for descriptor, copy in saved.items():
             os.dup2(copy, descriptor)
             os.close(copy)
