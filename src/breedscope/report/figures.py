@@ -127,13 +127,13 @@ def roc_one_vs_rest(evaluation: dict, path: Path) -> Path:
 def image_grid(images: list[np.ndarray], captions: list[str], path: Path, columns: int = 4) -> Path:
     """Captioned tiles drawn as one mosaic on one axis: a dozen separate axes would cost
     matplotlib's layout about half a second per figure."""
+    from matplotlib.figure import Figure
+
     rows = max(1, int(np.ceil(len(images) / columns)))
     tile = max(max(image.shape[:2]) for image in images)
     band, gap = int(tile * 0.22), max(2, tile // 40)  # caption band above each tile, white gap
     cell_height, cell_width = band + tile + gap, tile + gap
     mosaic = np.full((rows * cell_height, columns * cell_width, 3), 255, dtype=np.uint8)
-    from matplotlib.figure import Figure
-
     figure = Figure(figsize=(2.2 * columns, 2.2 * columns * mosaic.shape[0] / mosaic.shape[1]))
     axis = figure.add_axes((0, 0, 1, 1))
     axis.axis("off")
