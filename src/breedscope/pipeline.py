@@ -260,8 +260,10 @@ def run(
     def prepared_for(manifest: manifest_module.Manifest) -> Prepared:
         # Features first: a frozen backbone already converted for LiteRT needs no TensorFlow,
         # which loads meanwhile.
-        features_ahead(config, manifest, dataset.image_root, chosen.backbone.name, chosen.augmentation)
-        return prepare(config, chosen.backbone)
+        cache = features_ahead(
+            config, manifest, dataset.image_root, chosen.backbone.name, chosen.augmentation
+        )
+        return prepare(config, chosen.backbone, cache)
 
     if run_dir is not None:
         directory = RunDir(run_dir)

@@ -28,28 +28,34 @@ def debugging() -> bool:
 
 
 @contextmanager
+def _descriptors_to_devnull() -> Iterator[dict[int, int]]:
+    """Point file descriptors 1 and 2 at ``/dev/null`` for the block, and yield copies of the
+    originals (by descriptor) that stay open until they are restored afterwards."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = {1: os.dup(1), 2: os.dup(2)}
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+        yield saved
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        for descriptor, copy in saved.items():
+            os.dup2(copy, descriptor)
+            os.close(copy)
+
+
+@contextmanager
 def native_output_silenced() -> Iterator[None]:
     """Send what native code and Python print to stdout and stderr nowhere, for the block."""
     if debugging():
         yield
         return
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    saved = [os.dup(1), os.dup(2)]
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            os.dup2(null.fileno(), 2)
-            # Python-level prints too: in a notebook sys.stdout is not file descriptor 1.
-            with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-                yield
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for descriptor in saved:
-            os.close(descriptor)
+    # Python-level prints too: in a notebook sys.stdout is not file descriptor 1.
+    with _descriptors_to_devnull(), redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+        yield
 
 
 def _import_tensorflow() -> None:
@@ -122,11 +128,7 @@ def _loader_silenced_others_shown() -> Iterator[None]:
     warns in the loader thread, while what other threads print (progress bars, messages, warnings)
     still shows: in a terminal through copies of the original descriptors, in a notebook as
     before."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
     originals = {"stdout": sys.stdout, "stderr": sys.stderr}
-    saved = {1: os.dup(1), 2: os.dup(2)}
-    copies: list[io.TextIOWrapper] = []
     show_warning = warnings.showwarning
 
     def shown_unless_loading(*args: object, **kwargs: object) -> None:
@@ -135,32 +137,28 @@ def _loader_silenced_others_shown() -> Iterator[None]:
         if not getattr(_loader, "active", False):
             show_warning(*args, **kwargs)
 
-    warnings.showwarning = shown_unless_loading
-    try:
-        for name, descriptor in (("stdout", 1), ("stderr", 2)):
-            stream = originals[name]
-            if _writes_to(stream, descriptor):
-                kept = io.FileIO(saved[descriptor], "w", closefd=False)
-                stream = io.TextIOWrapper(kept, stream.encoding, stream.errors, write_through=True)
-                copies.append(stream)
-            setattr(sys, name, _LoaderOutputDropped(stream))
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        for copy in copies:
-            copy.flush()
-        sys.stdout, sys.stderr = originals["stdout"], originals["stderr"]
-        warnings.showwarning = show_warning
-        for descriptor, copy in saved.items():
-            os.dup2(copy, descriptor)
-            os.close(copy)
+    with _descriptors_to_devnull() as saved:
+        copies: list[io.TextIOWrapper] = []
+        warnings.showwarning = shown_unless_loading
+        try:
+            for name, descriptor in (("stdout", 1), ("stderr", 2)):
+                stream = originals[name]
+                if _writes_to(stream, descriptor):
+                    kept = io.FileIO(saved[descriptor], "w", closefd=False)
+                    stream = io.TextIOWrapper(kept, stream.encoding, stream.errors, write_through=True)
+                    copies.append(stream)
+                setattr(sys, name, _LoaderOutputDropped(stream))
+            yield
+        finally:
+            for copy in copies:
+                copy.flush()
+            sys.stdout, sys.stderr = originals["stdout"], originals["stderr"]
+            warnings.showwarning = show_warning
 
 
 @contextmanager
 def tensorflow_loading_behind() -> Iterator[None]:
-    """Run the block while TensorFlow and Keras load in a background thread (about 2 s of a
+    """Run the block while TensorFlow and Keras load in a background thread (2 to 5 s of a
     core), then wait for them: work that needs neither, such as LiteRT's feature extraction,
     overlaps their start. Only imports happen in that thread: Keras keeps its settings (seeds,
     precision) per thread, and they are all made in this one afterwards. TensorFlow's start-up

@@ -297,10 +297,12 @@ class Prepared:
     strategy: tf.distribute.Strategy
     backbone: BackboneSpec
     extractor: keras.Model
+    feature_cache: FeatureCache | None = None  # the cache :func:`features_ahead` filled, if it did
 
 
-def prepare(config: RunConfig, backbone: BackboneSpec) -> Prepared:
-    """Seed everything, choose the devices and build the feature extractor with its weights."""
+def prepare(config: RunConfig, backbone: BackboneSpec, cache: FeatureCache | None = None) -> Prepared:
+    """Seed everything, choose the devices and build the feature extractor with its weights
+    (``cache``: the feature cache :func:`features_ahead` filled, handed on to :func:`train`)."""
     quiet.load_tensorflow()
     import keras
     import tensorflow as tf
@@ -315,7 +317,17 @@ def prepare(config: RunConfig, backbone: BackboneSpec) -> Prepared:
     scope = contextlib.nullcontext() if distribute.needs_custom_loop(strategy) else strategy.scope()
     with scope:
         extractor = build_feature_extractor(backbone, config.model)
-    return Prepared(strategy, backbone, extractor)
+    return Prepared(strategy, backbone, extractor, cache)
+
+
+def uses_feature_cache(config: RunConfig) -> bool:
+    """Whether the run trains its head on cached features of a frozen backbone."""
+    return config.train.feature_cache and not config.model.train_base
+
+
+def tests_on_features(config: RunConfig) -> bool:
+    """Whether the test split is predicted from cached features: fine-tuned models see images."""
+    return uses_feature_cache(config) and not config.train.fine_tune_epochs
 
 
 def _runtime_setting(config: RunConfig) -> str:
@@ -328,9 +340,13 @@ def _extractor_dir(config: RunConfig, backbone: str) -> Path:
     return features_dir() / extractor_key(backbone, config.model, config.train.seed)
 
 
-def _feature_cache(config: RunConfig, backbone: BackboneSpec, extractor: keras.Model) -> FeatureCache:
+def _feature_cache(config: RunConfig, prepared: Prepared) -> FeatureCache:
     """The cache of the frozen backbone's features, made by the runtime ``train.feature_runtime``
-    asks for (or the fastest that agrees with Keras)."""
+    asks for (or the fastest that agrees with Keras): the one features were computed ahead in,
+    if they were."""
+    if prepared.feature_cache is not None:
+        return prepared.feature_cache
+    backbone, extractor = prepared.backbone, prepared.extractor
     size = config.model.image_size
     key_dir = _extractor_dir(config, backbone.name)
     forward = runtime.choose(extractor, _runtime_setting(config), key_dir, size)
@@ -367,33 +383,34 @@ def _test_features(cache: FeatureCache, rows: list[Row], loader: ImageLoader) ->
 
 def features_ahead(
     config: RunConfig, manifest: Manifest, image_root: Path, backbone: str, augmentation: AugmentPreset
-) -> None:
+) -> FeatureCache | None:
     """Compute a frozen run's features of every split before training needs TensorFlow, while
     TensorFlow loads in a background thread: LiteRT needs neither it nor Keras once the backbone
     is converted (the first run converts it, and computes its features in :func:`train`). The
     two share the cores, and together take about a second less than one after the other (PBC);
-    :func:`train` then finds every feature in the cache.
+    :func:`train` then finds every feature in the cache, which is returned (``None`` when
+    nothing was computed).
 
     Nothing happens for runs whose features come from Keras, that train the backbone, that
     cross-validate, or that train on several machines (whose start waits for the other workers
     through TensorFlow).
     """
-    frozen = config.train.feature_cache and not config.model.train_base
-    if not frozen or config.cv.folds or config.train.strategy == "multiworker":
-        return
+    if not uses_feature_cache(config) or config.cv.folds or config.train.strategy == "multiworker":
+        return None
     size = config.model.image_size
     key_dir = _extractor_dir(config, backbone)
     forward = runtime.already_converted(key_dir, size, _runtime_setting(config))
     if forward is None:
-        return
+        return None
     cache = FeatureCache(key_dir / forward.runtime, forward, size)
     splits = _Splits.of(manifest)
     augmenter, views = _augmented_views(config, augmentation)
     loader = ImageLoader(image_root, size)
     with quiet.tensorflow_loading_behind():
         _train_features(cache, splits.rows, loader, augmenter, views)
-        if not config.train.fine_tune_epochs:  # fine-tuned models are tested on images
+        if tests_on_features(config):
             _test_features(cache, splits.rows["test"], loader)
+    return cache
 
 
 @dataclass
@@ -493,7 +510,7 @@ def train(
     size = config.model.image_size
     loader = ImageLoader(image_root, size)
     decoded_images = ImageLoader(image_root, size, images_dir() / f"{size}px-decoder{DECODER_VERSION}")
-    use_cache = config.train.feature_cache and not config.model.train_base
+    use_cache = uses_feature_cache(config)
     trainer = _Trainer(config, splits, run_dir, strategy)
     # model.fit wants every batch cut to a multiple of the replicas; the custom loop takes any
     # share, so its batches are the ones a single machine would see.
@@ -528,7 +545,7 @@ def train(
     # With several replicas, validation batches are cut to a multiple of them as well.
     val_images = images("val", cut > 1) if has_val else None
 
-    cache = _feature_cache(config, backbone, extractor) if use_cache else None
+    cache = _feature_cache(config, prepared) if use_cache else None
     full: keras.Model | None = None
     if state.phase == "head":
         if cache is not None:
@@ -578,7 +595,7 @@ def train(
         state.next_epoch - state.head_epochs < fine_tune_epochs
     )
 
-    if cache is not None and not fine_tune_epochs:  # the test split's features are cached already
+    if cache is not None and tests_on_features(config):  # the test split's features are cached
         test_set = _test_features(cache, splits.rows["test"], loader)
         batches = (test_set.read(np.arange(len(test_set))[s]) for s in batch_slices(len(test_set), 256))
         probabilities = predict_in_batches(full.get_layer("head"), batches)
@@ -595,7 +612,7 @@ def train(
         replicas,
         trainer.after_head if not fine_tune_epochs else None,
         cache.forward.record() if cache is not None else None,
-        cache.forward.maps if cache is not None and not fine_tune_epochs else None,
+        cache.forward.maps if cache is not None and tests_on_features(config) else None,
     )
 
 
