@@ -151,9 +151,16 @@ def convert(extractor: keras.Model, target: Path) -> None:
 
     maps = extractor.get_layer("pool").input  # see model.build_feature_extractor
     both = keras.Model(extractor.inputs, [extractor.output, maps], name=extractor.name)
-    converter = tf.lite.TFLiteConverter.from_keras_model(both)
+    spec = tf.TensorSpec([None, *extractor.input_shape[1:]], tf.float32, name="rgb_0_255")
     with quiet.native_output_silenced(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        inference = tf.function(lambda pixels: both(pixels, training=False)).get_concrete_function(spec)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([inference], both)
+        # Frozen in memory rather than exported as a SavedModel first, as `from_keras_model`
+        # does: the same file (features bit-identical, as fast), converted in a fifth of the
+        # time (2.9 s instead of 13 s for MobileNetV2 here). Only the signature is missing,
+        # which :func:`litert_forward` does not use. (Exports for users keep it: export.py.)
+        converter.experimental_lower_to_saved_model = False
         data = converter.convert()
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
