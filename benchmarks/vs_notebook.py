@@ -7,7 +7,7 @@ preset, early stopping off so both train the same number of epochs. Reports the 
 and both test accuracies, as medians of ``--repeats`` pairs. Targets: breedscope at least 10x
 faster on PBC and 8x on chest X-rays at 15 epochs, accuracy within 1 point.
 
-Every breedscope run starts with an empty feature cache. The backbone converted for LiteRT (5 s,
+Every breedscope run starts with an empty feature cache. The backbone converted for LiteRT (3 s,
 once per machine, like Keras' download of the ImageNet weights, which neither side pays here) is
 made before the first pair and kept; the first run's time with it is reported too.
 

@@ -167,7 +167,7 @@ def measure(run: TrainedRun, model_file: Path, fmt: str) -> ExportCheck:
 def _tflite(run: TrainedRun, output: Path, quantize: str | None) -> Path:
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(run.model)
+    converter = runtime.tflite_converter(run.model, signature=True)
     if quantize is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: dynamic-range int8 weights
     if quantize == "fp16":
