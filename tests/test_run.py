@@ -541,6 +541,18 @@ def test_every_export_has_its_labels_and_is_measured_against_keras(tree_dataset:
     assert np.abs(onnx_p - keras_p).max() < 1e-4
     assert (onnx_p.argmax(1) == keras_p.argmax(1)).all()
 
+    # Apps call a TFLite export by its signature (LiteRT's get_signature_runner): it has one,
+    # named as Keras' own conversion names it, and it answers as the Keras model does.
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(produced[("tflite", "fp16")]))
+    assert interpreter.get_signature_list() == {
+        "serving_default": {"inputs": ["rgb_0_255"], "outputs": ["output_0"]}
+    }
+    runner = interpreter.get_signature_runner("serving_default")
+    fp16_p = np.concatenate([runner(rgb_0_255=image[None])["output_0"] for image in images])
+    assert np.abs(fp16_p - keras_p).max() < 1e-2
+
 
 def test_predict_takes_folders_and_globs_and_reports_non_images_per_file(
     tree_dataset: str, make_tree, tmp_path: Path
