@@ -2,7 +2,7 @@
 # Install breedscope with its test and docs extras into .venv, then run every check CI runs:
 # ruff, the test suite and a strict documentation build. Extra arguments go to pytest.
 # The suite runs on two worker processes (pytest-xdist; most tests wait on a CLI subprocess or
-# on one core of TensorFlow): about 7 minutes instead of 13 on two cores. `-n 0` runs it in one.
+# on one core of TensorFlow): 7 to 14 minutes on two cores, about twice that in one (`-n 0`).
 set -euo pipefail
 source "$(dirname "$0")/setup.sh" "[dev]"
 ruff check .
