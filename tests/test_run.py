@@ -451,6 +451,29 @@ def test_a_finished_run_refuses_bad_paths_in_one_sentence(tree_dataset: str, tmp
     empty = cli("predict", str(run_dir), str(tmp_path / "empty"))
     assert empty.returncode == 2 and "No image files were found in" in " ".join(empty.stderr.split())
 
+    # None of that needs the model, and neither does a Keras export (a copy of the file): each
+    # answers at once, without starting TensorFlow (several seconds).
+    code = f"""
+import sys
+import breedscope as bs
+run = bs.open_run({str(run_dir)!r})
+try:
+    run.export("keras", output={str(tmp_path / "a_file")!r})
+except bs.BreedscopeError as exc:
+    print("refused:", exc)
+print([p.error for p in run.predict({str(tmp_path / "texts")!r})])
+print(run.export("keras", output={str(tmp_path / "copy")!r}).path.name)
+print("tensorflow" in sys.modules)
+"""
+    answered = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout.splitlines()[1:] == ["['not an image']", "model.keras", "False"]
+    assert "is a file; pass a folder" in answered.stdout.splitlines()[0]
+    assert (tmp_path / "copy" / "model.keras").read_bytes() == (run_dir / "model.keras").read_bytes()
+    assert (tmp_path / "copy" / "labels.txt").read_text().split() == json.loads(
+        (run_dir / "manifest.json").read_text()
+    )["classes"]
+
     (run_dir / "manifest.json").unlink()
     for command in (("predict", str(run_dir), str(tmp_path / "a_file")), ("export", str(run_dir))):
         broken = cli(*command)

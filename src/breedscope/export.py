@@ -165,9 +165,10 @@ def measure(run: TrainedRun, model_file: Path, fmt: str) -> ExportCheck:
 
 
 def _tflite(run: TrainedRun, output: Path, quantize: str | None) -> Path:
+    converter = runtime.tflite_converter(run.model, signature=True)  # TensorFlow starts, quietly
+
     import tensorflow as tf
 
-    converter = runtime.tflite_converter(run.model, signature=True)
     if quantize is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: dynamic-range int8 weights
     if quantize == "fp16":
@@ -224,7 +225,7 @@ def export(run: TrainedRun, fmt: str, output: Path, quantize: str | None = None)
     write_text(output / LABELS_FILE, "".join(f"{label}\n" for label in run.classes))  # for every format
     if fmt == "keras":
         target = output / rundir.MODEL
-        shutil.copy(RunDir(run.run_dir).model_file, target)
+        shutil.copy(run.model_file, target)
         return target
     if fmt == "savedmodel":
         target = output / "savedmodel"

@@ -80,11 +80,12 @@ def _probabilities(run: TrainedRun, root: Path, rows: list[Row], batch_size: int
     from breedscope.progress import progress_bar
 
     chunks = []
+    model = run.model  # loaded before the bar starts, so that the bar measures predicting
     with progress_bar("Predicting", total=len(rows)) as advance:
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
             pixels = np.stack([load_rgb(root / r.path, run.image_size) for r in batch]).astype(np.float32)
-            chunks.append(np.asarray(run.model.predict_on_batch(pixels)))
+            chunks.append(np.asarray(model.predict_on_batch(pixels)))
             advance(len(batch))
     return np.concatenate(chunks)
 

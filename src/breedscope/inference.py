@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,22 +21,30 @@ if TYPE_CHECKING:
     import keras
 
 
-@dataclass(frozen=True)
+@dataclass
 class TrainedRun:
+    """A finished run's classes and input size, and its model, loaded when first used: a refusal,
+    a folder with no image in it or a copy of the model file answers without starting
+    TensorFlow (several seconds)."""
+
     run_dir: Path
-    model: keras.Model
+    model_file: Path
     classes: list[str]
     image_size: int
 
+    @cached_property
+    def model(self) -> keras.Model:
+        quiet.load_tensorflow()
+        return load_model(self.model_file)
+
 
 def load_run(run_dir: Path) -> TrainedRun:
-    """A finished run's model, classes and input size, or a sentence saying what is missing."""
-    quiet.load_tensorflow()
+    """A finished run's model file, classes and input size, or a sentence saying what is missing."""
     directory = RunDir(run_dir)
     model_file = directory.model_file
     image_size = directory.config().model.image_size
     classes = directory.manifest().classes
-    return TrainedRun(run_dir, load_model(model_file), classes, image_size)
+    return TrainedRun(run_dir, model_file, classes, image_size)
 
 
 @dataclass(frozen=True)
