@@ -43,8 +43,11 @@ def test_the_quickstart_notebook_runs_in_a_kernel_and_shows_the_run(
     shown = next(o for o in _outputs(run_cell) if o["output_type"] == "execute_result")["data"]
     assert "Test accuracy" in shown["text/html"] and "(95% CI" in shown["text/html"]
     assert "data:image/png;base64," in shown["text/html"]  # the confusion matrix
-    # Progress was shown in the notebook, as a live widget (rich draws notebook bars with ipywidgets).
-    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in _outputs(run_cell))
+    # Progress was shown in the notebook, as a live widget (rich draws notebook bars with ipywidgets),
+    # for the run and for the export, which converts the model and checks it for several seconds.
+    export_cell = next(c for c in code if c.source.startswith("exported = run.export("))
+    for cell in (run_cell, export_cell):
+        assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in _outputs(cell))
     figures = [o for c in code for o in _outputs(c) if "image/png" in o.get("data", {})]
     assert figures, "the training-curves figure was not displayed"
     printed = "".join(o.get("text", "") for c in code for o in _outputs(c) if o["output_type"] == "stream")
