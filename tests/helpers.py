@@ -99,6 +99,35 @@ def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.C
     )
 
 
+def cli_in_a_terminal(*args: str, timeout: int = 120) -> tuple[int, str]:
+    """The CLI with a pseudo-terminal as its stdout and stderr, as a user's shell runs it (progress
+    bars show); its exit code and what it wrote. For commands that write little: the terminal's
+    buffer is read once the command has ended."""
+    import pty
+
+    reader, writer = pty.openpty()
+    process = subprocess.run(
+        [sys.executable, "-m", "breedscope.cli", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=writer,
+        stderr=writer,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=timeout,
+    )
+    os.close(writer)
+    written = b""
+    while True:
+        try:
+            chunk = os.read(reader, 65536)
+        except OSError:  # Linux: the terminal is closed at its other end
+            break
+        if not chunk:
+            break
+        written += chunk
+    os.close(reader)
+    return process.returncode, written.decode("utf-8", "replace")
+
+
 def pip_install_apart(target: Path, *requirements: str) -> subprocess.CompletedProcess:
     """Install ``requirements`` (without their dependencies) into the folder ``target``, apart from
     the test environment, as ``PYTHONPATH`` will make them visible to a subprocess."""

@@ -18,7 +18,7 @@ import pytest
 from pypdf import PdfReader
 
 from breedscope.rundir import RunDir
-from tests.helpers import TINY, as_in_a_terminal, cli, pip_install_apart
+from tests.helpers import TINY, as_in_a_terminal, cli, cli_in_a_terminal, pip_install_apart
 
 # Without a validation split there is no early stopping and no best-epoch restore.
 TINY_NO_VAL = [a if a != "0.6,0.2,0.2" else "0.7,0,0.3" for a in TINY]
@@ -473,6 +473,16 @@ print("tensorflow" in sys.modules)
     assert (tmp_path / "copy" / "labels.txt").read_text().split() == json.loads(
         (run_dir / "manifest.json").read_text()
     )["classes"]
+
+    # In a terminal an export shows its progress, and a refusal comes before any of it.
+    code, written = cli_in_a_terminal(
+        "export", str(run_dir), "--format", "keras", "--output", str(tmp_path / "a_file")
+    )
+    assert code == 2 and "is a file; pass a folder" in written and "Exporting" not in written, written
+    code, written = cli_in_a_terminal(
+        "export", str(run_dir), "--format", "keras", "--output", str(tmp_path / "tty")
+    )
+    assert code == 0 and "Exporting (keras)" in written, written
 
     (run_dir / "manifest.json").unlink()
     for command in (("predict", str(run_dir), str(tmp_path / "a_file")), ("export", str(run_dir))):

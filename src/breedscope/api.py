@@ -473,7 +473,6 @@ class Run:
         with ``labels.txt`` beside it; a TFLite or ONNX file is measured against Keras."""
         from breedscope import export
 
-        export.check_options(fmt, quantize)
         target = Path(output) if output is not None else self.directory.export_dir
         path, check = export.export_checked(self._trained, fmt, target, quantize)
         return Export(path, check)

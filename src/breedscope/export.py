@@ -36,14 +36,17 @@ MAX_ACCURACY_DROP = 0.01  # an export that loses more than a point of test accur
 LABELS_FILE = "labels.txt"
 
 
-def check_options(fmt: str, quantize: str | None) -> None:
-    """Refuse a format or quantisation this module cannot write, before any work."""
+def check_request(fmt: str, quantize: str | None, output: Path) -> None:
+    """Refuse a format or quantisation this module cannot write, or an ``output`` that is a
+    file, before any work (and before any progress shows)."""
     if fmt not in FORMATS:
         raise BreedscopeError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'.")
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise BreedscopeError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not '{quantize}'.")
     if quantize is not None and fmt != "tflite":
         raise BreedscopeError(f"--quantize {quantize} works with --format tflite only.")
+    if output.exists() and not output.is_dir():
+        raise BreedscopeError(f"--output {output} is a file; pass a folder to write the export into.")
 
 
 # --- the images an export needs: calibration (int8) and the test split (the check) ----------
@@ -218,10 +221,8 @@ def _onnx(run: TrainedRun, output: Path) -> Path:
 
 
 def export(run: TrainedRun, fmt: str, output: Path, quantize: str | None = None) -> Path:
-    """Write the model in ``fmt`` into the folder ``output``, with ``labels.txt`` beside it."""
-    check_options(fmt, quantize)
-    if output.exists() and not output.is_dir():
-        raise BreedscopeError(f"--output {output} is a file; pass a folder to write the export into.")
+    """Write the model in ``fmt`` into the folder ``output``, with ``labels.txt`` beside it (the
+    request checked by :func:`check_request`)."""
     output.mkdir(parents=True, exist_ok=True)
     write_text(output / LABELS_FILE, "".join(f"{label}\n" for label in run.classes))  # for every format
     if fmt == "keras":
@@ -243,7 +244,9 @@ def export_checked(
 ) -> tuple[Path, ExportCheck | None]:
     """Export, and for a TFLite or ONNX file measure it against the Keras model on the run's test
     split and record the figures beside it (``model_int8.tflite.check.json``). Each step shows
-    its elapsed time: converting takes seconds to a minute (int8 calibrates on images)."""
+    its elapsed time: converting takes seconds to a minute (int8 calibrates on images).
+    The request is checked first, so that a refusal comes before any bar."""
+    check_request(fmt, quantize, output)
     with progress_bar(f"Exporting ({fmt}{f', {quantize}' if quantize else ''})", total=1) as advance:
         path = export(run, fmt, output, quantize)
         advance(1)
