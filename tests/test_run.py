@@ -475,14 +475,14 @@ print("tensorflow" in sys.modules)
     )["classes"]
 
     # In a terminal an export shows its progress, and a refusal comes before any of it.
-    code, written = cli_in_a_terminal(
+    exit_code, written = cli_in_a_terminal(
         "export", str(run_dir), "--format", "keras", "--output", str(tmp_path / "a_file")
     )
-    assert code == 2 and "is a file; pass a folder" in written and "Exporting" not in written, written
-    code, written = cli_in_a_terminal(
+    assert exit_code == 2 and "is a file; pass a folder" in written and "Exporting" not in written, written
+    exit_code, written = cli_in_a_terminal(
         "export", str(run_dir), "--format", "keras", "--output", str(tmp_path / "tty")
     )
-    assert code == 0 and "Exporting (keras)" in written, written
+    assert exit_code == 0 and "Exporting (keras)" in written, written
 
     (run_dir / "manifest.json").unlink()
     for command in (("predict", str(run_dir), str(tmp_path / "a_file")), ("export", str(run_dir))):
