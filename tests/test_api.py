@@ -107,7 +107,7 @@ def test_api_errors_are_sentences_not_tracebacks(tmp_path: Path) -> None:
     with pytest.raises(bs.BreedscopeError, match="is not a folder"):
         bs.open_run(tmp_path / "nowhere")
     (tmp_path / "half").mkdir()
-    with pytest.raises(bs.BreedscopeError, match=r"has no evaluation\.json; the run did not finish"):
+    with pytest.raises(bs.BreedscopeError, match=r"half is not a breedscope run directory"):
         bs.open_run(tmp_path / "half").metrics  # noqa: B018
     with pytest.raises(bs.BreedscopeError, match=r"Unknown dataset 'bcdd'\. Did you mean 'bccd'"):
         bs.fetch("bcdd")

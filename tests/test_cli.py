@@ -30,7 +30,7 @@ def test_a_path_in_a_message_is_never_broken_across_lines(tmp_path: Path) -> Non
     missing = tmp_path / ("a-long-folder-name-" * 5) / "run"
     result = cli("run", "--resume", str(missing), env={"COLUMNS": "60"})
     assert result.returncode == 2
-    assert f"Error: {missing} has no config.yaml" in result.stderr
+    assert f"Error: {missing} is not a folder" in result.stderr
 
 
 def test_version_and_help_with_examples() -> None:
@@ -74,8 +74,25 @@ def test_fetch_folder_then_split_then_validate(tmp_path: Path) -> None:
     assert "bugs" in cli("datasets").stdout
 
 
-def test_report_of_an_unfinished_run_is_refused(tmp_path: Path) -> None:
-    assert "did not finish" in one_sentence_error(cli("report", str(tmp_path)))
+@pytest.mark.parametrize(
+    "command", [("report",), ("export",), ("predict", "an.jpg"), ("evaluate", "--dataset", "demo")]
+)
+def test_a_command_on_a_folder_that_is_not_a_finished_run_says_which_it_is(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    # A folder breedscope never wrote has no status.json to look at: say it is not a run at all.
+    stranger = tmp_path / "holiday-photos"
+    stranger.mkdir()
+    name, *rest = command
+    text = one_sentence_error(cli(name, str(stranger), *rest))
+    assert f"{stranger} is not a breedscope run directory" in text
+    # A run that stopped half-way says so, and in which state it stopped.
+    half = tmp_path / "runs" / "demo" / "run"
+    half.mkdir(parents=True)
+    (half / "config.yaml").write_text("seed: 0\n")
+    (half / "status.json").write_text('{"state": "interrupted"}\n')
+    text = one_sentence_error(cli(name, str(half), *rest))
+    assert "the run did not finish (status: interrupted" in text
 
 
 @pytest.mark.parametrize("args", [("run", "--preset", "cats_study"), ("run", "--augment", "sparkles")])

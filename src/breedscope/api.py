@@ -488,10 +488,11 @@ class Run:
         report in ``RUN_DIR/external/DATASET/``."""
         from breedscope import external
 
+        trained = self._trained  # the run's own faults first: it is the first thing named
         other = external.require_dataset(dataset)
         reporters = [plugins().pick("reporters", name) for name in formats]
         seed = self.config.train.seed
-        return external.evaluate_on(self._trained, other, dict(class_map or {}), reporters, seed)
+        return external.evaluate_on(trained, other, dict(class_map or {}), reporters, seed)
 
     # --- how a run shows itself in a notebook ----------------------------------------------
 

@@ -99,19 +99,37 @@ class RunDir:
 
     # --- what a run is made from -----------------------------------------------------------
 
-    def _required(self, name: str, why: str) -> Path:
+    def _required(self, name: str, *, made_at_the_end: bool = False) -> Path:
+        """``name`` in the run directory, or one sentence on why it is not there."""
         file = self.path / name
-        if not file.is_file():
-            raise BreedscopeError(f"{self.path} has no {name}; {why}")
-        return file
+        if file.is_file():
+            return file
+        if not self.path.is_dir():
+            raise BreedscopeError(
+                f"{self.path} is not a folder; pass a run directory (RUNS_DIR/DATASET/NAME)."
+            )
+        if not (self.path / CONFIG).is_file() and not (self.path / STATUS).is_file():
+            # Every run writes both before any work, so a folder with neither was never a run.
+            raise BreedscopeError(
+                f"{self.path} is not a breedscope run directory (it has no {CONFIG}); pass a folder "
+                "that `breedscope run` wrote (RUNS_DIR/DATASET/NAME)."
+            )
+        if not made_at_the_end:
+            raise BreedscopeError(f"{self.path} has no {name}; pass a run directory that breedscope wrote.")
+        state = self.status()["state"]
+        if state == "succeeded":
+            raise BreedscopeError(
+                f"{self.path} has no {name}, though the run finished; it was deleted or moved."
+            )
+        raise BreedscopeError(f"{self.path} has no {name}; the run did not finish (status: {state}).")
 
     def config(self) -> RunConfig:
-        file = self._required(CONFIG, "pass a run directory that breedscope wrote.")
+        file = self._required(CONFIG)
         return config_module.build([config_module.read_file(file)])
 
     def config_data(self) -> dict[str, Any]:
         """The stored settings as written (reports show them so)."""
-        return config_module.read_file(self._required(CONFIG, "pass a run directory that breedscope wrote."))
+        return config_module.read_file(self._required(CONFIG))
 
     def write_config(self, config: RunConfig) -> None:
         write_text(self.path / CONFIG, config_module.to_yaml(config))
@@ -120,11 +138,11 @@ class RunDir:
         return manifest_module.read(self.path)
 
     def manifest_header(self) -> dict[str, Any]:
-        file = self._required(MANIFEST, "pass a run directory that breedscope wrote.")
+        file = self._required(MANIFEST)
         return json.loads(file.read_text(encoding="utf-8"))
 
     def environment(self) -> dict[str, Any]:
-        file = self._required(ENVIRONMENT, "pass a run directory that breedscope wrote.")
+        file = self._required(ENVIRONMENT)
         return json.loads(file.read_text(encoding="utf-8"))
 
     def write_environment(self, environment: dict[str, Any]) -> None:
@@ -133,7 +151,7 @@ class RunDir:
     # --- what a run produces ---------------------------------------------------------------
 
     def evaluation(self) -> Evaluation:
-        file = self._required(EVALUATION, "the run did not finish (see status.json).")
+        file = self._required(EVALUATION, made_at_the_end=True)
         return Evaluation.read(file)
 
     def write_evaluation(self, evaluation: Evaluation) -> None:
@@ -168,7 +186,7 @@ class RunDir:
                 f"{self.path} is a cross-validation run, which keeps one model per fold and none to use; "
                 "run without --cv to train the model to predict with or export."
             )
-        return self._required(MODEL, "the run did not finish (see status.json).")
+        return self._required(MODEL, made_at_the_end=True)
 
     @property
     def figures(self) -> Path:
