@@ -3,7 +3,8 @@
 LiteRT (the ``ai-edge-litert`` package) with its XNNPACK delegate runs MobileNetV2 about 2.4
 times as fast as Keras' ``predict_on_batch`` on the CPUs breedscope is built on
 (``benchmarks/extraction.py``). ``train.feature_runtime`` chooses: ``auto`` (LiteRT where it is
-installed and agrees with Keras, otherwise Keras), ``litert`` or ``keras``.
+installed, agrees with Keras and the run is large enough to repay converting; otherwise Keras),
+``litert`` or ``keras``.
 
 The backbone is converted once per extractor (backbone, weights, size, preprocessing) and kept
 beside its features; when it is built, its features are compared with Keras' on a few images and
@@ -43,6 +44,11 @@ KERAS_BATCH = 32  # predict_on_batch's graph is traced for one batch shape: ever
 LITERT_BATCH = 8  # XNNPACK is as fast at 1-8 images as at 32, and small batches stay in cache
 BACKBONE_FILE = "backbone.tflite"
 CHECK_FILE = "backbone.check.json"
+# Converting MobileNetV2 at 224 px and checking it takes about 3.5 s, once per backbone; LiteRT
+# then saves about 7 ms an image over Keras on two cores (docs/benchmarks.md). ``auto`` converts
+# only for runs that embed at least this many images' worth of 224 px work: smaller ones are done
+# sooner by Keras.
+WORTH_CONVERTING = 400
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,13 @@ def keras_forward(extractor: keras.Model) -> Forward:
 
 def litert_available() -> bool:
     return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def worth_converting(images: int, image_size: int) -> bool:
+    """Whether LiteRT repays converting the backbone for a run that embeds ``images`` images of
+    ``image_size`` px (a forward pass costs about the square of the size). It depends on the run
+    alone, never on what is cached, so one run always gets its features from one runtime."""
+    return images * (image_size / 224) ** 2 >= WORTH_CONVERTING
 
 
 def cpu_threads() -> int:

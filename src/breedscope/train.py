@@ -330,17 +330,24 @@ def tests_on_features(config: RunConfig) -> bool:
     return uses_feature_cache(config) and not config.train.fine_tune_epochs
 
 
-def _runtime_setting(config: RunConfig) -> str:
-    if config.train.mixed_precision and config.train.feature_runtime == "auto":
+def _runtime_setting(config: RunConfig, splits: _Splits, views: int) -> str:
+    """``train.feature_runtime``, with ``auto`` settled to Keras where LiteRT cannot help: a
+    float16 graph, or a run too small to repay converting the backbone."""
+    setting = config.train.feature_runtime
+    if setting != "auto":
+        return setting
+    if config.train.mixed_precision:
         return "keras"  # a float16 graph stays with Keras
-    return config.train.feature_runtime
+    rows = splits.rows
+    embedded = len(rows["train"]) * views + len(rows["val"]) + len(rows["test"])
+    return setting if runtime.worth_converting(embedded, config.model.image_size) else "keras"
 
 
 def _extractor_dir(config: RunConfig, backbone: str) -> Path:
     return features_dir() / extractor_key(backbone, config.model, config.train.seed)
 
 
-def _feature_cache(config: RunConfig, prepared: Prepared) -> FeatureCache:
+def _feature_cache(config: RunConfig, prepared: Prepared, splits: _Splits, views: int) -> FeatureCache:
     """The cache of the frozen backbone's features, made by the runtime ``train.feature_runtime``
     asks for (or the fastest that agrees with Keras): the one features were computed ahead in,
     if they were."""
@@ -349,7 +356,7 @@ def _feature_cache(config: RunConfig, prepared: Prepared) -> FeatureCache:
     backbone, extractor = prepared.backbone, prepared.extractor
     size = config.model.image_size
     key_dir = _extractor_dir(config, backbone.name)
-    forward = runtime.choose(extractor, _runtime_setting(config), key_dir, size)
+    forward = runtime.choose(extractor, _runtime_setting(config, splits, views), key_dir, size)
     return FeatureCache(key_dir / forward.runtime, forward, size)
 
 
@@ -399,12 +406,12 @@ def features_ahead(
         return None
     size = config.model.image_size
     key_dir = _extractor_dir(config, backbone)
-    forward = runtime.already_converted(key_dir, size, _runtime_setting(config))
+    splits = _Splits.of(manifest)
+    augmenter, views = _augmented_views(config, augmentation)
+    forward = runtime.already_converted(key_dir, size, _runtime_setting(config, splits, views))
     if forward is None:
         return None
     cache = FeatureCache(key_dir / forward.runtime, forward, size)
-    splits = _Splits.of(manifest)
-    augmenter, views = _augmented_views(config, augmentation)
     loader = ImageLoader(image_root, size)
     with quiet.tensorflow_loading_behind():
         _train_features(cache, splits.rows, loader, augmenter, views)
@@ -545,7 +552,7 @@ def train(
     # With several replicas, validation batches are cut to a multiple of them as well.
     val_images = images("val", cut > 1) if has_val else None
 
-    cache = _feature_cache(config, prepared) if use_cache else None
+    cache = _feature_cache(config, prepared, splits, views) if use_cache else None
     full: keras.Model | None = None
     if state.phase == "head":
         if cache is not None:
