@@ -1,13 +1,27 @@
-"""Fixtures: an isolated data cache, a Keras cache with the shared weights, trees of images."""
+"""Fixtures: an isolated data cache, a Keras cache with the shared weights, trees of images, a
+finished run."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_keras_home, shape_image
+from tests.helpers import TINY, cli, made_once, make_keras_home, write_tree
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, tests that start whole runs go first, dealt alternately into the two
+    halves ``--dist worksteal`` hands its two workers (it steals from a half's end): both workers
+    begin on whole runs and end together on short tests, instead of one working through a long
+    run while the other waits."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    ordered = sorted(items, key=lambda item: item.get_closest_marker("whole_run") is None)
+    items[:] = ordered[0::2] + ordered[1::2]
 
 
 @pytest.fixture(autouse=True)
@@ -30,12 +44,29 @@ def make_tree(tmp_path: Path) -> Callable[..., Path]:
     """Write a ``<class>/<image>.png`` tree of learnable images: ``make_tree(classes=2, per_class=20)``."""
 
     def make(classes: int = 2, per_class: int = 20, size: int = 48, root: Path | None = None) -> Path:
-        root = root or tmp_path / "tree"
-        for label in range(classes):
-            folder = root / f"class_{label}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for index in range(per_class):
-                shape_image(label, seed=label * 1000 + index, size=size).save(folder / f"img_{index:03d}.png")
-        return root
+        return write_tree(root or tmp_path / "tree", classes, per_class, size)
 
     return make
+
+
+def _train_shapes(folder: Path) -> None:
+    env = {"BREEDSCOPE_HOME": str(folder / "home")}
+    tree = write_tree(folder / "tree", classes=3, per_class=14, size=40)
+    fetched = cli("fetch", "folder", "--from", str(tree), "--name", "shapes", env=env)
+    assert fetched.returncode == 0, fetched.stderr
+    trained = cli(
+        "run", "--dataset", "shapes", *TINY, "--epochs", "2", "--runs-dir", str(folder / "runs"), env=env
+    )
+    assert trained.returncode == 0, trained.stderr
+
+
+@pytest.fixture
+def finished_run(tmp_path_factory: pytest.TempPathFactory, home: Path, tmp_path: Path) -> Path:
+    """A finished tiny run of the fetched dataset ``shapes`` (3 classes, 14 images each, 40 px;
+    ``TINY``, 2 epochs), for tests of what is done with a run: trained once per session, copied
+    into each test's ``tmp_path``, its dataset into the test's own ``BREEDSCOPE_HOME``."""
+    shared = made_once(tmp_path_factory, "finished-shapes-run", _train_shapes)
+    shutil.copytree(shared / "home" / "datasets", home / "datasets")
+    run_dir = tmp_path / "runs" / "shapes" / "run"
+    shutil.copytree(shared / "runs" / "shapes" / "run", run_dir)
+    return run_dir

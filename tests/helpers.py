@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,14 +58,47 @@ def shared_archive(name: str) -> Path:
     return path
 
 
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder ``make`` fills once per test session, shared by pytest-xdist's workers: the first
+    to ask makes it under a lock, the others wait and reuse it. Tests only read it; a test that
+    changes what it holds works on a copy."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    # The workers' temporary folders sit in one folder of this session; without xdist, use ours.
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt left
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
 def make_keras_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A KERAS_HOME holding the shared ImageNet MobileNetV2 weights, as a user's cache would."""
+    return keras_home_at(tmp_path_factory.mktemp("keras_home"))
+
+
+def keras_home_at(path: Path) -> Path:
+    """A KERAS_HOME at ``path`` holding the shared ImageNet MobileNetV2 weights, as a user's cache
+    would."""
     if not WEIGHTS.is_file():
         pytest.skip(f"ImageNet weights {WEIGHTS} are absent (they sit in ../shared/weights in CI)")
-    path = tmp_path_factory.mktemp("keras_home")
-    (path / "models").mkdir()
+    (path / "models").mkdir(parents=True, exist_ok=True)
     shutil.copy(WEIGHTS, path / "models" / WEIGHTS.name)
     return path
+
+
+def write_tree(root: Path, classes: int, per_class: int, size: int) -> Path:
+    """A ``class_N/img_NNN.png`` tree of learnable shapes (the same images for the same arguments)."""
+    for label in range(classes):
+        folder = root / f"class_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            shape_image(label, seed=label * 1000 + index, size=size).save(folder / f"img_{index:03d}.png")
+    return root
 
 
 def noise_image(seed: int, size: int = 48, mode: str = "RGB") -> Image.Image:

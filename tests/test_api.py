@@ -60,6 +60,7 @@ def test_settings_are_the_cli_flags_and_a_misspelt_one_is_named() -> None:
     assert (config.train.epochs, config.train.batch_size, config.preset) == (4, 16, "demo")
 
 
+@pytest.mark.whole_run
 def test_a_notebook_session_fetches_runs_shows_predicts_and_compares(make_tree, tmp_path: Path) -> None:
     tree = make_tree(classes=3, per_class=14, size=40, root=tmp_path / "shapes")
     archive = Path(shutil.make_archive(str(tmp_path / "shapes"), "zip", root_dir=tmp_path, base_dir="shapes"))

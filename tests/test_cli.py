@@ -233,6 +233,7 @@ NOISE = re.compile(
 )
 
 
+@pytest.mark.whole_run
 def test_a_run_and_an_export_print_only_what_a_user_can_act_on(tree_dataset_cli, tmp_path: Path) -> None:
     env = {"TF_CPP_MIN_LOG_LEVEL": ""}  # as a user's shell has it
     runs = tmp_path / "runs"

@@ -12,6 +12,8 @@ from nbclient import NotebookClient
 
 from tests.helpers import REPO, TINY_SETTINGS
 
+pytestmark = pytest.mark.whole_run
+
 NOTEBOOK = REPO / "docs" / "examples" / "quickstart.ipynb"
 
 

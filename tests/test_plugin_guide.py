@@ -102,6 +102,7 @@ def test_the_guides_imports_and_html_reporter_run_as_written(tmp_path: Path) -> 
     assert "<h2>Metrics</h2>" in page and "<td>0.9</td>" in page
 
 
+@pytest.mark.whole_run
 def test_the_guides_dataset_plugin_installs_fetches_and_trains(tmp_path: Path) -> None:
     # The guide's module, packaged with the entry point the guide names, installed with pip.
     source = guide_blocks("python")[2]

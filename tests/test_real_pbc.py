@@ -12,25 +12,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import cli, make_keras_home, shared_archive
+from tests.helpers import cli, keras_home_at, made_once, shared_archive
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.whole_run]
+
+
+def _environment(folder: Path) -> dict:
+    return {"KERAS_HOME": str(folder / "keras_home"), "BREEDSCOPE_HOME": str(folder / "home")}
+
+
+def _train_pbc(folder: Path, archive: Path) -> None:
+    env = _environment(folder)
+    keras_home_at(folder / "keras_home")
+    fetched = cli("fetch", "folder", "--from", str(archive), "--name", "pbc", env=env)
+    assert fetched.returncode == 0, fetched.stderr
+    result = cli("run", "--dataset", "pbc", "--epochs", "5", "--runs-dir", str(folder / "runs"), env=env)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture(scope="module")
 def pbc_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The PBC run, trained once per session by whichever worker asks first. Tests leave it as it is."""
     archive = shared_archive("pbc-wbc.zip")
-    env = {
-        "KERAS_HOME": str(make_keras_home(tmp_path_factory)),
-        "BREEDSCOPE_HOME": str(tmp_path_factory.mktemp("pbc_home")),
-    }
-    fetched = cli("fetch", "folder", "--from", str(archive), "--name", "pbc", env=env)
-    assert fetched.returncode == 0, fetched.stderr
-    runs = tmp_path_factory.mktemp("pbc_runs")
-    result = cli("run", "--dataset", "pbc", "--epochs", "5", "--runs-dir", str(runs), env=env)
-    assert result.returncode == 0, result.stderr
-    (run_dir,) = list((runs / "pbc").iterdir())
-    return run_dir, env
+    folder = made_once(tmp_path_factory, "pbc-run", lambda into: _train_pbc(into, archive))
+    (run_dir,) = list((folder / "runs" / "pbc").iterdir())
+    return run_dir, _environment(folder)
 
 
 def test_pbc_reaches_85_percent(pbc_run: tuple[Path, dict]) -> None:

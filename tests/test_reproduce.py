@@ -24,6 +24,8 @@ from breedscope.reproduction import paired_effect
 from breedscope.rundir import RunDir
 from tests.helpers import as_in_a_terminal, cli
 
+pytestmark = pytest.mark.whole_run
+
 # The tiny model of the other run tests, as the --config every run of a reproduction takes.
 TINY_CONFIG = """\
 model: {weights: none, alpha: 0.35, image_size: 32}

@@ -20,6 +20,8 @@ from pypdf import PdfReader
 from breedscope.rundir import RunDir
 from tests.helpers import TINY, as_in_a_terminal, cli, cli_in_a_terminal, pip_install_apart
 
+pytestmark = pytest.mark.whole_run
+
 # Without a validation split there is no early stopping and no best-epoch restore.
 TINY_NO_VAL = [a if a != "0.6,0.2,0.2" else "0.7,0,0.3" for a in TINY]
 
@@ -211,16 +213,12 @@ def test_interrupted_runs_resume_to_exactly_the_uninterrupted_result(
     assert set(tensorboard_steps(killed_dir, "train", "epoch_loss")) == set(range(epochs))
 
 
-def test_a_run_directory_in_use_is_not_resumed_twice(tree_dataset: str, tmp_path: Path) -> None:
+def test_a_run_directory_in_use_is_not_resumed_twice(finished_run: Path) -> None:
     from filelock import FileLock
 
     from breedscope.rundir import LOCK as LOCK_FILE
 
-    runs = tmp_path / "runs"
-    assert (
-        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "1", "--runs-dir", str(runs)).returncode == 0
-    )
-    run_dir = run_dir_of(runs)
+    run_dir = finished_run
     before = (run_dir / "predictions.csv").read_text()
     with FileLock(run_dir / LOCK_FILE):  # as another breedscope process writing it would hold it
         refused = cli("run", "--resume", str(run_dir))
@@ -434,12 +432,8 @@ def test_features_computed_while_tensorflow_loads_train_the_same_model(
     assert outputs[0][2] == outputs[1][2]
 
 
-def test_a_finished_run_refuses_bad_paths_in_one_sentence(tree_dataset: str, tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    assert (
-        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "1", "--runs-dir", str(runs)).returncode == 0
-    )
-    run_dir = run_dir_of(runs)
+def test_a_finished_run_refuses_bad_paths_in_one_sentence(finished_run: Path, tmp_path: Path) -> None:
+    run_dir = finished_run
     (tmp_path / "a_file").write_text("not a folder")
 
     exported = cli("export", str(run_dir), "--format", "keras", "--output", str(tmp_path / "a_file"))
@@ -496,16 +490,12 @@ print("tensorflow" in sys.modules)
         assert "has no manifest.json" in " ".join(broken.stderr.split())
 
 
-def test_int8_export_is_measured_against_keras_and_recorded(tree_dataset: str, tmp_path: Path) -> None:
+def test_int8_export_is_measured_against_keras_and_recorded(finished_run: Path) -> None:
     import numpy as np
 
     from breedscope import export, inference
 
-    runs = tmp_path / "runs"
-    assert (
-        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "2", "--runs-dir", str(runs)).returncode == 0
-    )
-    run_dir = run_dir_of(runs)
+    run_dir = finished_run
     result = cli("export", str(run_dir), "--format", "tflite", "--quantize", "int8")
     assert result.returncode == 0, result.stderr
     record = json.loads((run_dir / "export" / "model_int8.tflite.check.json").read_text())
@@ -544,16 +534,14 @@ def test_a_disk_that_fills_during_training_ends_failed_not_running(tree_dataset:
     assert status["state"] == "failed"
 
 
-def test_every_export_has_its_labels_and_is_measured_against_keras(tree_dataset: str, tmp_path: Path) -> None:
+def test_every_export_has_its_labels_and_is_measured_against_keras(
+    finished_run: Path, tmp_path: Path
+) -> None:
     import numpy as np
 
     from breedscope import export, inference
 
-    runs = tmp_path / "runs"
-    assert (
-        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "2", "--runs-dir", str(runs)).returncode == 0
-    )
-    run_dir = run_dir_of(runs)
+    run_dir = finished_run
     classes = RunDir(run_dir).manifest().classes
     produced = {}
     for fmt, quantize in (("tflite", "fp16"), ("tflite", "dynamic"), ("onnx", None), ("keras", None)):
@@ -594,14 +582,10 @@ def test_every_export_has_its_labels_and_is_measured_against_keras(tree_dataset:
 
 
 def test_predict_takes_folders_and_globs_and_reports_non_images_per_file(
-    tree_dataset: str, make_tree, tmp_path: Path
+    finished_run: Path, make_tree, tmp_path: Path
 ) -> None:
     import csv
 
-    runs = tmp_path / "runs"
-    assert (
-        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "1", "--runs-dir", str(runs)).returncode == 0
-    )
     tree = make_tree(classes=2, per_class=3, root=tmp_path / "new")
     (tree / "class_0" / "notes.txt").write_text("not an image")
     (tree / ".DS_Store").write_text("litter")
@@ -609,7 +593,7 @@ def test_predict_takes_folders_and_globs_and_reports_non_images_per_file(
 
     result = cli(
         "predict",
-        str(run_dir_of(runs)),
+        str(finished_run),
         str(tree / "class_0"),
         str(tree / "class_1" / "*.png"),
         "--csv",
@@ -654,7 +638,7 @@ print(json.dumps({
 
 
 def test_tflite_exports_carry_metadata_a_reader_finds_the_labels_in(
-    tree_dataset: str, tmp_path: Path
+    finished_run: Path, tmp_path: Path
 ) -> None:
     # The reader: TFLite Support's generated schema code (Google's parser of the format MediaPipe
     # and the Task Library read), installed on its own since it cannot share TensorFlow's
@@ -663,11 +647,7 @@ def test_tflite_exports_carry_metadata_a_reader_finds_the_labels_in(
     installed = pip_install_apart(reader, "tflite-support==0.4.4")
     if installed.returncode != 0:
         pytest.skip(f"tflite-support (the metadata reader) could not be installed: {installed.stderr[-200:]}")
-    runs = tmp_path / "runs"
-    assert (
-        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "1", "--runs-dir", str(runs)).returncode == 0
-    )
-    run_dir = run_dir_of(runs)
+    run_dir = finished_run
     assert cli("export", str(run_dir), "--format", "tflite", "--quantize", "dynamic").returncode == 0
 
     read = subprocess.run(
@@ -685,16 +665,12 @@ def test_tflite_exports_carry_metadata_a_reader_finds_the_labels_in(
     assert found["name"] == "breedscope shapes classifier"
 
 
-def test_a_model_is_evaluated_on_another_fetched_dataset(tree_dataset: str, tmp_path: Path) -> None:
+def test_a_model_is_evaluated_on_another_fetched_dataset(finished_run: Path, tmp_path: Path) -> None:
     import csv
 
     from tests.helpers import shape_image
 
-    runs = tmp_path / "runs"
-    assert (
-        cli("run", "--dataset", tree_dataset, *TINY, "--epochs", "3", "--runs-dir", str(runs)).returncode == 0
-    )
-    run_dir = run_dir_of(runs)
+    run_dir = finished_run
     # Another "hospital": the same shapes under other class names, one class the model never saw.
     for number, (label, name) in enumerate(((0, "square"), (1, "bar"), (2, "column"), (0, "unknown_thing"))):
         folder = tmp_path / "elsewhere" / name
