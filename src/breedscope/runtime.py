@@ -44,12 +44,11 @@ KERAS_BATCH = 32  # predict_on_batch's graph is traced for one batch shape: ever
 LITERT_BATCH = 8  # XNNPACK is as fast at 1-8 images as at 32, and small batches stay in cache
 BACKBONE_FILE = "backbone.tflite"
 CHECK_FILE = "backbone.check.json"
-# Converting MobileNetV2 at 224 px and checking it takes 3-5 s on two cores; LiteRT then saves
-# 3-8 ms an image over Keras (docs/benchmarks.md, two machines): one run repays it from about
-# 500-1,000 images. ``auto`` converts for runs that embed at least this many images' worth of
-# 224 px work, fewer, as the converted backbone serves every later run too (and lets them compute
-# features while TensorFlow loads); smaller runs use Keras.
-WORTH_CONVERTING = 400
+# Converting MobileNetV2 at 224 px and checking it takes 3-5 s on two cores, and saves Keras'
+# own fixed costs and 3-8 ms an image: a first run of 113 images at 224 px was 1.5 s quicker with
+# Keras, one of 351 images 1.6 s quicker with LiteRT (docs/benchmarks.md). ``auto`` converts for
+# runs that embed at least this many images' worth of 224 px work; smaller runs use Keras.
+WORTH_CONVERTING = 200
 
 
 @dataclass(frozen=True)
