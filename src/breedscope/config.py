@@ -120,8 +120,8 @@ class TrainConfig(_Section):
     feature_cache: bool = Field(True, description="Train the head on cached backbone features.")
     feature_runtime: Literal["auto", "litert", "keras"] = Field(
         "auto",
-        description="What runs the frozen backbone for cached features: auto (LiteRT where installed "
-        "and agreeing with Keras, else Keras), litert or keras.",
+        description="What runs the frozen backbone for cached features: auto (LiteRT where installed, "
+        "agreeing with Keras and the run is large enough to repay converting, else Keras), litert or keras.",
     )
     feature_memory_mb: int = Field(
         1024, ge=0, description="Hold cached features in memory up to this size; beyond it, read per batch."

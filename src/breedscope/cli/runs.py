@@ -54,7 +54,11 @@ def run(
     seed: Annotated[int | None, typer.Option()] = None,
     feature_cache: Annotated[bool | None, typer.Option("--feature-cache/--no-feature-cache")] = None,
     runtime: Annotated[
-        str | None, typer.Option(help="Backbone runtime for cached features: auto, litert or keras.")
+        str | None,
+        typer.Option(
+            help="Backbone runtime for cached features: auto (LiteRT when the run repays converting), "
+            "litert or keras."
+        ),
     ] = None,
     patience: Annotated[int | None, typer.Option(help="Early-stopping patience in epochs.")] = None,
     fine_tune_layers: Annotated[
