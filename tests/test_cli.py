@@ -92,7 +92,10 @@ def test_a_command_on_a_folder_that_is_not_a_finished_run_says_which_it_is(
     (half / "config.yaml").write_text("seed: 0\n")
     (half / "status.json").write_text('{"state": "interrupted"}\n')
     text = one_sentence_error(cli(name, str(half), *rest))
-    assert "the run did not finish (status: interrupted" in text
+    assert (
+        f"the run did not finish (status: interrupted). Continue it with: breedscope run --resume {half}"
+        in text
+    )
 
 
 @pytest.mark.parametrize("args", [("run", "--preset", "cats_study"), ("run", "--augment", "sparkles")])

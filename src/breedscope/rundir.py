@@ -121,7 +121,10 @@ class RunDir:
             raise BreedscopeError(
                 f"{self.path} has no {name}, though the run finished; it was deleted or moved."
             )
-        raise BreedscopeError(f"{self.path} has no {name}; the run did not finish (status: {state}).")
+        raise BreedscopeError(
+            f"{self.path} has no {name}; the run did not finish (status: {state}). "
+            f"Continue it with: breedscope run --resume {self.path}"
+        )
 
     def config(self) -> RunConfig:
         file = self._required(CONFIG)
