@@ -2,8 +2,8 @@
 # Install breedscope with its test and docs extras into .venv, then run every check CI runs:
 # ruff, the test suite and a strict documentation build. Extra arguments go to pytest.
 # The suite runs on two worker processes (pytest-xdist; most tests wait on a CLI subprocess or
-# on one core of TensorFlow); tests marked `whole_run` start first on both (tests/conftest.py), so
-# the two end together on short tests. `-m "not whole_run"` is the quick loop (about two minutes).
+# on one core of TensorFlow): 11 to 14 minutes on two slow cores. `-m "not whole_run"` leaves out
+# the tests that train whole runs: the quick loop, about two minutes.
 set -euo pipefail
 source "$(dirname "$0")/setup.sh" "[dev]"
 ruff check .

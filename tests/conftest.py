@@ -3,7 +3,6 @@ finished run."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -11,17 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import TINY, cli, made_once, make_keras_home, write_tree
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, tests that start whole runs go first, dealt alternately into the two
-    halves ``--dist worksteal`` hands its two workers (it steals from a half's end): both workers
-    begin on whole runs and end together on short tests, instead of one working through a long
-    run while the other waits."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return
-    ordered = sorted(items, key=lambda item: item.get_closest_marker("whole_run") is None)
-    items[:] = ordered[0::2] + ordered[1::2]
 
 
 @pytest.fixture(autouse=True)
