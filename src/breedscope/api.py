@@ -270,10 +270,7 @@ def run(
 def open_run(path: str | Path) -> Run:
     """A run directory written earlier, as a :class:`Run`."""
     directory = RunDir(path)
-    if not directory.path.is_dir():
-        raise BreedscopeError(
-            f"{directory.path} is not a folder; pass a run directory (RUNS_DIR/DATASET/NAME)."
-        )
+    directory.require_folder()
     return Run(directory.path)
 
 

@@ -99,15 +99,19 @@ class RunDir:
 
     # --- what a run is made from -----------------------------------------------------------
 
+    def require_folder(self) -> None:
+        """Refuse a path that is not a folder, in the one sentence every command on a run says."""
+        if not self.path.is_dir():
+            raise BreedscopeError(
+                f"{self.path} is not a folder; pass a run directory (RUNS_DIR/DATASET/NAME)."
+            )
+
     def _required(self, name: str, *, made_at_the_end: bool = False) -> Path:
         """``name`` in the run directory, or one sentence on why it is not there."""
         file = self.path / name
         if file.is_file():
             return file
-        if not self.path.is_dir():
-            raise BreedscopeError(
-                f"{self.path} is not a folder; pass a run directory (RUNS_DIR/DATASET/NAME)."
-            )
+        self.require_folder()
         if not (self.path / CONFIG).is_file() and not (self.path / STATUS).is_file():
             # Every run writes both before any work, so a folder with neither was never a run.
             raise BreedscopeError(
