@@ -186,3 +186,52 @@ def test_a_damaged_shard_is_one_sentence_naming_what_to_delete(tmp_path: Path) -
     shard.write_bytes(shard.read_bytes()[:-10])  # cut short, as by a full disk elsewhere
     with pytest.raises(DataError, match=r"is damaged .*; delete .*clean and run again"):
         store.read(shard.name, np.array([1]))
+
+
+def _installed_as(tmp_path: Path, package: str, version: str, monkeypatch) -> None:
+    """Make ``package`` look installed at ``version``, as after an upgrade (a dist-info first on
+    the path, found before the real one)."""
+    folder = tmp_path / f"{package}-{version}"
+    info = folder / f"{package.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n")
+    monkeypatch.syspath_prepend(str(folder))
+
+
+@pytest.mark.parametrize(
+    ("package", "backbone", "views", "decoded"),
+    [
+        ("tensorflow", True, False, False),  # builds and converts the backbone
+        ("keras", True, False, False),
+        ("ai-edge-litert", True, False, False),  # runs the converted backbone
+        ("pillow", True, False, True),  # decodes and resizes every image
+        ("albumentations", False, True, False),  # draws the augmented views
+        ("opencv-python-headless", False, True, False),  # albumentations' image operations
+    ],
+)
+def test_caches_written_under_other_library_versions_are_not_reused(
+    tmp_path: Path, monkeypatch, package: str, backbone: bool, views: bool, decoded: bool
+) -> None:
+    # A cache can outlive an upgrade (a notebook's BREEDSCOPE_HOME on a mounted drive). What
+    # another version computed is not what this installation computes, so a run must not mix it
+    # into its features; and an upgrade that cannot change a cache keeps it.
+    import albumentations as A
+
+    from breedscope.augment import Augmenter, AugmentPreset
+    from breedscope.config import ModelConfig
+    from breedscope.images import decoded_images_name
+
+    augmenter = Augmenter(AugmentPreset("flip", "a flip", lambda: [A.HorizontalFlip()]), seed=0)
+
+    def keys() -> tuple[str, str, str]:
+        return (
+            features.extractor_key("mobilenet_v2", ModelConfig(), 0),
+            features.view_key(augmenter),
+            decoded_images_name(224),
+        )
+
+    before = keys()
+    assert keys() == before  # the same installation, the same keys
+    _installed_as(tmp_path, package, "0.0.1", monkeypatch)
+    after = keys()
+    assert [a != b for a, b in zip(after, before, strict=True)] == [backbone, views, decoded]

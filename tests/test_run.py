@@ -80,7 +80,11 @@ def test_run_produces_every_artefact_and_the_pdf_holds_the_metrics(tree_dataset:
     environment = json.loads((run_dir / "environment.json").read_text())
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert environment["manifest_sha256"] == manifest["csv_sha256"]
-    assert environment["versions"]["tensorflow"] != "not installed"
+    # Every package that computes a run's numbers: the backbone, its LiteRT runtime, the
+    # decoder, the augmentations and the OpenCV they draw with.
+    for package in ("tensorflow", "keras", "ai-edge-litert", "pillow", "albumentations"):
+        assert environment["versions"][package] not in (None, "not installed"), package
+    assert environment["versions"]["opencv-python-headless"] != "not installed"
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert evaluation["n_test"] == sum(manifest["counts"]["test"].values())
     assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 3

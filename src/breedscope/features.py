@@ -33,10 +33,11 @@ from breedscope.atomic import atomic_path
 from breedscope.batching import batch_slices
 from breedscope.errors import DataError
 from breedscope.hashing import sha256_file, short_hash
-from breedscope.images import DECODER_VERSION
+from breedscope.images import decoder_identity
 from breedscope.manifest import Row
 from breedscope.model import weights_argument
 from breedscope.progress import progress_bar
+from breedscope.versions import package_versions
 
 if TYPE_CHECKING:
     from breedscope.augment import Augmenter
@@ -61,6 +62,13 @@ def weights_identity(weights: str) -> str:
     return "file-" + sha256_file(Path(argument))[:16]
 
 
+# The packages whose versions decide a backbone's features (TensorFlow and Keras build and convert
+# it, LiteRT runs the conversion) and an augmented view's pixels (albumentations, and the OpenCV
+# it calls). Each is part of a cache key: a cache that outlived an upgrade is not mixed in.
+BACKBONE_PACKAGES = ("tensorflow", "keras", "ai-edge-litert")
+AUGMENTATION_PACKAGES = ("albumentations", "opencv-python-headless")
+
+
 def extractor_key(backbone: str, model: ModelConfig, seed: int) -> str:
     parts = {
         "backbone": backbone,
@@ -68,7 +76,8 @@ def extractor_key(backbone: str, model: ModelConfig, seed: int) -> str:
         "alpha": model.alpha,
         "size": model.image_size,
         "pixels": model.pixel_range,
-        "decoder": DECODER_VERSION,
+        "decoder": decoder_identity(),
+        "versions": package_versions(BACKBONE_PACKAGES),
         # Random weights differ per seed; ImageNet and file weights do not.
         "seed": seed if model.weights == "none" else None,
     }
@@ -78,7 +87,8 @@ def extractor_key(backbone: str, model: ModelConfig, seed: int) -> str:
 def view_key(augmenter: Augmenter | None) -> str:
     if augmenter is None or augmenter.is_identity:
         return "clean"
-    return f"{augmenter.preset.name}-{short_hash(str(augmenter.seed), 8)}"
+    drawn_by = json.dumps(package_versions(AUGMENTATION_PACKAGES), sort_keys=True)
+    return f"{augmenter.preset.name}-{short_hash(f'{augmenter.seed} {drawn_by}', 8)}"
 
 
 class ShardStore:

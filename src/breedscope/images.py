@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
+from breedscope.versions import package_versions
+
 # Anything above this many pixels is treated as a decompression bomb, not an image to train on.
 # Checked in open_image from the header, not by setting Pillow's process-wide MAX_IMAGE_PIXELS,
 # which would change it for the whole session that imported breedscope.
@@ -20,6 +22,18 @@ MAX_PIXELS = 64_000_000
 # Part of the decoded-image and feature cache keys: bump it when decoding at a given size
 # changes the pixels, so that caches written by an earlier decoder are not mixed in.
 DECODER_VERSION = 2
+
+
+def decoder_identity() -> str:
+    """What decides the decoded pixels: this module's recipe and the Pillow that runs it (whose
+    JPEG decoder and resampling may change between versions). Part of every cache key that
+    holds pixels or what was computed from them."""
+    return f"decoder{DECODER_VERSION}-pillow{package_versions(['pillow'])['pillow']}"
+
+
+def decoded_images_name(size: int) -> str:
+    """The folder under ``$BREEDSCOPE_HOME/images`` of the images decoded at ``size`` px."""
+    return f"{size}px-{decoder_identity()}"
 
 
 class UnreadableImage(Exception):

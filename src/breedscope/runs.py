@@ -6,32 +6,9 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-PACKAGES = (
-    "breedscope",
-    "tensorflow",
-    "keras",
-    "albumentations",
-    "scikit-learn",
-    "numpy",
-    "pillow",
-    "pydantic",
-    "pluggy",
-    "matplotlib",
-    "fpdf2",
-)
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
+from breedscope.versions import package_versions
 
 
 def environment(seed: int, manifest_sha256: str) -> dict:

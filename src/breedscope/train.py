@@ -26,7 +26,7 @@ from breedscope.config import RunConfig
 from breedscope.custom_loop import CustomLoop
 from breedscope.errors import DataError
 from breedscope.features import FeatureCache, FeatureSet, extractor_key
-from breedscope.images import DECODER_VERSION
+from breedscope.images import decoded_images_name
 from breedscope.loading import (
     BatchPlan,
     FeaturePlan,
@@ -516,7 +516,7 @@ def train(
     augmenter_or_none, views = _augmented_views(config, augmentation)
     size = config.model.image_size
     loader = ImageLoader(image_root, size)
-    decoded_images = ImageLoader(image_root, size, images_dir() / f"{size}px-decoder{DECODER_VERSION}")
+    decoded_images = ImageLoader(image_root, size, images_dir() / decoded_images_name(size))
     use_cache = uses_feature_cache(config)
     trainer = _Trainer(config, splits, run_dir, strategy)
     # model.fit wants every batch cut to a multiple of the replicas; the custom loop takes any
