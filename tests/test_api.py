@@ -138,3 +138,26 @@ def test_tensorflows_own_log_lines_stay_out_of_a_python_session() -> None:
     )
     assert result.stdout.strip() == "3.0", result.stderr
     assert not re.search(r"^[IWE]\d{4} \d\d:\d\d:", result.stderr, re.MULTILINE), result.stderr
+
+
+def test_in_a_notebook_an_error_shows_its_sentence_not_a_traceback(tmp_path: Path) -> None:
+    # IPython shows any exception with a traceback through breedscope's own code; an error the
+    # user can fix shows the one sentence the command line prints. It is still an exception,
+    # caught like any other.
+    import nbformat
+    from nbclient import NotebookClient
+
+    missing = tmp_path / "nowhere"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(f"import breedscope as bs\nbs.open_run({str(missing)!r})"),
+        nbformat.v4.new_code_cell(
+            f"try:\n    bs.open_run({str(missing)!r})\nexcept bs.BreedscopeError:\n    print('caught')"
+        ),
+    ]
+    NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True).execute()
+    (shown,) = notebook.cells[0].outputs
+    assert shown.output_type == "error" and shown.ename == "BreedscopeError"
+    sentence = f"{missing} is not a folder; pass a run directory (RUNS_DIR/DATASET/NAME)."
+    assert shown.traceback == [f"BreedscopeError: {sentence}"]
+    assert [output.text for output in notebook.cells[1].outputs] == ["caught\n"]

@@ -6,6 +6,12 @@ class BreedscopeError(Exception):
 
     exit_code = 2
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for it (Jupyter, Colab): the sentence, as the command line prints
+        it, not a traceback through breedscope's code. IPython looks this method up on the
+        exception alone; nothing in the session is changed, and plain Python is unaffected."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class DataError(BreedscopeError):
     """Input data (an archive, a folder, an image) cannot be used as it is."""
