@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from breedscope import locks
+from breedscope import locks, versions
 from breedscope.atomic import atomic_path
 from breedscope.batching import batch_slices
 from breedscope.errors import DataError
@@ -37,7 +37,6 @@ from breedscope.images import decoder_identity
 from breedscope.manifest import Row
 from breedscope.model import weights_argument
 from breedscope.progress import progress_bar
-from breedscope.versions import package_versions
 
 if TYPE_CHECKING:
     from breedscope.augment import Augmenter
@@ -62,13 +61,6 @@ def weights_identity(weights: str) -> str:
     return "file-" + sha256_file(Path(argument))[:16]
 
 
-# The packages whose versions decide a backbone's features (TensorFlow and Keras build and convert
-# it, LiteRT runs the conversion) and an augmented view's pixels (albumentations, and the OpenCV
-# it calls). Each is part of a cache key: a cache that outlived an upgrade is not mixed in.
-BACKBONE_PACKAGES = ("tensorflow", "keras", "ai-edge-litert")
-AUGMENTATION_PACKAGES = ("albumentations", "opencv-python-headless")
-
-
 def extractor_key(backbone: str, model: ModelConfig, seed: int) -> str:
     parts = {
         "backbone": backbone,
@@ -77,7 +69,7 @@ def extractor_key(backbone: str, model: ModelConfig, seed: int) -> str:
         "size": model.image_size,
         "pixels": model.pixel_range,
         "decoder": decoder_identity(),
-        "versions": package_versions(BACKBONE_PACKAGES),
+        "versions": versions.package_versions(versions.BACKBONE),
         # Random weights differ per seed; ImageNet and file weights do not.
         "seed": seed if model.weights == "none" else None,
     }
@@ -87,7 +79,7 @@ def extractor_key(backbone: str, model: ModelConfig, seed: int) -> str:
 def view_key(augmenter: Augmenter | None) -> str:
     if augmenter is None or augmenter.is_identity:
         return "clean"
-    drawn_by = json.dumps(package_versions(AUGMENTATION_PACKAGES), sort_keys=True)
+    drawn_by = json.dumps(versions.package_versions(versions.AUGMENTATION), sort_keys=True)
     return f"{augmenter.preset.name}-{short_hash(f'{augmenter.seed} {drawn_by}', 8)}"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
-from breedscope.versions import package_versions
+from breedscope.versions import DECODER, package_versions
 
 # Anything above this many pixels is treated as a decompression bomb, not an image to train on.
 # Checked in open_image from the header, not by setting Pillow's process-wide MAX_IMAGE_PIXELS,
@@ -28,7 +28,7 @@ def decoder_identity() -> str:
     """What decides the decoded pixels: this module's recipe and the Pillow that runs it (whose
     JPEG decoder and resampling may change between versions). Part of every cache key that
     holds pixels or what was computed from them."""
-    return f"decoder{DECODER_VERSION}-pillow{package_versions(['pillow'])['pillow']}"
+    return f"decoder{DECODER_VERSION}-pillow{package_versions(DECODER)['pillow']}"
 
 
 def decoded_images_name(size: int) -> str:

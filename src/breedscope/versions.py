@@ -6,17 +6,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 
-# What a run records in its environment.json.
+# The packages whose versions decide what the caches hold; each group is part of a cache key, so
+# a cache that outlived an upgrade is not mixed in. The backbone's features: TensorFlow and Keras
+# build and convert it, LiteRT runs the conversion. The decoded pixels: Pillow. An augmented
+# view's pixels: albumentations, and the OpenCV it calls.
+BACKBONE = ("tensorflow", "keras", "ai-edge-litert")
+DECODER = ("pillow",)
+AUGMENTATION = ("albumentations", "opencv-python-headless")
+
+# What a run records in its environment.json: every package above, and the rest the run uses.
 RECORDED = (
     "breedscope",
-    "tensorflow",
-    "keras",
-    "ai-edge-litert",
-    "albumentations",
-    "opencv-python-headless",
+    *BACKBONE,
+    *DECODER,
+    *AUGMENTATION,
     "scikit-learn",
     "numpy",
-    "pillow",
     "pydantic",
     "pluggy",
     "matplotlib",
