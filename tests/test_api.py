@@ -140,24 +140,57 @@ def test_tensorflows_own_log_lines_stay_out_of_a_python_session() -> None:
     assert not re.search(r"^[IWE]\d{4} \d\d:\d\d:", result.stderr, re.MULTILINE), result.stderr
 
 
-def test_in_a_notebook_an_error_shows_its_sentence_not_a_traceback(tmp_path: Path) -> None:
+@pytest.mark.whole_run
+def test_in_a_notebook_errors_and_ctrl_c_show_a_sentence_and_the_call_that_continues(
+    make_tree, tmp_path: Path
+) -> None:
     # IPython shows any exception with a traceback through breedscope's own code; an error the
     # user can fix shows the one sentence the command line prints. It is still an exception,
-    # caught like any other.
+    # caught like any other. Ctrl-C in a run (the kernel's interrupt, a SIGINT to its main
+    # thread) names what was kept and the Python call that continues, not the command line's.
     import nbformat
     from nbclient import NotebookClient
 
-    missing = tmp_path / "nowhere"
+    missing, runs = tmp_path / "nowhere", tmp_path / "runs"
+    archive = shutil.make_archive(
+        str(tmp_path / "shapes"), "zip", make_tree(classes=3, per_class=14, size=40)
+    )
+    interrupt_after_one_epoch = f"""
+import _thread, json, threading, time
+from pathlib import Path
+def interrupt():  # what the kernel's interrupt button does, once the first epoch is saved
+    for _ in range(1200):
+        for state in Path({str(runs)!r}).glob("*/*/checkpoints/state.json"):
+            if json.loads(state.read_text()).get("next_epoch", 0) >= 1:
+                return _thread.interrupt_main()
+        time.sleep(0.1)
+threading.Thread(target=interrupt, daemon=True).start()
+bs.run(dataset="shapes", epochs=30, patience=100, runs_dir={str(runs)!r}, **{TINY_SETTINGS!r})
+"""
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
         nbformat.v4.new_code_cell(f"import breedscope as bs\nbs.open_run({str(missing)!r})"),
         nbformat.v4.new_code_cell(
             f"try:\n    bs.open_run({str(missing)!r})\nexcept bs.BreedscopeError:\n    print('caught')"
         ),
+        nbformat.v4.new_code_cell(f"bs.fetch('folder', source={archive!r}, name='shapes');"),
+        nbformat.v4.new_code_cell(interrupt_after_one_epoch),
+        # The call it names continues the run to its end, in the same session.
+        nbformat.v4.new_code_cell(f"bs.run(resume=next(Path({str(runs)!r}, 'shapes').iterdir())).status"),
     ]
-    NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True).execute()
+    NotebookClient(notebook, timeout=300, kernel_name="python3", allow_errors=True).execute()
     (shown,) = notebook.cells[0].outputs
     assert shown.output_type == "error" and shown.ename == "BreedscopeError"
     sentence = f"{missing} is not a folder; pass a run directory (RUNS_DIR/DATASET/NAME)."
     assert shown.traceback == [f"BreedscopeError: {sentence}"]
     assert [output.text for output in notebook.cells[1].outputs] == ["caught\n"]
+
+    (run_dir,) = (runs / "shapes").iterdir()
+    (interrupted,) = [output for output in notebook.cells[3].outputs if output.output_type == "error"]
+    assert interrupted.ename == "Interrupted"
+    assert interrupted.traceback == [
+        f"Interrupted: {run_dir} keeps its manifest and the checkpoints of every finished epoch. "
+        f"Continue with: bs.run(resume={str(run_dir)!r})"
+    ]
+    assert notebook.cells[4].outputs[-1]["data"]["text/plain"] == "'succeeded'"
+    assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 30  # every epoch, once

@@ -22,6 +22,14 @@ class ConfigError(BreedscopeError):
 
 
 class Interrupted(BreedscopeError):
-    """Ctrl-C: the message says what was kept and how to continue."""
+    """Ctrl-C: what was kept and how to continue, as the command line says it (``str``) and as a
+    notebook shows it (the Python call that continues, for a session that called the API)."""
 
     exit_code = 130
+
+    def __init__(self, kept: str, command: str | None = None, call: str | None = None) -> None:
+        self.kept, self.command, self.call = kept, command, call
+        super().__init__(f"Interrupted; {kept}" + (f" Continue with: {command}" if command else ""))
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"Interrupted: {self.kept}" + (f" Continue with: {self.call}" if self.call else "")]

@@ -392,8 +392,9 @@ def _run_locked(
     except KeyboardInterrupt:
         directory.set_status("interrupted")
         raise Interrupted(
-            f"Interrupted; {run_dir} keeps its manifest and the checkpoints of every finished epoch. "
-            f"Continue with: breedscope run --resume {run_dir}"
+            f"{run_dir} keeps its manifest and the checkpoints of every finished epoch.",
+            command=f"breedscope run --resume {run_dir}",
+            call=f"bs.run(resume={str(run_dir)!r})",
         ) from None
     except BaseException as exc:  # the directory must not look finished
         directory.set_status("failed", error=str(exc) or type(exc).__name__)

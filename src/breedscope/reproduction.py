@@ -215,8 +215,9 @@ def resume(registry: Registry, path: str | Path) -> Path:
         except (Interrupted, KeyboardInterrupt):  # inside a run, or between two
             directory.set_status("interrupted")
             raise Interrupted(
-                f"Interrupted; {directory.path} keeps every finished run. "
-                f"Continue with: breedscope reproduce --resume {directory.path}"
+                f"{directory.path} keeps every finished run.",
+                command=f"breedscope reproduce --resume {directory.path}",
+                call=f"bs.reproduce(resume={str(directory.path)!r})",
             ) from None
         except BaseException as exc:
             directory.set_status("failed", error=str(exc) or type(exc).__name__)

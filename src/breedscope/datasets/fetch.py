@@ -210,7 +210,7 @@ def _fetch_locked(
     except KeyboardInterrupt:
         archive.remove_tree(staging)
         raise Interrupted(
-            f"Interrupted; nothing was stored for '{name}'"
+            f"nothing was stored for '{name}'"
             + (" (what was downloaded is kept for the next fetch)." if request else ".")
         ) from None
     except BaseException:
