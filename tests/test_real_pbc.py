@@ -147,17 +147,29 @@ def test_the_litert_fast_path_and_keras_give_the_same_test_predictions(
     from breedscope import runtime
 
     run_dir, env = pbc_run
-    training = json.loads((run_dir / "evaluation.json").read_text())["training"]
     if not runtime.litert_available():
         pytest.skip("ai-edge-litert is not installed on this platform; every run uses Keras")
-    assert training["feature_runtime"]["runtime"] == "litert"
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    training = evaluation["training"]
+    assert training["feature_runtime"]["runtime"] == "litert"  # what `auto` chose for PBC
     check = training["feature_runtime"]["check"]
     assert check["images"] == runtime.CHECK_IMAGES and check["max_abs_difference"] <= runtime.TOLERANCE
 
-    args = ["run", "--dataset", "pbc", "--epochs", "5", "--runtime", "keras", "--manifest", str(run_dir)]
-    result = cli(*args, "--runs-dir", str(tmp_path), env=env)
-    assert result.returncode == 0, result.stderr
-    (keras_dir,) = list((tmp_path / "pbc").iterdir())
+    # The same manifest and settings, once on the fast path and once forced onto Keras. The
+    # study's preset (no augmentation) keeps Keras to one pass over the 750 images.
+    args = ["run", "--dataset", "pbc", "--preset", "bccd", "--epochs", "5", "--manifest", str(run_dir)]
+    directories = {}
+    for name in ("auto", "keras"):
+        result = cli(
+            *args, "--runtime", name, "--format", "markdown", "--runs-dir", str(tmp_path / name), env=env
+        )
+        assert result.returncode == 0, result.stderr
+        (directories[name],) = list((tmp_path / name / "pbc").iterdir())
+    records = [
+        json.loads((directories[name] / "evaluation.json").read_text())["training"]["feature_runtime"]
+        for name in ("auto", "keras")
+    ]
+    assert [record["runtime"] for record in records] == ["litert", "keras"]
 
     def probabilities(directory: Path) -> tuple[list[str], np.ndarray]:
         with open(directory / "predictions.csv", newline="") as handle:
@@ -165,8 +177,11 @@ def test_the_litert_fast_path_and_keras_give_the_same_test_predictions(
         columns = [c for c in rows[0] if c.startswith("p_")]
         return [r["path"] for r in rows], np.array([[float(r[c]) for c in columns] for r in rows])
 
-    (paths, fast), (same_paths, slow) = probabilities(run_dir), probabilities(keras_dir)
-    assert paths == same_paths
+    (paths, fast), (same_paths, slow) = (
+        probabilities(directories["auto"]),
+        probabilities(directories["keras"]),
+    )
+    assert paths == same_paths and len(paths) == evaluation["n_test"]
     differ = fast.argmax(1) != slow.argmax(1)
     top2 = np.sort(slow, axis=1)[:, -2:]
     near_tie = (top2[:, 1] - top2[:, 0]) <= 1e-3
