@@ -1,7 +1,9 @@
-"""The report's pictures, drawn with matplotlib from the stored evaluation and history."""
+"""The report's pictures, drawn from the stored evaluation and history: charts with matplotlib,
+image grids with Pillow."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +13,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 150
+MIN_TILE = 160  # pixels of an image grid's tile: room for a caption of two class names
 
 
 # Figures are made with matplotlib's object API (``Figure``), never pyplot: no backend is chosen,
@@ -125,28 +128,58 @@ def roc_one_vs_rest(evaluation: dict, path: Path) -> Path:
 
 
 def image_grid(images: list[np.ndarray], captions: list[str], path: Path, columns: int = 4) -> Path:
-    """Captioned tiles drawn as one mosaic on one axis: a dozen separate axes would cost
-    matplotlib's layout about half a second per figure."""
-    from matplotlib.figure import Figure
+    """Captioned tiles as one picture, composed with Pillow at the tiles' own resolution (small
+    tiles enlarged pixel for pixel) in matplotlib's font: nothing to lay out or resample, a tenth
+    of the time matplotlib takes to draw the same mosaic."""
+    from PIL import Image, ImageDraw
 
     rows = max(1, int(np.ceil(len(images) / columns)))
-    tile = max(max(image.shape[:2]) for image in images)
+    side = max(max(image.shape[:2]) for image in images)
+    scale = -(-MIN_TILE // side)  # whole pixels: a 32 px input shows as the 32 px it is
+    tile = side * scale
     band, gap = int(tile * 0.22), max(2, tile // 40)  # caption band above each tile, white gap
     cell_height, cell_width = band + tile + gap, tile + gap
     mosaic = np.full((rows * cell_height, columns * cell_width, 3), 255, dtype=np.uint8)
-    figure = Figure(figsize=(2.2 * columns, 2.2 * columns * mosaic.shape[0] / mosaic.shape[1]))
-    axis = figure.add_axes((0, 0, 1, 1))
-    axis.axis("off")
-    for index, (image, caption) in enumerate(zip(images, captions, strict=False)):
+    for index, image in enumerate(images):
         top, left = (index // columns) * cell_height + band, (index % columns) * cell_width
-        height, width = image.shape[:2]
+        pixels = image[..., :3] if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+        pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+        height, width = pixels.shape[:2]
         y, x = top + (tile - height) // 2, left + (tile - width) // 2
-        mosaic[y : y + height, x : x + width] = image[..., :3] if image.ndim == 3 else image[..., None]
-        axis.text(left + tile / 2, top - band / 2, caption, ha="center", va="center", fontsize=7)
-    axis.imshow(mosaic, interpolation="antialiased")
-    # About one figure pixel per image pixel: more would only enlarge the file, not the detail.
-    native = cell_width / 2.2
-    return _save(figure, path, tight=False, dpi=min(DPI, max(100, native)))
+        mosaic[y : y + height, x : x + width] = pixels
+    picture = Image.fromarray(mosaic)
+    draw = ImageDraw.Draw(picture)
+    captions = captions[: len(images)]
+    font = _caption_font(captions, width=tile * 0.95, height=band * 0.36)
+    for index, caption in enumerate(captions):
+        top, left = (index // columns) * cell_height + band, (index % columns) * cell_width
+        middle = (left + tile / 2, top - band / 2)
+        draw.text(middle, caption, fill="black", font=font, anchor="mm", align="center")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path, compress_level=1)  # fast deflate, as for the other figures
+    return path
+
+
+def _caption_font(captions: list[str], width: float, height: float):
+    """matplotlib's default sans-serif face (the other figures' text) at one size for every
+    caption: the largest at which each fits in ``width`` and is at most ``height`` pixels."""
+    from PIL import ImageFont
+
+    # Pillow's own layout: libraqm, when Pillow finds it, fails where FriBiDi is missing.
+    face, basic = _sans_serif_file(), ImageFont.Layout.BASIC
+    size = max(8, int(height))
+    font = ImageFont.truetype(face, size, layout_engine=basic)
+    longest = max((font.getlength(line) for caption in captions for line in caption.splitlines()), default=0)
+    if longest <= width:
+        return font
+    return ImageFont.truetype(face, max(8, int(size * width / longest)), layout_engine=basic)
+
+
+@functools.cache
+def _sans_serif_file() -> str:
+    from matplotlib import font_manager
+
+    return font_manager.findfont(font_manager.FontProperties(family=["sans-serif"]))
 
 
 def intervals(
