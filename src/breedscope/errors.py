@@ -1,5 +1,9 @@
 """The one exception type the CLI turns into a readable sentence and a non-zero exit code."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class BreedscopeError(Exception):
     """A problem the user can fix. The message is one sentence: what is wrong and what to do."""
@@ -22,14 +26,18 @@ class ConfigError(BreedscopeError):
 
 
 class Interrupted(BreedscopeError):
-    """Ctrl-C: what was kept and how to continue, as the command line says it (``str``) and as a
-    notebook shows it (the Python call that continues, for a session that called the API)."""
+    """Ctrl-C: what was kept and how to continue it. ``command`` names both the CLI command and
+    the API function of the same name that resume ``path``: ``str`` says ``breedscope COMMAND
+    --resume PATH``, as the command line prints it, and a notebook shows ``bs.COMMAND(resume=...)``,
+    the call a session that used the API continues with."""
 
     exit_code = 130
 
-    def __init__(self, kept: str, command: str | None = None, call: str | None = None) -> None:
-        self.kept, self.command, self.call = kept, command, call
-        super().__init__(f"Interrupted; {kept}" + (f" Continue with: {command}" if command else ""))
+    def __init__(self, kept: str, command: str | None = None, path: Path | None = None) -> None:
+        self.kept, self.command, self.path = kept, command, path
+        how = f" Continue with: breedscope {command} --resume {path}" if command else ""
+        super().__init__(f"Interrupted; {kept}{how}")
 
     def _render_traceback_(self) -> list[str]:
-        return [f"Interrupted: {self.kept}" + (f" Continue with: {self.call}" if self.call else "")]
+        how = f" Continue with: bs.{self.command}(resume={str(self.path)!r})" if self.command else ""
+        return [f"Interrupted: {self.kept}{how}"]

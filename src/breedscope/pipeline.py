@@ -392,9 +392,7 @@ def _run_locked(
     except KeyboardInterrupt:
         directory.set_status("interrupted")
         raise Interrupted(
-            f"{run_dir} keeps its manifest and the checkpoints of every finished epoch.",
-            command=f"breedscope run --resume {run_dir}",
-            call=f"bs.run(resume={str(run_dir)!r})",
+            f"{run_dir} keeps its manifest and the checkpoints of every finished epoch.", "run", run_dir
         ) from None
     except BaseException as exc:  # the directory must not look finished
         directory.set_status("failed", error=str(exc) or type(exc).__name__)

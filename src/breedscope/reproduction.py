@@ -215,9 +215,7 @@ def resume(registry: Registry, path: str | Path) -> Path:
         except (Interrupted, KeyboardInterrupt):  # inside a run, or between two
             directory.set_status("interrupted")
             raise Interrupted(
-                f"{directory.path} keeps every finished run.",
-                command=f"breedscope reproduce --resume {directory.path}",
-                call=f"bs.reproduce(resume={str(directory.path)!r})",
+                f"{directory.path} keeps every finished run.", "reproduce", directory.path
             ) from None
         except BaseException as exc:
             directory.set_status("failed", error=str(exc) or type(exc).__name__)
