@@ -141,8 +141,9 @@ def image_grid(images: list[np.ndarray], captions: list[str], path: Path, column
     band, gap = int(tile * 0.22), max(2, tile // 40)  # caption band above each tile, white gap
     cell_height, cell_width = band + tile + gap, tile + gap
     mosaic = np.full((rows * cell_height, columns * cell_width, 3), 255, dtype=np.uint8)
-    for index, image in enumerate(images):
-        top, left = (index // columns) * cell_height + band, (index % columns) * cell_width
+    # Each tile's top-left corner, below its caption band.
+    corners = [((i // columns) * cell_height + band, (i % columns) * cell_width) for i in range(len(images))]
+    for image, (top, left) in zip(images, corners, strict=True):
         pixels = image[..., :3] if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
         pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
         height, width = pixels.shape[:2]
@@ -152,8 +153,7 @@ def image_grid(images: list[np.ndarray], captions: list[str], path: Path, column
     draw = ImageDraw.Draw(picture)
     captions = captions[: len(images)]
     font = _caption_font(captions, width=tile * 0.95, height=band * 0.36)
-    for index, caption in enumerate(captions):
-        top, left = (index // columns) * cell_height + band, (index % columns) * cell_width
+    for caption, (top, left) in zip(captions, corners, strict=False):
         middle = (left + tile / 2, top - band / 2)
         draw.text(middle, caption, fill="black", font=font, anchor="mm", align="center")
     path.parent.mkdir(parents=True, exist_ok=True)
