@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from datetime import date
 from pathlib import Path
 
@@ -45,6 +46,15 @@ def imagenet_extractor():
     from breedscope.plugins import registry
 
     return build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), ModelConfig())
+
+
+def pbc_images(work: Path, count: int) -> list[str]:
+    """The first ``count`` PBC JPEGs of the shared archive, extracted into ``work``: their paths
+    relative to it."""
+    with zipfile.ZipFile(require(SHARED / "datasets" / "pbc-wbc.zip")) as archive:
+        names = sorted(n for n in archive.namelist() if n.endswith(".jpg"))[:count]
+        archive.extractall(work, members=names)
+    return names
 
 
 def environment(**extra: str) -> dict[str, str]:

@@ -19,11 +19,10 @@ import os
 import statistics
 import tempfile
 import time
-import zipfile
 from dataclasses import replace
 from pathlib import Path
 
-from common import SHARED, imagenet_extractor, require, save, table
+from common import imagenet_extractor, pbc_images, save, table
 
 # MobileNetV2 1.0 at 224 px: about 300 million multiply-adds per image (Sandler et al. 2018).
 GFLOP_PER_IMAGE = 0.6
@@ -65,9 +64,7 @@ def main() -> None:
     from breedscope.manifest import Row
 
     work = Path(tempfile.mkdtemp(prefix="bench_extract_"))
-    with zipfile.ZipFile(require(SHARED / "datasets" / "pbc-wbc.zip")) as archive:
-        names = sorted(n for n in archive.namelist() if n.endswith(".jpg"))[: args.images]
-        archive.extractall(work, members=names)
+    names = pbc_images(work, args.images)
     rows = [Row(n, n.split("/")[1], "train", n, sha256_file(work / n), "", 0, 0, "") for n in names]
 
     forwards = {"keras": runtime.keras_forward(extractor)}

@@ -25,7 +25,7 @@ STAGES = [
     ("breedscope.runs", "environment"),
     ("breedscope.train", "train"),
     ("breedscope.runtime", "choose"),  # converts the backbone for LiteRT the first time
-    ("breedscope.features", "FeatureCache.features"),
+    ("breedscope.features", "FeatureCache.features_of_views"),  # each split's features, all views at once
     ("breedscope.train", "_Trainer.fit"),
     ("breedscope.pipeline", "store_model"),
     ("breedscope.pipeline", "evaluate"),
@@ -40,7 +40,9 @@ def timed(module_name: str, path: str) -> None:
     *parents, name = path.split(".")
     for parent in parents:
         owner = getattr(owner, parent)
-    function = getattr(owner, name)
+    function = getattr(owner, name, None)
+    if function is None:  # an older commit under test, without this stage
+        return
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):

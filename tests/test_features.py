@@ -92,6 +92,53 @@ def test_an_interrupted_extraction_keeps_what_it_computed(tmp_path: Path) -> Non
     assert resumed.read()[:, 0].tolist() == list(range(200))
 
 
+class ShiftByView:
+    """Stands in for an augmenter: view v of an image is the image plus 1000 v."""
+
+    is_identity = False
+    seed = 0
+    preset = type("Preset", (), {"name": "shift"})()
+
+    def __call__(self, image: np.ndarray, sha256: str, view: int) -> np.ndarray:
+        return image + 1000 * view
+
+
+def test_an_image_is_decoded_once_for_all_the_views_it_lacks(tmp_path: Path) -> None:
+    # Decoding a large X-ray costs more than the backbone's forward pass: four augmented views
+    # must not decode it four times.
+    rows, decoded = _rows(70), []
+
+    def counting_load(row: Row) -> np.ndarray:
+        decoded.append(row.path)
+        return load(row)
+
+    cache = FeatureCache(tmp_path / "features", CountingForward(), 8)
+    cache.features(rows[:50], load, ShiftByView(), view=1)  # one view of most images already stored
+    forward = CountingForward()
+    sets = FeatureCache(tmp_path / "features", forward, 8).features_of_views(
+        rows, counting_load, ShiftByView(), [0, 1, 2]
+    )
+
+    assert len(decoded) == 70 and forward.images == 70 * 3 - 50  # once per image; only what lacked
+    for view, stored in enumerate(sets):
+        assert stored.read()[:, 0].tolist() == [i + 1000 * view for i in range(70)]
+    # The same vectors, in the same cache entries, as computing one view at a time.
+    alone = FeatureCache(tmp_path / "alone", CountingForward(), 8)
+    for view, stored in enumerate(sets):
+        assert alone.features(rows, load, ShiftByView(), view=view).read().tolist() == stored.read().tolist()
+
+
+def test_an_interrupted_extraction_of_several_views_keeps_each_views_finished_batches(tmp_path: Path) -> None:
+    rows = _rows(100)  # 4 batches of 32 images, each through 2 views
+    stopping = FeatureCache(tmp_path, CountingForward(interrupt_after=5), 8)
+    with pytest.raises(KeyboardInterrupt):
+        stopping.features_of_views(rows, load, ShiftByView(), [0, 1])
+    forward = CountingForward()
+    resumed = FeatureCache(tmp_path, forward, 8).features_of_views(rows, load, ShiftByView(), [0, 1])
+    assert forward.images == 200 - 5 * 32  # view 0 and 1 of batches 1-2, view 0 of batch 3: kept
+    assert [s.read()[:, 0].tolist() for s in resumed] == [list(range(100)), [i + 1000 for i in range(100)]]
+
+
 def test_litert_features_agree_with_keras_within_the_stated_tolerance(tmp_path: Path) -> None:
     if not runtime.litert_available():
         pytest.skip("ai-edge-litert is not installed on this platform; features come from Keras")

@@ -21,7 +21,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,8 +47,8 @@ Forward = Callable[[np.ndarray], np.ndarray]  # RGB [0, 255] images in, feature 
 
 SHARD_VECTORS = 4096  # vectors per shard: 20 MB for MobileNetV2's 1,280; a kill loses at most one
 INDEX = "index.sqlite"
-DECODE_BATCH = 32  # images decoded together, one task of the decoding thread
-# Decoded 8-bit images waiting for the backbone at most (13 batches of 32 at 224 px).
+DECODE_BATCH = 32  # images decoded together (with all their views), one task of the decoding thread
+# Decoded 8-bit images waiting for the backbone at most (13 batches of 32 at 224 px and one view).
 DECODE_AHEAD_BYTES = 64 * 2**20
 QUERY_CHUNK = 500  # SQLite's parameter limit is 999 in old builds
 
@@ -218,67 +218,102 @@ class FeatureCache:
         label: str = "Extracting features",
     ) -> FeatureSet:
         """The features of ``rows`` through one view, computing only those not stored yet."""
-        views = view_key(augmenter)
-        store = ShardStore(self.directory / views)
-        images = [row.sha256 for row in rows]
-        found = store.locate(images, view)
-        if len(found) < len(set(images)):
+        return self.features_of_views(rows, load, augmenter, [view], label)[0]
+
+    def features_of_views(
+        self,
+        rows: Sequence[Row],
+        load: ImageLoader,
+        augmenter: Augmenter | None,
+        views: Sequence[int],
+        label: str = "Extracting features",
+    ) -> list[FeatureSet]:
+        """The features of ``rows`` through each of ``views``, computing only those not stored
+        yet; an image is decoded once for all the views it lacks (decoding a large X-ray costs
+        more than the backbone's forward pass)."""
+        store = ShardStore(self.directory / view_key(augmenter))
+        hashes = [row.sha256 for row in rows]
+        unique = set(hashes)
+        found = {view: store.locate(hashes, view) for view in views}
+        if any(len(found[view]) < len(unique) for view in views):
             # Two runs needing the same features: one computes them, the other waits and reuses them.
             waiting = "Another breedscope run is computing these features; waiting to reuse them."
-            with locks.waiting(store.directory / f".view-{view}.lock", waiting):
-                found = store.locate(images, view)
-                todo = {row.sha256: row for row in rows if row.sha256 not in found}
+            with ExitStack() as held:
+                for view in sorted(views):  # in one order, so two runs never wait for each other
+                    held.enter_context(locks.waiting(store.directory / f".view-{view}.lock", waiting))
+                found = {view: store.locate(hashes, view) for view in views}
+                lacking = {view: unique - found[view].keys() for view in views}
+                lacking = {view: missing for view, missing in lacking.items() if missing}
+                todo = {row.sha256: row for row in rows if any(row.sha256 in m for m in lacking.values())}
                 if todo:
-                    self._compute(list(todo.values()), store, load, augmenter, view, label)
-                    found = store.locate(images, view)
-        return FeatureSet(store, [found[i][0] for i in images], np.array([found[i][1] for i in images], int))
+                    self._compute(list(todo.values()), lacking, store, load, augmenter, label)
+                    found = {view: store.locate(hashes, view) for view in views}
+        return [
+            FeatureSet(
+                store, [found[view][h][0] for h in hashes], np.array([found[view][h][1] for h in hashes], int)
+            )
+            for view in views
+        ]
 
     def _compute(
         self,
         rows: Sequence[Row],
+        lacking: dict[int, set[str]],
         store: ShardStore,
         load: ImageLoader,
         augmenter: Augmenter | None,
-        view: int,
         label: str,
     ) -> None:
-        def prepare(chunk: Sequence[Row]) -> np.ndarray:
-            images = [load(row) for row in chunk]
-            if augmenter is not None:
-                images = [
-                    augmenter(image, row.sha256, view) for row, image in zip(chunk, images, strict=True)
-                ]
-            return np.stack(images)
+        """Each row's vectors of the views that lack it (``lacking``: view → image hashes)."""
+
+        def prepare(chunk: Sequence[Row]) -> dict[int, tuple[list[str], np.ndarray]]:
+            decoded = [(row.sha256, load(row)) for row in chunk]
+            batches = {}
+            for view, wanted in lacking.items():
+                pairs = [(sha, image) for sha, image in decoded if sha in wanted]
+                if pairs:
+                    # A copy per view: an augmentation that wrote into its input would change the next view.
+                    images = [
+                        image if augmenter is None else augmenter(image.copy(), sha, view)
+                        for sha, image in pairs
+                    ]
+                    batches[view] = ([sha for sha, _ in pairs], np.stack(images))
+            return batches
 
         row_batches = [rows[s] for s in batch_slices(len(rows), DECODE_BATCH)]
         size = self.image_size
-        ahead = max(2, DECODE_AHEAD_BYTES // (DECODE_BATCH * size * size * 3))
-        done: list[str] = []
-        vectors: list[np.ndarray] = []
+        per_batch = DECODE_BATCH * len(lacking) * size * size * 3
+        ahead = max(2, DECODE_AHEAD_BYTES // per_batch)
+        done: dict[int, list[str]] = {view: [] for view in lacking}
+        vectors: dict[int, list[np.ndarray]] = {view: [] for view in lacking}
 
-        def flush() -> None:
-            if done:
-                store.add(done, view, np.concatenate(vectors))
-                done.clear()
-                vectors.clear()
+        def flush(view: int) -> None:
+            if done[view]:
+                store.add(done[view], view, np.concatenate(vectors[view]))
+                done[view].clear()
+                vectors[view].clear()
 
         # Decoding (Pillow releases the GIL) runs ahead of the forward passes in another thread,
         # so the backbone never waits for an image.
-        with ThreadPoolExecutor(max_workers=1) as pool, progress_bar(label, len(rows)) as advance:
+        total = sum(len(wanted) for wanted in lacking.values())
+        with ThreadPoolExecutor(max_workers=1) as pool, progress_bar(label, total) as advance:
             pending = deque(pool.submit(prepare, batch) for batch in row_batches[:ahead])
             try:
-                for index, chunk in enumerate(row_batches):
-                    pixels = pending.popleft().result()
+                for index in range(len(row_batches)):
+                    batches = pending.popleft().result()
                     if index + ahead < len(row_batches):
                         pending.append(pool.submit(prepare, row_batches[index + ahead]))
-                    vectors.append(np.asarray(self.forward(pixels), dtype=np.float32))
-                    done.extend(row.sha256 for row in chunk)
-                    if len(done) >= SHARD_VECTORS:
-                        flush()
-                    advance(len(chunk))
-                flush()
+                    for view, (hashes, pixels) in batches.items():
+                        vectors[view].append(np.asarray(self.forward(pixels), dtype=np.float32))
+                        done[view].extend(hashes)
+                        if len(done[view]) >= SHARD_VECTORS:
+                            flush(view)
+                        advance(len(hashes))
+                for view in lacking:
+                    flush(view)
             except KeyboardInterrupt:
-                flush()  # what was computed is kept: a resumed run starts after it
+                for view in lacking:
+                    flush(view)  # what was computed is kept: a resumed run starts after it
                 raise
             finally:
                 for future in pending:

@@ -375,11 +375,10 @@ def _train_features(
     augmenter: Augmenter | None,
     views: int,
 ) -> tuple[list[FeatureSet], FeatureSet | None]:
-    """Each training view's and validation's features, computed where the cache lacks them."""
-    train_sets = [
-        cache.features(rows["train"], loader, augmenter, v, f"Features: train {v + 1}/{views}")
-        for v in range(views)
-    ]
+    """Each training view's and validation's features, computed where the cache lacks them
+    (every view an image lacks from one decoding of it)."""
+    label = "Features: train" if views == 1 else f"Features: train, {views} views"
+    train_sets = cache.features_of_views(rows["train"], loader, augmenter, range(views), label)
     val_set = cache.features(rows["val"], loader, label="Features: val") if rows["val"] else None
     return train_sets, val_set
 
