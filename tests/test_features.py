@@ -44,23 +44,38 @@ def load(row: Row) -> np.ndarray:
     return np.full((8, 8, 3), int(row.path.split(".")[0]), np.float32)  # the image number
 
 
-def test_two_callers_needing_the_same_features_compute_them_once(tmp_path: Path) -> None:
+class ShiftByView:
+    """Stands in for an augmenter: view v of an image is the image plus 1000 v."""
+
+    is_identity = False
+    seed = 0
+    preset = type("Preset", (), {"name": "shift"})()
+
+    def __call__(self, image: np.ndarray, sha256: str, view: int) -> np.ndarray:
+        return image + 1000 * view
+
+
+@pytest.mark.parametrize("views", [[0], [2, 0, 1]])
+def test_two_callers_needing_the_same_features_compute_them_once(tmp_path: Path, views: list[int]) -> None:
+    # The second caller asks for the views in another order, and gets each one as the first did.
     rows = _rows(40)
     forward = CountingForward()
-    results = []
+    augmenter = ShiftByView() if len(views) > 1 else None
+    results: dict[int, list] = {}
 
-    def ask() -> None:
-        results.append(FeatureCache(tmp_path / "features", forward, 8).features(rows, load).read())
+    def ask(order: list[int]) -> None:
+        cache = FeatureCache(tmp_path / "features", forward, 8)
+        for view, stored in zip(order, cache.features_of_views(rows, load, augmenter, order), strict=True):
+            results.setdefault(view, []).append(stored.read()[:, 0].tolist())
 
-    threads = [threading.Thread(target=ask) for _ in range(2)]
+    threads = [threading.Thread(target=ask, args=(order,), daemon=True) for order in (views, views[::-1])]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
 
-    assert forward.images == 40  # not 80: the second caller waited and reused the vectors
-    assert results[0].tolist() == results[1].tolist()
-    assert results[0][:, 0].tolist() == list(range(40))
+    assert forward.images == 40 * len(views)  # not twice that: the second waited and reused them
+    assert results == {view: [[i + 1000 * view for i in range(40)]] * 2 for view in views}
 
 
 def test_features_live_in_a_few_shards_and_read_back_in_any_order(tmp_path: Path, monkeypatch) -> None:
@@ -90,17 +105,6 @@ def test_an_interrupted_extraction_keeps_what_it_computed(tmp_path: Path) -> Non
     resumed = FeatureCache(tmp_path / "features", forward, 8).features(rows, load)
     assert forward.images == 200 - 3 * 32  # the three finished batches were kept, not redone
     assert resumed.read()[:, 0].tolist() == list(range(200))
-
-
-class ShiftByView:
-    """Stands in for an augmenter: view v of an image is the image plus 1000 v."""
-
-    is_identity = False
-    seed = 0
-    preset = type("Preset", (), {"name": "shift"})()
-
-    def __call__(self, image: np.ndarray, sha256: str, view: int) -> np.ndarray:
-        return image + 1000 * view
 
 
 def test_an_image_is_decoded_once_for_all_the_views_it_lacks(tmp_path: Path) -> None:
