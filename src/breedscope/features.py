@@ -47,8 +47,8 @@ Forward = Callable[[np.ndarray], np.ndarray]  # RGB [0, 255] images in, feature 
 
 SHARD_VECTORS = 4096  # vectors per shard: 20 MB for MobileNetV2's 1,280; a kill loses at most one
 INDEX = "index.sqlite"
-DECODE_BATCH = 32  # images decoded together (with all their views), one task of the decoding thread
-# Decoded 8-bit images waiting for the backbone at most (13 batches of 32 at 224 px and one view).
+DECODE_BATCH = 32  # images decoded together, and sent through the backbone together in each view
+# Decoded 8-bit images waiting for the backbone at most (13 batches of 32 at 224 px).
 DECODE_AHEAD_BYTES = 64 * 2**20
 QUERY_CHUNK = 500  # SQLite's parameter limit is 999 in old builds
 
@@ -265,25 +265,30 @@ class FeatureCache:
         label: str,
     ) -> None:
         """Each row's vectors of the views that lack it (``lacking``: view → image hashes)."""
-
-        def prepare(chunk: Sequence[Row]) -> dict[int, tuple[list[str], np.ndarray]]:
-            decoded = [(row.sha256, load(row)) for row in chunk]
-            batches = {}
-            for view, wanted in lacking.items():
-                pairs = [(sha, image) for sha, image in decoded if sha in wanted]
-                if pairs:
-                    # A copy per view: an augmentation that wrote into its input would change the next view.
-                    images = [
-                        image if augmenter is None else augmenter(image.copy(), sha, view)
-                        for sha, image in pairs
-                    ]
-                    batches[view] = ([sha for sha, _ in pairs], np.stack(images))
-            return batches
-
         row_batches = [rows[s] for s in batch_slices(len(rows), DECODE_BATCH)]
+        # One task per batch of rows and view, run in order by one decoding thread: a batch's
+        # images are decoded by its first task and kept until the next batch's, so memory holds
+        # one batch of decoded images beside the views waiting for the backbone, however many.
+        tasks = [
+            (index, view, [row for row in batch if row.sha256 in lacking[view]])
+            for index, batch in enumerate(row_batches)
+            for view in sorted(lacking)
+        ]
+        tasks = [(index, view, wanted) for index, view, wanted in tasks if wanted]
+        decoded: dict[int, dict[str, np.ndarray]] = {}
+
+        def prepare(index: int, view: int, wanted: list[Row]) -> np.ndarray:
+            if index not in decoded:
+                decoded.clear()
+                decoded[index] = {row.sha256: load(row) for row in row_batches[index]}
+            images = decoded[index]
+            if augmenter is None:
+                return np.stack([images[row.sha256] for row in wanted])
+            # A copy for each view: an augmentation that wrote into its input would change the next.
+            return np.stack([augmenter(images[row.sha256].copy(), row.sha256, view) for row in wanted])
+
         size = self.image_size
-        per_batch = DECODE_BATCH * len(lacking) * size * size * 3
-        ahead = max(2, DECODE_AHEAD_BYTES // per_batch)
+        ahead = max(2, DECODE_AHEAD_BYTES // (DECODE_BATCH * size * size * 3))
         done: dict[int, list[str]] = {view: [] for view in lacking}
         vectors: dict[int, list[np.ndarray]] = {view: [] for view in lacking}
 
@@ -295,20 +300,19 @@ class FeatureCache:
 
         # Decoding (Pillow releases the GIL) runs ahead of the forward passes in another thread,
         # so the backbone never waits for an image.
-        total = sum(len(wanted) for wanted in lacking.values())
+        total = sum(len(wanted) for _, _, wanted in tasks)
         with ThreadPoolExecutor(max_workers=1) as pool, progress_bar(label, total) as advance:
-            pending = deque(pool.submit(prepare, batch) for batch in row_batches[:ahead])
+            pending = deque(pool.submit(prepare, *task) for task in tasks[:ahead])
             try:
-                for index in range(len(row_batches)):
-                    batches = pending.popleft().result()
-                    if index + ahead < len(row_batches):
-                        pending.append(pool.submit(prepare, row_batches[index + ahead]))
-                    for view, (hashes, pixels) in batches.items():
-                        vectors[view].append(np.asarray(self.forward(pixels), dtype=np.float32))
-                        done[view].extend(hashes)
-                        if len(done[view]) >= SHARD_VECTORS:
-                            flush(view)
-                        advance(len(hashes))
+                for position, (_, view, wanted) in enumerate(tasks):
+                    pixels = pending.popleft().result()
+                    if position + ahead < len(tasks):
+                        pending.append(pool.submit(prepare, *tasks[position + ahead]))
+                    vectors[view].append(np.asarray(self.forward(pixels), dtype=np.float32))
+                    done[view].extend(row.sha256 for row in wanted)
+                    if len(done[view]) >= SHARD_VECTORS:
+                        flush(view)
+                    advance(len(wanted))
                 for view in lacking:
                     flush(view)
             except KeyboardInterrupt:
