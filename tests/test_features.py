@@ -126,7 +126,7 @@ def test_an_image_is_decoded_once_for_all_the_views_it_lacks(tmp_path: Path) -> 
     assert len(decoded) == 70 and forward.images == 70 * 3 - 50  # once per image; only what lacked
     for view, stored in enumerate(sets):
         assert stored.read()[:, 0].tolist() == [i + 1000 * view for i in range(70)]
-    # The same vectors, in the same cache entries, as computing one view at a time.
+    # The same vectors as computing one view at a time.
     alone = FeatureCache(tmp_path / "alone", CountingForward(), 8)
     for view, stored in enumerate(sets):
         assert alone.features(rows, load, ShiftByView(), view=view).read().tolist() == stored.read().tolist()
