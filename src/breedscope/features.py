@@ -239,7 +239,7 @@ class FeatureCache:
             # Two runs needing the same features: one computes them, the other waits and reuses them.
             waiting = "Another breedscope run is computing these features; waiting to reuse them."
             with ExitStack() as held:
-                for view in sorted(views):  # in one order, so two runs never wait for each other
+                for view in sorted(views):  # one order: two runs never each hold a lock the other needs
                     held.enter_context(locks.waiting(store.directory / f".view-{view}.lock", waiting))
                 found = {view: store.locate(hashes, view) for view in views}
                 lacking = {view: unique - found[view].keys() for view in views}
