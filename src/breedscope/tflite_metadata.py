@@ -137,4 +137,7 @@ def attach(model_file: Path, metadata: bytes, files: dict[str, str]) -> None:
     model_file.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
     with zipfile.ZipFile(model_file, "a") as packed:
         for name, text in files.items():
-            packed.writestr(name, text)
+            # Dated at zip's epoch, not now: one model exported twice is one file (one checksum).
+            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o600 << 16  # the permissions writestr(name) would give it
+            packed.writestr(entry, text)
