@@ -41,7 +41,6 @@ def test_the_same_model_exported_at_another_time_is_the_same_file(
 ) -> None:
     # A user checks an export by its checksum: the labels packed into a TFLite file must not
     # carry the time of the export (zip entries do, unless told otherwise).
-    pytest.importorskip("tensorflow")
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -51,9 +50,9 @@ def test_the_same_model_exported_at_another_time_is_the_same_file(
     model.version, model.subgraphs, model.buffers = 3, [], [schema.BufferT()]
     empty_model = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
     files = []
-    for hour, clock in enumerate((time.time(), time.time() + 3600)):
+    for index, clock in enumerate((time.time(), time.time() + 3600)):  # an hour apart
         monkeypatch.setattr(time, "time", lambda clock=clock: clock)
-        model_file = tmp_path / f"model_{hour}.tflite"
+        model_file = tmp_path / f"model_{index}.tflite"
         model_file.write_bytes(empty_model)
         tflite_metadata.attach(model_file, b"metadata", {"labels.txt": "basophil\neosinophil\n"})
         files.append(model_file.read_bytes())
