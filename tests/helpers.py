@@ -5,12 +5,14 @@ Imported by tests and by ``conftest.py`` (which holds only fixtures), never the 
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +133,18 @@ def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.C
         env=full_env,
         timeout=timeout,
     )
+
+
+def cli_here(*args: str) -> subprocess.CompletedProcess:
+    """The CLI run in this test's own process, as :func:`cli` returns it: for what needs no
+    process of its own (files, exit codes, sentences), without a TensorFlow start-up per call.
+    Signals, locks and process behaviour keep :func:`cli`."""
+    from breedscope.cli import execute
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = execute(list(args))
+    return subprocess.CompletedProcess(["breedscope", *args], code, out.getvalue(), err.getvalue())
 
 
 def cli_in_a_terminal(*args: str, timeout: int = 120) -> tuple[int, str]:

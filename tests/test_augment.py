@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from breedscope.augment import Augmenter
 from breedscope.plugins import registry
-from tests.helpers import cli
+from tests.helpers import cli, cli_here
 
 
 def augmenter(name: str, seed: int = 1) -> Augmenter:
@@ -120,3 +121,18 @@ print("albumentations" in sys.modules)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False", "True"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--count", "0"), ("--views", "-1"), ("--image-size", "0"), ("--seed", "-1")]
+)
+def test_a_preview_of_impossible_size_is_one_sentence(
+    finished_run: Path, option: str, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    result = cli_here("augment", "preview", "--dataset", "shapes", option, value)
+    assert result.returncode == 2, result.stderr
+    text = " ".join(result.stderr.split())
+    assert text.startswith(f"Error: {option} must be a whole number from"), text
+    assert not (Path("runs") / "shapes").exists()

@@ -143,7 +143,8 @@ def test_the_cli_needs_no_package_outside_its_dependencies() -> None:
 OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
 
 
-def test_ctrl_c_during_a_fetch_exits_130_and_stores_nothing(home: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_a_stopped_fetch_exits_with_the_signals_code_and_stores_nothing(home: Path, signum: int) -> None:
     archive = shared_archive("chest-xray-pneumonia.zip")
     process = subprocess.Popen(
         [sys.executable, "-m", "breedscope.cli", "fetch", "chest_xray", "--from", str(archive)],
@@ -156,9 +157,9 @@ def test_ctrl_c_during_a_fetch_exits_130_and_stores_nothing(home: Path) -> None:
     while time.monotonic() < deadline and not list((home / "datasets").glob(".chest_xray.staging/raw")):
         time.sleep(0.02)
     time.sleep(0.5)  # into extraction or validation
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
+    assert process.returncode == 128 + signum, err
     assert "Traceback" not in err
     assert "Interrupted; nothing was stored for 'chest_xray'" in " ".join(err.split())
     assert store.load("chest_xray") is None

@@ -87,3 +87,38 @@ def test_faithful_without_a_study_is_refused() -> None:
 
     with pytest.raises(BreedscopeError, match="preset 'demo' has none; use one of cats, breast"):
         config_layers(None, {}, {"dataset": {"name": "demo"}}, True, registry())
+
+
+@pytest.mark.parametrize(
+    ("layer", "field"),
+    [
+        ({"train": {"seed": 2**32}}, r"train\.seed: Input should be less than 4294967296"),
+        ({"train": {"seed": -1}}, r"train\.seed: Input should be greater than or equal to 0"),
+        ({"split": {"seed": -5}}, r"split\.seed: Input should be greater than or equal to 0"),
+        ({"model": {"head": [0]}}, r"model\.head\.0: Input should be greater than or equal to 1"),
+        ({"model": {"head": [128, 10**8]}}, r"model\.head\.1: Input should be less than or equal to 65536"),
+        (
+            {"train": {"learning_rate": float("inf")}},
+            r"train\.learning_rate: Input should be a finite number",
+        ),
+        ({"train": {"fine_tune_learning_rate": float("nan")}}, r"fine_tune_learning_rate: .*finite number"),
+    ],
+)
+def test_values_no_library_can_take_are_refused_by_name(layer: dict, field: str) -> None:
+    # Each used to reach NumPy, Keras or TensorFlow and end in "Unexpected error".
+    with pytest.raises(ConfigError, match=field):
+        config.build([layer])
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("deep.yaml", "train: " + "[" * 5000 + "]" * 5000),
+        ("deep.toml", "train = " + "[" * 5000 + "]" * 5000),
+        ("wide-but-deep.yaml", "a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 60))),
+    ],
+)
+def test_a_config_nested_thousands_deep_is_one_sentence(tmp_path: Path, name: str, text: str) -> None:
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=r"nests values more than 32 levels deep"):
+        config.read_file(tmp_path / name)

@@ -204,13 +204,22 @@ def test_interrupted_runs_resume_to_exactly_the_uninterrupted_result(
     assert "Traceback" not in err
     assert f"Continue with: breedscope run --resume {run_dir}" in text
     assert json.loads((run_dir / "status.json").read_text())["state"] == "interrupted"
+    # SIGTERM (a scheduler, `timeout`) and SIGHUP (a closed SSH session) stop it as Ctrl-C does,
+    # with the shell's code for each signal.
+    stopped: dict[int, Path] = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        stopped[signum], err, code = _interrupt_after_two_epochs(args, tmp_path / signum.name, signum, epochs)
+        assert code == 128 + signum, err
+        assert "Traceback" not in err
+        assert f"Continue with: breedscope run --resume {stopped[signum]}" in " ".join(err.split())
+        assert json.loads((stopped[signum] / "status.json").read_text())["state"] == "interrupted"
     # kill -9: nothing runs on the way out.
     killed_dir, _, code = _interrupt_after_two_epochs(args, tmp_path / "killed", signal.SIGKILL, epochs)
     assert code == -signal.SIGKILL
     assert json.loads((killed_dir / "status.json").read_text())["state"] == "running"  # never claims success
     assert not (killed_dir / "evaluation.json").exists()
 
-    for resumed_dir in (run_dir, killed_dir):
+    for resumed_dir in (run_dir, stopped[signal.SIGTERM], killed_dir):
         resumed = cli("run", "--resume", str(resumed_dir))
         assert resumed.returncode == 0, resumed.stderr
         assert json.loads((resumed_dir / "status.json").read_text())["state"] == "succeeded"

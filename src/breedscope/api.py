@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 
 from breedscope import presets
 from breedscope.datasets.store import StoredDataset
-from breedscope.errors import BreedscopeError
+from breedscope.errors import BreedscopeError, ConfigError
 from breedscope.evaluate import Evaluation
 from breedscope.report.document import Table
-from breedscope.rundir import CONFUSION_FIGURE, RunDir
+from breedscope.rundir import CONFUSION_FIGURE, RunDir, check_runs_dir, read_json
 
 if TYPE_CHECKING:
     from breedscope.config import RunConfig
@@ -199,6 +199,9 @@ def augment_preview(
     from breedscope.augment import Augmenter
     from breedscope.loading import ImageLoader
 
+    _check_preview(count, views, image_size, seed)
+    if output is None:
+        check_runs_dir(Path(runs_dir))
     registry = plugins()
     stored = pipeline.ensure_dataset(dataset, registry)
     if preset is None:
@@ -218,6 +221,19 @@ def augment_preview(
         rows, ImageLoader(stored.image_root, image_size), augmenter, target, views
     )
     return AugmentPreview(path, preset, stored.name, len(rows))
+
+
+def _check_preview(count: int, views: int, image_size: int, seed: int) -> None:
+    """The preview's numbers, in the ranges a run takes (one sentence for the first outside)."""
+    limits = {
+        "count": (count, 1, 64),
+        "views": (views, 1, 64),
+        "image-size": (image_size, 32, 1024),
+        "seed": (seed, 0, 2**32 - 1),
+    }
+    for name, (value, low, high) in limits.items():
+        if not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"--{name} must be a whole number from {low} to {high}, not {value!r}.")
 
 
 def configure(
@@ -345,7 +361,6 @@ class Reproduction:
     @cached_property
     def results(self) -> dict:
         """Every figure the page shows (``results.json``)."""
-        import json
 
         from breedscope.reproduction import RESULTS
 
@@ -354,7 +369,7 @@ class Reproduction:
             raise BreedscopeError(
                 f"{self.path} has no {RESULTS}; finish it with `breedscope reproduce --resume {self.path}`."
             )
-        return json.loads(file.read_text(encoding="utf-8"))
+        return read_json(file)
 
     @property
     def runs(self) -> dict[str, Run]:

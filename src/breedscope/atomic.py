@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,3 +47,16 @@ def write_text(target: Path, text: str) -> None:
 
 def write_json(target: Path, data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextmanager
+def private_tempdir(folder: Path) -> Iterator[None]:
+    """Point Python's temporary files (``tempfile``: TensorFlow's converter writes a SavedModel
+    there) into ``folder`` for the length of the block, so that whoever removes ``folder``
+    removes them too, however the block ends."""
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous

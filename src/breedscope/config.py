@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -26,7 +26,16 @@ from breedscope.names import component_problem
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # No setting is infinite or NaN: a learning rate of inf trains to NaN and fails at the end.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+# What NumPy, TensorFlow and Python's random all take as a seed.
+Seed = Annotated[int, Field(ge=0, lt=2**32, description="0 to 2**32 - 1.")]
+# A head layer's width: at least one unit, and a Dense layer that fits in memory.
+HeadWidth = Annotated[int, Field(ge=1, le=65536)]
+# Config files are a few sections deep; thousands of levels are a broken or hostile file.
+MAX_NESTING = 32
 
 
 class DatasetConfig(_Section):
@@ -52,7 +61,7 @@ class SplitConfig(_Section):
     train: float = Field(0.7, gt=0, lt=1)
     val: float = Field(0.15, ge=0, lt=1)
     test: float = Field(0.15, gt=0, lt=1)
-    seed: int = 42
+    seed: Seed = 42
     use_source_split: bool = Field(False, description="Keep the publisher's train/val/test folders.")
     grouped: bool = Field(True, description="Keep groups (a patient, duplicates) on one side.")
 
@@ -90,7 +99,9 @@ class ModelConfig(_Section):
     weights: str = Field("imagenet", description="'imagenet', 'none', or a path to a weights file.")
     alpha: float = Field(1.0, gt=0, le=1.4)
     image_size: int = Field(224, ge=32, le=1024)
-    head: list[int] = Field(default_factory=lambda: [128], description="Dense layer widths after pooling.")
+    head: list[HeadWidth] = Field(
+        default_factory=lambda: [128], description="Dense layer widths after pooling (1 to 65,536)."
+    )
     dropout: float | list[float] = Field(0.2, description="One rate, or one per head layer.")
     train_base: bool = Field(False, description="Train the whole backbone (for weights='none').")
     pixel_range: Literal["backbone", "unit"] = Field(
@@ -126,7 +137,7 @@ class TrainConfig(_Section):
     feature_memory_mb: int = Field(
         1024, ge=0, description="Hold cached features in memory up to this size; beyond it, read per batch."
     )
-    seed: int = 42
+    seed: Seed = 42
     fine_tune_layers: int = Field(
         0, ge=0, description="Backbone layers (from the top) unfrozen after the head."
     )
@@ -195,6 +206,16 @@ def read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"Config file {path} is not UTF-8 text ({exc.reason}); save it as UTF-8.") from exc
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"Config file {path} is not valid {kind[1:].upper()}: {exc}") from exc
+    except RecursionError:
+        data = None  # nested past what the parser can follow: refused below as too deep
+        too_deep = True
+    else:
+        too_deep = _depth(data) > MAX_NESTING
+    if too_deep:
+        raise ConfigError(
+            f"Config file {path} nests values more than {MAX_NESTING} levels deep; a breedscope config "
+            "has sections such as 'train:' holding settings (see docs/configuration.md)."
+        )
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -203,6 +224,19 @@ def read_file(path: Path) -> dict[str, Any]:
             "such as 'train:' and 'model:' (see docs/configuration.md)."
         )
     return data
+
+
+def _depth(data: object) -> int:
+    """How deeply ``data``'s lists and mappings nest (counted without recursion)."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict | list):
+            if level + 1 > MAX_NESTING:
+                return level + 1
+            deepest = max(deepest, level + 1)
+            stack.extend((item, level + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,9 @@ recorded next to the file (``<file>.check.json``), and a loss of more than a poi
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,7 +23,7 @@ import numpy as np
 
 from breedscope import __version__, quiet, rundir, runtime, tflite_metadata
 from breedscope import manifest as manifest_module
-from breedscope.atomic import write_json, write_text
+from breedscope.atomic import private_tempdir, write_json, write_text
 from breedscope.datasets import store
 from breedscope.errors import BreedscopeError
 from breedscope.images import load_rgb
@@ -36,17 +38,27 @@ MAX_ACCURACY_DROP = 0.01  # an export that loses more than a point of test accur
 LABELS_FILE = "labels.txt"
 
 
-def check_request(fmt: str, quantize: str | None, output: Path) -> None:
+def check_request(fmt: str, quantize: str | None, output: Path, run_dir: Path | None = None) -> None:
     """Refuse a format or quantisation this module cannot write, or an ``output`` that is a
-    file, before any work (and before any progress shows)."""
+    file or the run directory itself, before any work (and before any progress shows)."""
     if fmt not in FORMATS:
         raise BreedscopeError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'.")
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise BreedscopeError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not '{quantize}'.")
     if quantize is not None and fmt != "tflite":
         raise BreedscopeError(f"--quantize {quantize} works with --format tflite only.")
-    if output.exists() and not output.is_dir():
-        raise BreedscopeError(f"--output {output} is a file; pass a folder to write the export into.")
+    for folder in (output, *output.parents):  # the output, or a folder above it, is a file
+        if folder.exists():
+            if not folder.is_dir():
+                raise BreedscopeError(
+                    f"--output {output}: {folder} is a file; pass a folder to write the export into."
+                )
+            break
+    if run_dir is not None and output.resolve() == run_dir.resolve():
+        raise BreedscopeError(
+            f"--output {output} is the run directory itself, whose files the export would replace; "
+            f"pass another folder (the default is {run_dir / rundir.EXPORT})."
+        )
 
 
 # --- the images an export needs: calibration (int8) and the test split (the check) ----------
@@ -222,21 +234,39 @@ def _onnx(run: TrainedRun, output: Path) -> Path:
 
 def export(run: TrainedRun, fmt: str, output: Path, quantize: str | None = None) -> Path:
     """Write the model in ``fmt`` into the folder ``output``, with ``labels.txt`` beside it (the
-    request checked by :func:`check_request`)."""
+    request checked by :func:`check_request`).
+
+    The model is made in a hidden folder inside ``output`` (TensorFlow's own temporary files
+    too) and moved into place whole; ``labels.txt`` follows it. However the export ends (an
+    error, Ctrl-C, SIGTERM), no half-written model, no labels without their model and no
+    temporary SavedModel are left."""
     output.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output, prefix=".export-") as folder, private_tempdir(Path(folder)):
+        made = _write(run, fmt, Path(folder) / "model", quantize)
+        target = output / made.name
+        if target.is_dir() and not target.is_symlink():  # a SavedModel exported before
+            shutil.rmtree(target)
+        os.replace(made, target)
     write_text(output / LABELS_FILE, "".join(f"{label}\n" for label in run.classes))  # for every format
+    return target
+
+
+def _write(run: TrainedRun, fmt: str, staging: Path, quantize: str | None) -> Path:
+    """The model file (or SavedModel folder) of ``fmt``, written into the empty folder ``staging``."""
+    staging.mkdir()
     if fmt == "keras":
-        target = output / rundir.MODEL
-        shutil.copy(run.model_file, target)
+        run.model  # noqa: B018  (loads it: a file that is no model of this run's classes is refused)
+        target = staging / rundir.MODEL
+        shutil.copyfile(run.model_file, target)
         return target
     if fmt == "savedmodel":
-        target = output / "savedmodel"
+        target = staging / "savedmodel"
         with quiet.native_output_silenced():
             run.model.export(str(target), format="tf_saved_model", verbose=False)
         return target
     if fmt == "onnx":
-        return _onnx(run, output)
-    return _tflite(run, output, quantize)
+        return _onnx(run, staging)
+    return _tflite(run, staging, quantize)
 
 
 def export_checked(
@@ -246,7 +276,7 @@ def export_checked(
     split and record the figures beside it (``model_int8.tflite.check.json``). Each step shows
     its elapsed time: converting takes seconds to a minute (int8 calibrates on images).
     The request is checked first, so that a refusal comes before any bar."""
-    check_request(fmt, quantize, output)
+    check_request(fmt, quantize, output, run.run_dir)
     with progress_bar(f"Exporting ({fmt}{f', {quantize}' if quantize else ''})", total=1) as advance:
         path = export(run, fmt, output, quantize)
         advance(1)

@@ -35,7 +35,7 @@ class TrainedRun:
     @cached_property
     def model(self) -> keras.Model:
         quiet.load_tensorflow()
-        return load_model(self.model_file)
+        return load_model(self.model_file, len(self.classes))
 
 
 def load_run(run_dir: Path) -> TrainedRun:

@@ -39,13 +39,26 @@ class ImageLoader:
                 "`breedscope fetch` again with --force."
             ) from exc
 
+    def _read_cached(self, cached: Path) -> np.ndarray | None:
+        """A decoded image from the cache, or ``None`` when the file is not one (cut short by a
+        full disk, damaged): the cache is rebuilt, never fatal."""
+        try:
+            image = np.load(cached, allow_pickle=False)
+        except (ValueError, OSError, EOFError):
+            return None
+        if image.dtype != np.uint8 or image.shape != (self.size, self.size, 3):
+            return None
+        return image
+
     def __call__(self, row: Row) -> np.ndarray:
         if self.cache_dir is None:
             return self._decode(row)
         cached = self.cache_dir / row.sha256[:2] / f"{row.sha256}.npy"
         if cached.is_file():
-            return np.load(cached)
-        image = self._decode(row)
+            kept = self._read_cached(cached)
+            if kept is not None:
+                return kept
+        image = self._decode(row)  # not cached yet, or the cached file is damaged: decoded anew
         cached.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(cached) as tmp, open(tmp, "wb") as handle:
             np.save(handle, image)

@@ -19,7 +19,9 @@ from pathlib import Path
 from breedscope.atomic import atomic_path, write_json
 from breedscope.config import BalanceConfig, SplitConfig
 from breedscope.datasets.validate import ImageRecord
-from breedscope.errors import BreedscopeError, ConfigError
+from breedscope.errors import BreedscopeError, ConfigError, DataError
+from breedscope.hashing import sha256_file
+from breedscope.names import relative_path_problem
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -91,7 +93,9 @@ class Manifest:
 
 
 def read(directory: Path) -> Manifest:
-    """The manifest stored in ``directory`` (a run directory or a manifest folder)."""
+    """The manifest stored in ``directory`` (a run directory or a manifest folder), checked as
+    the input it is: the CSV must be the one ``manifest.json`` hashes, and every image path must
+    stay inside the dataset's folder."""
     import json
 
     for name in ("manifest.csv", "manifest.json"):
@@ -100,11 +104,31 @@ def read(directory: Path) -> Manifest:
                 f"{directory} has no {name}, so it holds no complete manifest; pass a run directory "
                 "that breedscope wrote (or a folder from `breedscope split`)."
             )
-    with open(directory / "manifest.csv", newline="", encoding="utf-8") as handle:
-        rows = [
-            Row(**{**r, "width": int(r["width"]), "height": int(r["height"])}) for r in csv.DictReader(handle)
-        ]
-    header = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    damaged = (
+        f"{directory / 'manifest.csv'} is damaged or was edited by hand (%s); restore it from the "
+        "run's owner, or make a new split with `breedscope split` or a new run."
+    )
+    try:
+        header = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"{directory / 'manifest.json'} is not the JSON breedscope writes ({exc}); restore it from the "
+            "run's owner, or make a new split."
+        ) from exc
+    stated = header.get("csv_sha256") if isinstance(header, dict) else None
+    if stated != sha256_file(directory / "manifest.csv"):
+        raise DataError(damaged % "its SHA-256 is not the one manifest.json states")
+    try:
+        with open(directory / "manifest.csv", newline="", encoding="utf-8") as handle:
+            rows = [
+                Row(**{**r, "width": int(r["width"]), "height": int(r["height"])})
+                for r in csv.DictReader(handle)
+            ]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise DataError(damaged % f"a row does not fit its columns: {exc}") from exc
+    for row in rows:
+        if (problem := relative_path_problem(row.path)) is not None or row.split not in SPLITS:
+            raise DataError(damaged % f"the row of '{row.path}' {problem or 'names no split'}")
     return Manifest(rows, header)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from breedscope.atomic import atomic_path
 from breedscope.config import ModelConfig
-from breedscope.errors import BreedscopeError
+from breedscope.errors import BreedscopeError, DataError
 
 if TYPE_CHECKING:
     import keras
@@ -186,13 +186,32 @@ def load_weights(model: keras.Model, source: Path) -> None:
         model.set_weights([stored[f"arr_{index}"] for index in range(len(stored.files))])
 
 
-def load_model(path: Path) -> keras.Model:
-    """Load a saved classifier, with breedscope's own layers registered first."""
+def load_model(path: Path, classes: int | None = None) -> keras.Model:
+    """Load a saved classifier, with breedscope's own layers registered first; ``classes``: the
+    number of outputs it must have.
+
+    A run directory may come from someone else, so the file is input: Keras' safe mode refuses
+    layers that would run code or load files from elsewhere (``Lambda``, ``TFSMLayer``), and
+    anything that is not such a model, or predicts another number of classes, is one sentence."""
     import keras
 
     import breedscope.layers  # noqa: F401  (registers the layers for deserialisation)
 
-    return keras.models.load_model(path)
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(
+            f"{path} is not a model breedscope can load ({reason[:200]}); it was damaged or not written "
+            "by breedscope: restore it from the run's owner, or train the run again."
+        ) from exc
+    outputs = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    if classes is not None and outputs != classes:
+        raise DataError(
+            f"{path} predicts {outputs} classes, but its run has {classes}: the model does not belong "
+            "to this run directory; restore the run's own model, or train the run again."
+        )
+    return model
 
 
 def assemble(extractor: keras.Model, head: keras.Model) -> keras.Model:

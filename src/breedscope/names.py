@@ -7,6 +7,7 @@ types can reach outside the folder it is meant for (``--name ..``, ``--name /hom
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 
 from breedscope.errors import ConfigError
 
@@ -45,3 +46,14 @@ def check_slug(slug: str) -> tuple[str, str]:
             "'.'); copy it from the dataset's address, kaggle.com/datasets/OWNER/DATASET."
         )
     return owner, name
+
+
+def relative_path_problem(path: str) -> str | None:
+    """Why ``path`` (``/`` or ``\\`` separated) could lead outside the folder it is read from:
+    it is absolute, has a drive, or climbs with ``..``. ``None`` when it stays inside."""
+    pure = PurePosixPath(path.replace("\\", "/"))
+    if not path or pure.is_absolute() or (pure.parts and pure.parts[0].endswith(":")):
+        return "has an absolute path"
+    if ".." in pure.parts:
+        return "climbs out of its folder with '..'"
+    return None

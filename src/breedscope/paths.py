@@ -7,6 +7,7 @@ from pathlib import Path
 
 import platformdirs
 
+from breedscope.errors import ConfigError
 from breedscope.names import check_name
 
 
@@ -14,6 +15,15 @@ def home() -> Path:
     """The data cache root: ``$BREEDSCOPE_HOME`` or the platform's user cache directory."""
     configured = os.environ.get("BREEDSCOPE_HOME")
     root = Path(configured).expanduser() if configured else Path(platformdirs.user_cache_dir("breedscope"))
+    for folder in (root, *root.parents):  # the nearest that exists must be a folder
+        if folder.exists():
+            if not folder.is_dir():
+                where = "BREEDSCOPE_HOME" if configured else "The cache folder"
+                raise ConfigError(
+                    f"{where} {root} cannot hold breedscope's data: {folder} is a file; point "
+                    "BREEDSCOPE_HOME at a folder (it is made if missing)."
+                )
+            break
     return root
 
 

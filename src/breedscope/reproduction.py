@@ -35,7 +35,7 @@ from breedscope.evaluate import bootstrap_interval
 from breedscope.plugins import Registry
 from breedscope.presets import Preset
 from breedscope.progress import console
-from breedscope.rundir import CONFIG, RunDir
+from breedscope.rundir import CONFIG, RunDir, read_json
 
 PLAN = "reproduction.json"  # what to run: written first, so that --resume runs the same
 RESULTS = "results.json"  # the figures the page shows, written when every run has finished
@@ -228,7 +228,7 @@ def read_plan(path: Path) -> dict[str, Any]:
     file = path / PLAN
     if not file.is_file():
         raise BreedscopeError(f"{path} has no {PLAN}; pass a directory that `breedscope reproduce` made.")
-    return json.loads(file.read_text(encoding="utf-8"))
+    return read_json(file)
 
 
 def summarise(path: Path, preset: Preset, members: list[Member], spec: dict[str, Any]) -> dict[str, Any]:

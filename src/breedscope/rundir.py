@@ -23,7 +23,7 @@ from breedscope import locks
 from breedscope import manifest as manifest_module
 from breedscope.atomic import atomic_path, write_json, write_text
 from breedscope.config import RunConfig
-from breedscope.errors import BreedscopeError, ConfigError
+from breedscope.errors import BreedscopeError, ConfigError, DataError
 from breedscope.evaluate import Evaluation
 
 CONFIG = "config.yaml"
@@ -70,6 +70,25 @@ def write_predictions(path: Path, rows: list, classes: list[str], probabilities:
             writer.writerow([row.path, row.label, classes[int(p.argmax())], *[f"{v:.6f}" for v in p]])
 
 
+def damaged(file: Path, problem: str) -> DataError:
+    """The sentence for a file of a run directory that is not what breedscope wrote."""
+    return DataError(
+        f"{file} is damaged or was edited by hand ({problem}); restore it from the run's owner, or "
+        "train the run again."
+    )
+
+
+def read_json(file: Path) -> dict[str, Any]:
+    """A JSON object breedscope wrote into a run directory, or one sentence on why it is not one."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise damaged(file, f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise damaged(file, f"it holds a {type(data).__name__}, not an object")
+    return data
+
+
 class RunDir:
     """A run directory on disk: ``RUNS_DIR/DATASET/NAME``."""
 
@@ -106,11 +125,24 @@ class RunDir:
                 f"{self.path} is not a folder; pass a run directory (RUNS_DIR/DATASET/NAME)."
             )
 
+    def inside(self, name: str) -> Path:
+        """``name`` in the run directory, refused when it leads outside it (a link, say): a run
+        directory may come from someone else, and breedscope reads, writes and deletes only
+        inside it."""
+        path = self.path / name
+        root = self.path.resolve()
+        if root not in path.resolve().parents:
+            raise DataError(
+                f"{path} leads outside its run directory (to {path.resolve()}); breedscope reads and "
+                "writes only inside a run directory: replace the link with the file itself."
+            )
+        return path
+
     def _required(self, name: str, *, made_at_the_end: bool = False) -> Path:
         """``name`` in the run directory, or one sentence on why it is not there."""
         file = self.path / name
         if file.is_file():
-            return file
+            return self.inside(name)
         self.require_folder()
         if not (self.path / CONFIG).is_file() and not (self.path / STATUS).is_file():
             # Every run writes both before any work, so a folder with neither was never a run.
@@ -145,12 +177,10 @@ class RunDir:
         return manifest_module.read(self.path)
 
     def manifest_header(self) -> dict[str, Any]:
-        file = self._required(MANIFEST)
-        return json.loads(file.read_text(encoding="utf-8"))
+        return read_json(self._required(MANIFEST))
 
     def environment(self) -> dict[str, Any]:
-        file = self._required(ENVIRONMENT)
-        return json.loads(file.read_text(encoding="utf-8"))
+        return read_json(self._required(ENVIRONMENT))
 
     def write_environment(self, environment: dict[str, Any]) -> None:
         write_json(self.path / ENVIRONMENT, environment)
@@ -159,7 +189,10 @@ class RunDir:
 
     def evaluation(self) -> Evaluation:
         file = self._required(EVALUATION, made_at_the_end=True)
-        return Evaluation.read(file)
+        try:
+            return Evaluation.from_json(read_json(file))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise damaged(file, f"it lacks what an evaluation holds: {exc}") from exc
 
     def write_evaluation(self, evaluation: Evaluation) -> None:
         write_json(self.path / EVALUATION, evaluation.to_json())
@@ -221,8 +254,18 @@ class RunDir:
     # --- state -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        """What ``status.json`` says; ``unknown`` when it is missing or unreadable (it only
+        informs, and the next run or resume writes it anew)."""
         file = self.path / STATUS
-        return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {"state": "unknown"}
+        try:
+            status = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"state": "unknown"}
+        return (
+            status
+            if isinstance(status, dict) and isinstance(status.get("state"), str)
+            else {"state": "unknown"}
+        )
 
     def set_status(self, state: str, **details: object) -> None:
         """``running`` until the very end: a run directory never claims a success it did not have.

@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from breedscope import distribute, quiet, runtime
 from breedscope.atomic import write_json
@@ -51,7 +53,7 @@ from breedscope.model import (
 )
 from breedscope.paths import features_dir, images_dir
 from breedscope.progress import console
-from breedscope.rundir import RunDir
+from breedscope.rundir import CHECKPOINTS, RunDir
 
 if TYPE_CHECKING:
     import keras
@@ -59,6 +61,9 @@ if TYPE_CHECKING:
 
 
 STATE_FILE = "state.json"
+PHASES = ("head", "fine_tune", "done")
+# The model files a trainer saves (``last.keras``: runs before 0.2); nothing else is loaded or deleted.
+CHECKPOINT_NAME = re.compile(r"epoch-\d{4,}-(head|fine_tune)\.keras|last\.keras")
 # A head step on cached features takes microseconds of arithmetic and milliseconds of Keras'
 # per-call overhead; this many steps run in one call of the compiled graph (the same steps in
 # the same order: bit-identical weights), while Ctrl-C still lands within a fraction of a second.
@@ -91,8 +96,33 @@ class TrainState:
 
     @classmethod
     def load(cls, directory: Path) -> TrainState:
+        """The state in ``directory`` (``checkpoints/``), checked as the input it is: a run
+        directory may come from anyone, and the state names the file a resumed run loads and
+        later deletes, which must be a checkpoint breedscope writes, inside ``directory``."""
         file = directory / STATE_FILE
-        return cls(**json.loads(file.read_text())) if file.is_file() else cls()
+        if not file.is_file():
+            return cls()
+        try:
+            state = TypeAdapter(cls).validate_python(json.loads(file.read_text(encoding="utf-8")))
+        except (ValueError, TypeError):  # JSON, UTF-8 and pydantic's validation errors
+            state = None
+        problem = state.problem() if state is not None else "it is not the JSON breedscope writes"
+        if problem is not None:
+            raise DataError(
+                f"{file} cannot be used: {problem}. Restore the run directory from its owner, or delete "
+                f"{directory} to train the run again from its first epoch."
+            )
+        return state
+
+    def problem(self) -> str | None:
+        """Why this state cannot be resumed (``None``: it can)."""
+        if self.phase not in PHASES:
+            return f"its phase '{self.phase}' is none of {', '.join(PHASES)}"
+        if self.checkpoint is None:
+            return None
+        if not CHECKPOINT_NAME.fullmatch(self.checkpoint):
+            return f"it names '{self.checkpoint}', which is no checkpoint breedscope writes"
+        return None
 
     def save(self, directory: Path) -> None:
         write_json(directory / STATE_FILE, self.__dict__)
@@ -164,7 +194,7 @@ class _Trainer:
         self, config: RunConfig, splits: _Splits, run_dir: Path, strategy: tf.distribute.Strategy
     ) -> None:
         self.config, self.splits, self.run_dir, self.strategy = config, splits, run_dir, strategy
-        self.checkpoints = RunDir(run_dir).checkpoints
+        self.checkpoints = RunDir(run_dir).inside(CHECKPOINTS)
         self.checkpoints.mkdir(exist_ok=True)
         self.state = TrainState.load(self.checkpoints)
         self.oversample = config.balance.policy == "oversample"
@@ -175,19 +205,30 @@ class _Trainer:
         )
         self.tensorboard = _TensorBoardLog(run_dir / "tensorboard")
 
+    def _file(self, name: str) -> Path:
+        """A checkpoint file: read, replaced and deleted only as a file of ``checkpoints/``, never
+        through a link that a run directory from elsewhere might hold there."""
+        path = self.checkpoints / name
+        if path.is_symlink():
+            raise DataError(
+                f"{path} is a link, not a checkpoint breedscope wrote; restore the run directory from "
+                f"its owner, or delete {self.checkpoints} to train the run again from its first epoch."
+            )
+        return path
+
     @property
     def last(self) -> Path | None:
         """The model saved together with the current state (``None`` before the first epoch)."""
-        name = self.state.checkpoint or "last.keras"  # the one file runs before 0.2 kept
-        return self.checkpoints / name if (self.checkpoints / name).is_file() else None
+        path = self._file(self.state.checkpoint or "last.keras")  # the one file runs before 0.2 kept
+        return path if path.is_file() else None
 
     @property
     def best(self) -> Path:
-        return self.checkpoints / "best.weights.npz"
+        return self._file("best.weights.npz")
 
     @property
     def after_head(self) -> Path:
-        return self.checkpoints / "after_head.keras"
+        return self._file("after_head.keras")
 
     def fit(
         self, model: keras.Model, until: int, epoch_data: Callable[[int], dict], val_data: object
@@ -559,7 +600,7 @@ def train(
             features = _FeatureEpochs.of(cache, dim, splits, loader, augmenter_or_none, views, config, cut)
         with strategy.scope():
             if trainer.last is not None:
-                model = load_model(trainer.last)
+                model = load_model(trainer.last, n_classes)
             else:
                 head = build_head(extractor.output_shape[-1], n_classes, config.model)
                 if use_cache:
@@ -580,7 +621,7 @@ def train(
     fine_tune_epochs = config.train.fine_tune_epochs
     with strategy.scope():
         if state.phase == "fine_tune" and state.next_epoch == state.head_epochs:
-            full = full if full is not None and not custom_loop else load_model(trainer.after_head)
+            full = full if full is not None and not custom_loop else load_model(trainer.after_head, n_classes)
             unfrozen = unfreeze_top(full, config.train.fine_tune_layers)
             console.print(f"Fine-tuning the top {unfrozen} backbone layers on images.")
             _compile(full, config.train.fine_tune_learning_rate)
@@ -588,11 +629,11 @@ def train(
                 trainer.save_best(full)  # fine-tuning has to beat the head alone
         elif state.phase == "fine_tune" or fine_tune_epochs:
             assert trainer.last is not None, "a fine-tuning phase always has a checkpoint"
-            full = load_model(trainer.last)
+            full = load_model(trainer.last, n_classes)
             if state.phase == "done":
                 trainer.restore_best(full)
         elif full is None:  # resumed after the head phase had finished
-            full = load_model(trainer.after_head)
+            full = load_model(trainer.after_head, n_classes)
     if state.phase == "fine_tune":
         trainer.fit(full, state.head_epochs + fine_tune_epochs, image_epoch, val_images)
         trainer.restore_best(full)

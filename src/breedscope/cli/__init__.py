@@ -6,6 +6,7 @@ order ``breedscope --help`` lists them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import importlib
@@ -13,7 +14,9 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 
+from breedscope import signals
 from breedscope.cli.app import app, options
 from breedscope.errors import BreedscopeError, Interrupted
 from breedscope.progress import console
@@ -23,61 +26,92 @@ for _module in ("data", "runs", "models", "studies", "augment", "info"):
     importlib.import_module(f"breedscope.cli.{_module}")
 
 
+# What to do about an operating system's refusal, by its error number: the refusals a path the
+# user gave (or a full disk) can cause. Others are breedscope's to explain, and say so.
+_OS_ADVICE = {
+    errno.ENOSPC: "free some space (or set BREEDSCOPE_HOME / --runs-dir to a larger disk) and run "
+    "again; finished downloads, manifests and checkpoints are kept, and --resume continues a run",
+    errno.EACCES: "check the permissions, or choose another folder",
+    errno.EROFS: "choose a writable folder (BREEDSCOPE_HOME, --runs-dir)",
+    errno.EISDIR: "that is a folder where a file belongs; give the path of a file",
+    errno.ENOTDIR: "part of that path is a file where a folder belongs; choose another path",
+    errno.EEXIST: "a file is in the way of a folder breedscope makes there; move it or choose another path",
+    errno.ENAMETOOLONG: "the path is longer than the file system allows; choose a shorter one",
+    errno.ELOOP: "the path goes round a loop of symbolic links; fix or remove the link",
+}
+
+
 def main() -> None:
-    """Entry point: run the app, turning errors into one sentence and an exit code."""
+    """Entry point: run the command line, turning errors into one sentence and an exit code."""
     try:
-        _run_app()
+        code = execute()
     finally:
         # Everything is written and closed by now. Without this, interpreter shutdown walks the
         # million objects TensorFlow leaves behind, which takes about a second of every command.
         gc.freeze()
+    if code:
+        sys.exit(code)
 
 
-def _run_app() -> None:
+def execute(args: list[str] | None = None) -> int:
+    """Run one command (``args``, or the process's own arguments) and return its exit code:
+    0, 2 for anything the user can fix (one sentence said), 130 for Ctrl-C, 143 and 129 for
+    SIGTERM and SIGHUP, 1 for breedscope's own faults."""
+    with signals.as_interrupts():
+        code = _run_app(args)
+    return code if isinstance(code, int) else 1
+
+
+def _run_app(args: list[str] | None) -> int:
     # TensorFlow's C++ log below errors; its start-up lines are silenced by breedscope.quiet.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # albumentations asks PyPI for its latest version at import: a network call and a warning
     # offline, on every command. The CLI's user did not ask for it.
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    options["debug"] = False
     try:
-        code = app(standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.TyperException as exc:  # a usage error: unknown option, missing argument
         show = getattr(exc, "show", None)
-        show() if show else console.print(f"Error: {exc.format_message()}")
+        show() if show else console.print(f"Error: {escape(exc.format_message())}")
         code = exc.exit_code
-    except (typer.Abort, KeyboardInterrupt):
-        code = 130
-    except Interrupted as exc:  # a Ctrl-C a command turned into what was kept and how to go on
-        console.print(str(exc))
-        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C, SIGTERM or SIGHUP (breedscope.signals)
+        code = signals.exit_code()
+    except Interrupted as exc:  # a stop a command turned into what was kept and how to go on
+        _say(escape(str(exc)))
+        return signals.exit_code(exc.exit_code)
     except BreedscopeError as exc:
         if options["debug"]:
             raise
-        console.print(f"[bold red]Error:[/] {exc}")
+        console.print(f"[bold red]Error:[/] {escape(str(exc))}")
         code = exc.exit_code
     except OSError as exc:
-        if options["debug"] or exc.errno not in (errno.ENOSPC, errno.EACCES, errno.EROFS):
+        if options["debug"] or exc.errno not in _OS_ADVICE:
             raise
-        where = f" at {exc.filename}" if exc.filename else ""
-        advice = {
-            errno.ENOSPC: "free some space (or set BREEDSCOPE_HOME / --runs-dir to a larger disk) and run "
-            "again; finished downloads, manifests and checkpoints are kept, and --resume continues a run",
-            errno.EACCES: "check the permissions, or choose another folder",
-            errno.EROFS: "choose a writable folder (BREEDSCOPE_HOME, --runs-dir)",
-        }[exc.errno]
-        console.print(f"[bold red]Error:[/] {os.strerror(exc.errno)}{where}: {advice}.")
+        path = exc.filename2 if exc.filename2 is not None else exc.filename  # a rename's target
+        where = f" at {path}" if path is not None else ""
+        console.print(
+            f"[bold red]Error:[/] {os.strerror(exc.errno)}{escape(where)}: {_OS_ADVICE[exc.errno]}."
+        )
         code = 2
     except Exception as exc:
         if options["debug"]:
             raise
         console.print(
-            f"[bold red]Unexpected error:[/] {type(exc).__name__}: {exc}. "
+            f"[bold red]Unexpected error:[/] {type(exc).__name__}: {escape(str(exc))}. "
             "Run again with --debug for the traceback, and please report it."
         )
         code = 1
     if code == 130:  # a Ctrl-C no command caught (typer returns it as 130)
-        console.print("Interrupted; finished work (downloads, manifests, features, checkpoints) is kept.")
-    if isinstance(code, int) and code:
-        sys.exit(code)
+        code = signals.exit_code()
+    if code in (130, *(128 + s for s in signals.HANDLED)):
+        _say("Interrupted; finished work (downloads, manifests, features, checkpoints) is kept.")
+    return code or 0
+
+
+def _say(text: str) -> None:
+    """The closing sentence of a stopped command; an output that is gone loses it, nothing more."""
+    with contextlib.suppress(OSError):
+        console.print(text)

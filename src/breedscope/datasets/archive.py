@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from breedscope.errors import DataError
+from breedscope.names import relative_path_problem
 
 MAX_TOTAL_BYTES = 200 * 1024**3  # larger than any dataset this tool is for
 MAX_COMPRESSION_RATIO = 200  # images barely compress; ratios like 1000:1 are bombs
@@ -68,10 +69,8 @@ def human_size(count: float) -> str:
 
 def _unsafe_reason(name: str, link_target: str | None) -> str | None:
     pure = PurePosixPath(name.replace("\\", "/"))
-    if pure.is_absolute() or (pure.parts and pure.parts[0].endswith(":")):
-        return "has an absolute path"
-    if ".." in pure.parts:
-        return "climbs out of the target with '..'"
+    if (problem := relative_path_problem(name)) is not None:
+        return problem
     if link_target is not None:
         target = PurePosixPath(link_target.replace("\\", "/"))
         resolved = (pure.parent / target).parts

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 import threading
 import time
 from collections import Counter, defaultdict, deque
@@ -21,6 +20,7 @@ from pathlib import Path
 import imagehash
 import numpy as np
 
+from breedscope import signals
 from breedscope.datasets.spec import SourceImage
 from breedscope.hashing import sha256_file
 from breedscope.images import UnreadableImage, displayed_size, open_image, to_rgb
@@ -97,7 +97,7 @@ def _exit_with_parent(parent: int) -> None:
     which would otherwise write to every page holding them and so copy the parent's memory
     (the scan of every file) into each worker."""
     gc.freeze()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signals.ignore_in_worker()
 
     def watch() -> None:
         while os.getppid() == parent:

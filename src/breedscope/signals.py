@@ -1,0 +1,81 @@
+"""SIGTERM and SIGHUP end a command the way Ctrl-C does.
+
+A scheduler's ``timeout``, ``kill`` and a closed SSH session send SIGTERM or SIGHUP, whose
+default action ends the process on the spot: no status written, temporary files left behind.
+Raised as :class:`Terminated`, a :class:`KeyboardInterrupt`, each goes through every ``except
+KeyboardInterrupt`` that already keeps finished work and removes temporary files, and the
+command exits with the shell's code for the signal (143, 129) instead of Ctrl-C's 130.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+HANDLED = (signal.SIGTERM, signal.SIGHUP)
+_received: list[int] = []  # the signal that ended this process's command, once it has arrived
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM, SIGHUP): handled exactly as Ctrl-C is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    if _received:  # a second signal while finished work is being kept: let that finish
+        return
+    _received.append(signum)
+    if signum == signal.SIGHUP:
+        _detach_from_hung_up_terminal()
+    raise Terminated(signum)
+
+
+def _detach_from_hung_up_terminal() -> None:
+    """After a hang-up, writing to the terminal fails (EIO), and a progress bar closing or the
+    closing sentence would turn the orderly stop into an error: what went to the terminal goes
+    nowhere now. Output sent to a file or a pipe is left alone."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            if os.isatty(fd):
+                os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+@contextmanager
+def as_interrupts() -> Iterator[None]:
+    """For the length of a command: SIGTERM and SIGHUP raise :class:`Terminated`.
+
+    Only the main thread can install handlers; elsewhere (a command called from a worker thread)
+    the signals keep their usual action."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _received.clear()
+    previous = {signum: signal.signal(signum, _raise) for signum in HANDLED}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def exit_code(default: int = 130) -> int:
+    """The shell's exit code for the signal that ended the command (128 + its number), or
+    ``default`` (Ctrl-C's 130) when none did."""
+    return 128 + _received[0] if _received else default
+
+
+def ignore_in_worker() -> None:
+    """In a worker process: the parent stops its workers itself after any of these signals (a
+    closed terminal sends SIGHUP to the whole process group)."""
+    for signum in (signal.SIGINT, *HANDLED):
+        signal.signal(signum, signal.SIG_IGN)
