@@ -16,6 +16,7 @@ from breedscope import manifest
 from breedscope.config import BalanceConfig, SplitConfig
 from breedscope.datasets import store
 from breedscope.datasets.fetch import fetch
+from breedscope.datasets.spec import LINK_OUTSIDE, LINK_TO_FOLDER
 from breedscope.errors import DataError
 from breedscope.plugins import registry
 from tests.helpers import cli, noise_image, shared_archive
@@ -240,3 +241,46 @@ def test_a_lone_class_folder_is_told_what_was_found(make_tree) -> None:
     text = _one_sentence(cli("fetch", "folder", "--from", str(tree / "class_0"), "--name", "one"))
     assert "class_0: found 6 file(s) directly in the top level and no class folders" in text
     assert "one folder per class" in text
+
+
+def test_links_inside_the_source_are_read_and_links_out_of_it_are_named(tmp_path: Path) -> None:
+    # A tree of symlinked images used to say "found no files inside the folders".
+    source = tmp_path / "linked"
+    for label in ("a", "b"):
+        (source / label).mkdir(parents=True)
+        for index in range(4):
+            noise_image(ord(label) * 10 + index).save(source / f"{label}{index}.png")  # beside the classes
+            (source / label / f"{label}{index}.png").symlink_to(Path("..") / f"{label}{index}.png")
+    outside = tmp_path / "private.png"
+    noise_image(99).save(outside)
+    (source / "a" / "private.png").symlink_to(outside)
+    (source / "b" / "loop").symlink_to(source)
+
+    result = fetch(spec("folder"), name="linked", source=source)
+    assert sorted(record.path for record in result.dataset.records()) == [
+        *(f"a/a{i}.png" for i in range(4)),
+        *(f"b/b{i}.png" for i in range(4)),
+    ]
+    assert result.scan.skipped[LINK_OUTSIDE] == 1
+    assert result.scan.skipped[LINK_TO_FOLDER] == 1
+
+
+def test_a_tree_of_links_out_of_the_source_says_so(tmp_path: Path) -> None:
+    for label in ("a", "b"):
+        (tmp_path / "real" / label).mkdir(parents=True)
+        (tmp_path / "linked" / label).mkdir(parents=True)
+        for index in range(3):
+            noise_image(ord(label) + index).save(tmp_path / "real" / label / f"{index}.png")
+            (tmp_path / "linked" / label / f"{index}.png").symlink_to(
+                tmp_path / "real" / label / f"{index}.png"
+            )
+    with pytest.raises(DataError, match=r"skipped: 6 link leading outside the source \(copy the files in"):
+        fetch(spec("folder"), name="linked", source=tmp_path / "linked")
+
+
+@pytest.mark.parametrize("name", ["pipe", "pipe.zip"])
+def test_a_named_pipe_as_the_source_is_refused_at_once(tmp_path: Path, name: str) -> None:
+    # It used to wait for a writer that never came: the fetch hung for ever.
+    os.mkfifo(tmp_path / name)
+    with pytest.raises(DataError, match=rf"{name} is neither a folder nor a regular file"):
+        fetch(spec("folder"), name="piped", source=tmp_path / name)

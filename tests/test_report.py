@@ -141,3 +141,49 @@ def test_the_study_comparison_says_when_a_class_figure_rests_on_one_image() -> N
     rows = {row[0]: row for row in next(b for b in section.blocks if hasattr(b, "rows")).rows}
     assert rows["F1 basophil"][2] == "0.000 (on 1 test image: not meaningful)"
     assert rows["F1 neutrophil"][2] == "0.900"
+
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def _rename_class(run_dir: Path, old: str, new: str) -> None:
+    """The run as if its class folder had been named ``new`` (every stored file says so)."""
+    import hashlib
+
+    for name in ("evaluation.json", "manifest.csv", "predictions.csv", "config.yaml"):
+        file = run_dir / name
+        file.write_text(
+            file.read_text().replace(old, json.dumps(new)[1:-1] if name.endswith("json") else new)
+        )
+    header = json.loads((run_dir / "manifest.json").read_text().replace(old, new.replace('"', '\\"')))
+    header["csv_sha256"] = hashlib.sha256((run_dir / "manifest.csv").read_bytes()).hexdigest()
+    (run_dir / "manifest.json").write_text(json.dumps(header))
+
+
+def test_markup_in_a_class_name_is_text_in_the_markdown_report_and_the_notebook(run_dir: Path) -> None:
+    # A class folder named like an HTML element used to be written raw into report.md's tables.
+    import breedscope as bs
+    from breedscope.report.render import render
+
+    _rename_class(run_dir, "PNEUMONIA", EVIL)
+    registry = plugins.registry()
+    [report] = render(run_dir, [registry.pick("reporters", "markdown")], registry.presets)
+    text = report.read_text()
+    assert "<img" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text  # shown as the name it is
+    assert "**" in text  # the document's own bold is kept
+
+    shown = bs.open_run(run_dir)
+    assert "<img" not in shown._repr_markdown_() and "<img src=x" not in shown._repr_html_()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in shown._repr_markdown_()
+
+
+def test_markdown_text_keeps_bold_and_nothing_else() -> None:
+    from breedscope.report.document import Paragraph, Table
+
+    paragraph = Paragraph("Dataset **a|b[c](javascript:x)** and `code` <b>x</b> & more")
+    assert paragraph.markdown() == (
+        r"Dataset **a\|b\[c\](javascript:x)** and \`code\` &lt;b&gt;x&lt;/b&gt; &amp; more"
+    )
+    [_, _, row] = Table(["class"], [["x|y\nz"]]).markdown_lines()
+    assert row == r"| x\|y z |"

@@ -6,21 +6,22 @@ from pathlib import Path
 
 from breedscope.atomic import write_text
 from breedscope.hookspecs import hookimpl
-from breedscope.report.document import Document, Figure, Paragraph, Table
+from breedscope.report.document import Document, Figure, Paragraph, Table, markdown_literal, markdown_text
 from breedscope.report.reporter import ReporterSpec
 
 
 def render(document: Document, out_dir: Path) -> Path:
-    lines = [f"# {document.title}", "", f"_{document.subtitle}_", ""]
+    # Every string of the document is text, not markup (names come from data and users).
+    lines = [f"# {markdown_literal(document.title)}", "", f"_{markdown_text(document.subtitle)}_", ""]
     for section in document.sections:
-        lines += [f"## {section.title}", ""]
+        lines += [f"## {markdown_literal(section.title)}", ""]
         for block in section.blocks:
             if isinstance(block, Paragraph):
-                lines.append(block.text)
+                lines.append(block.markdown())
             elif isinstance(block, Table):
                 lines += block.markdown_lines()
             elif isinstance(block, Figure):
-                lines.append(f"![{block.caption}]({block.path.as_posix()})")
+                lines.append(f"![{markdown_literal(block.caption)}](<{block.path.as_posix()}>)")
             lines.append("")
     path = out_dir / "report.md"
     write_text(path, "\n".join(lines).rstrip() + "\n")

@@ -6,7 +6,6 @@ has real tables that wrap long cells. The font is DejaVu Sans, which matplotlib 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import matplotlib
@@ -15,7 +14,7 @@ from fpdf.fonts import FontFace
 from PIL import Image
 
 from breedscope.atomic import atomic_path
-from breedscope.report.document import Document, Figure, Paragraph, Table
+from breedscope.report.document import BOLD, Document, Figure, Paragraph, Table
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONT = "DejaVu"
@@ -43,7 +42,7 @@ class _Pdf(FPDF):
 
 def _paragraph(pdf: _Pdf, block: Paragraph) -> None:
     # Only **bold** is markup in the document; fpdf2's own markdown would also eat "--flags".
-    for part in re.split(r"(\*\*.+?\*\*)", block.text):
+    for part in BOLD.split(block.text):
         bold = part.startswith("**") and part.endswith("**")
         pdf.set_font(FONT, "B" if bold else "", 9.5)
         pdf.write(5, part[2:-2] if bold else part)

@@ -26,7 +26,7 @@ from breedscope import presets
 from breedscope.datasets.store import StoredDataset
 from breedscope.errors import BreedscopeError, ConfigError
 from breedscope.evaluate import Evaluation
-from breedscope.report.document import Table
+from breedscope.report.document import Table, markdown_literal, markdown_text
 from breedscope.rundir import CONFUSION_FIGURE, RunDir, check_runs_dir, read_json
 
 if TYPE_CHECKING:
@@ -298,10 +298,12 @@ class Comparison:
     notes: list[str]
 
     def markdown(self) -> str:
-        return "\n".join(["# Run comparison", "", *self.table.markdown_lines(), "", *self.notes]) + "\n"
+        notes = [markdown_text(note) for note in self.notes]
+        return "\n".join(["# Run comparison", "", *self.table.markdown_lines(), "", *notes]) + "\n"
 
     def _repr_markdown_(self) -> str:
-        return "\n".join([*self.table.markdown_lines(), "", *(f"*{note}*" for note in self.notes)])
+        notes = (f"*{markdown_text(note)}*" for note in self.notes)
+        return "\n".join([*self.table.markdown_lines(), "", *notes])
 
 
 def compare(runs: Iterable[Run | str | Path]) -> Comparison:
@@ -388,12 +390,12 @@ class Reproduction:
         from breedscope.report.reproduction import effects_section, figures_table
 
         lines = [
-            f"**{self.results['title']}** ({self.path})",
+            f"**{markdown_literal(self.results['title'])}** ({markdown_literal(self.path)})",
             "",
             *figures_table(self.results).markdown_lines(),
         ]
         for block in effects_section(self.results).blocks:
-            lines += ["", *(block.markdown_lines() if isinstance(block, Table) else [block.text])]
+            lines += ["", *(block.markdown_lines() if isinstance(block, Table) else [block.markdown()])]
         return "\n".join(lines)
 
 
@@ -515,13 +517,19 @@ class Run:
         ]
 
     def _repr_markdown_(self) -> str:
+        run = f"**Run {markdown_literal(self.path)}**"
         if self.status != "succeeded":
-            return f"**Run `{self.path}`**: {self.status}."
-        rows = "\n".join(f"| {' | '.join(map(str, row))} |" for row in self._per_class_rows())
-        return (
-            f"**Run `{self.path}`**: {self.metrics.summary()}\n\n"
-            f"| class | precision | recall | F1 | test images |\n|---|---|---|---|---|\n{rows}\n\n"
-            f"![confusion matrix]({self.path / CONFUSION_FIGURE})"
+            return f"{run}: {markdown_literal(self.status)}."
+        header = ["class", "precision", "recall", "F1", "test images"]
+        table = Table(header, [list(map(str, row)) for row in self._per_class_rows()])
+        return "\n".join(
+            [
+                f"{run}: {markdown_literal(self.metrics.summary())}",
+                "",
+                *table.markdown_lines(),
+                "",
+                f"![confusion matrix](<{(self.path / CONFUSION_FIGURE).as_posix()}>)",
+            ]
         )
 
     def _repr_html_(self) -> str:

@@ -80,6 +80,9 @@ def iter_predictions(
         results: list[Prediction | None] = []
         pixels: list[np.ndarray] = []
         for path in chunk:
+            if path.exists() and not path.is_file():  # a pipe would be waited on for ever
+                results.append(Prediction(str(path), [], "not a regular file (a pipe, socket or device)"))
+                continue
             try:
                 pixels.append(load_rgb(path, run.image_size))
                 results.append(None)

@@ -58,6 +58,11 @@ def _obtain(
     if source is not None:
         if not source.exists():
             raise DataError(f"{source} does not exist; pass an existing archive or folder with --from.")
+        if not source.is_dir() and not source.is_file():  # opening a pipe waits for ever
+            raise DataError(
+                f"{source} is neither a folder nor a regular file (a pipe, socket or device); pass an "
+                "archive or a folder with --from."
+            )
         if source.is_dir():
             return source.resolve(), described
         if not archive.is_archive(source) and not archive.looks_like_archive(source):
@@ -265,9 +270,11 @@ def validate_into(
     with inspection_workers() as pool:  # started before the scan fills this process's memory
         scan = spec.scan(root)
         if not scan.images:
+            skipped = "; ".join(f"{count} {reason}" for reason, count in sorted(scan.skipped.items()))
             raise DataError(
                 f"No images were found for '{spec.name}' in {where}: "
-                + (scan.notes[0] if scan.notes else "check that it holds one folder per class.")
+                + (scan.notes[0] if scan.notes else "check that it holds one folder per class")
+                + (f" (skipped: {skipped})." if skipped else ".")
             )
         if classes:
             _keep_classes(scan, classes, where)

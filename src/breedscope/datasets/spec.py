@@ -76,20 +76,53 @@ def is_junk(path: Path | str) -> bool:
     return name in JUNK_NAMES or name.startswith("._") or "__MACOSX" in parts
 
 
-def iter_files(root: Path, prefix: str = "") -> Iterator[str]:
-    """Every regular file under ``root`` as a ``/``-separated path relative to it (symbolic
-    links not followed), in sorted path order so that scans are deterministic.
+# Why a symbolic link in a source is not read as an image (shown in the fetch's summary).
+LINK_OUTSIDE = (
+    "link leading outside the source (copy the files in, e.g. `cp -rL`, or pass the folder it leads into)"
+)
+LINK_TO_FOLDER = "link to a folder (not followed: it could loop, and its files are reached where they are)"
+
+
+def iter_files(
+    root: Path, prefix: str = "", *, source: Path | None = None, skipped: Counter[str] | None = None
+) -> Iterator[str]:
+    """Every regular file under ``root`` as a ``/``-separated path relative to it, in sorted path
+    order so that scans are deterministic.
+
+    A symbolic link to a file is followed when the file lies inside ``source`` (default
+    ``root``): a tree of links within the dataset reads like the files. Links leading outside
+    it, and links to folders, are counted in ``skipped`` by reason instead, so that a dataset
+    never reads a file its source does not hold.
 
     Plain strings, one folder's names at a time: a path object per file of a 100,000-image
     tree would be a fifth of the data stage's memory.
     """
+    source = (source or root).resolve()
     with os.scandir(root) as listing:
         entries = sorted(listing, key=lambda entry: entry.name)
     for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            yield from iter_files(Path(entry.path), f"{prefix}{entry.name}/")
+        if entry.is_symlink():
+            reason = _link_problem(Path(entry.path), source)
+            if reason is None:
+                yield prefix + entry.name
+            elif skipped is not None:
+                skipped[reason] += 1
+        elif entry.is_dir(follow_symlinks=False):
+            yield from iter_files(Path(entry.path), f"{prefix}{entry.name}/", source=source, skipped=skipped)
         elif entry.is_file(follow_symlinks=False):
             yield prefix + entry.name
+
+
+def _link_problem(link: Path, source: Path) -> str | None:
+    """Why the link ``link`` is not read as a file of ``source`` (``None``: it is)."""
+    target = link.resolve()
+    if target.is_dir():
+        return LINK_TO_FOLDER
+    if source not in target.parents:
+        return LINK_OUTSIDE
+    if not target.is_file():  # dangling, or a pipe or device
+        return "link to no regular file"
+    return None
 
 
 def scan_class_folders(
@@ -110,7 +143,7 @@ def scan_class_folders(
     top = root / under if under is not None else root
     relative_top = Path(under or ".").as_posix().strip("/")
     prefix = "" if relative_top in ("", ".") else relative_top + "/"
-    for rel in iter_files(top):
+    for rel in iter_files(top, source=root, skipped=scan.skipped):
         if is_junk(rel):
             scan.skipped["system file (.DS_Store, __MACOSX, ._*)"] += 1
             continue

@@ -5,13 +5,40 @@ Every reporter renders the same :class:`Document`, so the Markdown and the PDF c
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+# In Markdown text from data or users (class names, paths, settings): the characters that would
+# start HTML, a link, code or emphasis, or end a table cell, shown as themselves instead.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*\[\]|])")
+BOLD = re.compile(r"(\*\*.+?\*\*)")  # the one markup a document's text holds
+
+
+def markdown_literal(text: object) -> str:
+    """``text`` as Markdown that shows exactly it: HTML characters as entities (a class named
+    ``<img src=x onerror=...>`` is text in every viewer, not an element), Markdown's own
+    punctuation escaped, a line break as a space (it would end a table row)."""
+    escaped = html.escape(str(text), quote=False)
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", escaped).replace("\r", " ").replace("\n", " ")
+
+
+def markdown_text(text: str) -> str:
+    """A document's text as Markdown: its ``**bold**`` kept, everything else literal."""
+    parts = BOLD.split(text)
+    return "".join(
+        f"**{markdown_literal(part[2:-2])}**" if BOLD.fullmatch(part) else markdown_literal(part)
+        for part in parts
+    )
 
 
 @dataclass
 class Paragraph:
-    text: str
+    text: str  # plain text; ``**bold**`` is its only markup
+
+    def markdown(self) -> str:
+        return markdown_text(self.text)
 
 
 @dataclass
@@ -21,18 +48,15 @@ class Table:
     caption: str = ""
 
     def markdown_lines(self) -> list[str]:
-        """The table in Markdown (pipes in cells escaped), its caption in italics below."""
-
-        def cell(text: object) -> str:
-            return str(text).replace("|", "\\|").replace("\n", " ")
-
+        """The table in Markdown (every cell literal text), its caption in italics below."""
+        cell = markdown_literal
         lines = [
             "| " + " | ".join(cell(h) for h in self.header) + " |",
             "|" + "|".join("---" for _ in self.header) + "|",
         ]
         lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in self.rows]
         if self.caption:
-            lines += ["", f"*{self.caption}*"]
+            lines += ["", f"*{markdown_text(self.caption)}*"]
         return lines
 
     def _repr_markdown_(self) -> str:  # a table displays itself in a notebook
