@@ -239,6 +239,85 @@ def test_a_damaged_shard_is_one_sentence_naming_what_to_delete(tmp_path: Path) -
         store.read(shard.name, np.array([1]))
 
 
+@pytest.mark.parametrize("damage", ["deleted", "cut short"])
+def test_vectors_whose_shard_is_gone_or_damaged_are_computed_again(tmp_path: Path, damage: str) -> None:
+    # A deleted shard used to fail the run (FileNotFoundError) and mark it failed.
+    rows = _rows(10)
+    FeatureCache(tmp_path / "features", CountingForward(), 8).features(rows, load)
+    [shard] = (tmp_path / "features" / "clean").glob("shard-*.npy")
+    if damage == "deleted":
+        shard.unlink()
+    else:
+        shard.write_bytes(shard.read_bytes()[:-10])
+    forward = CountingForward()
+    again = FeatureCache(tmp_path / "features", forward, 8).features(rows, load)
+    assert forward.images == 10
+    assert again.read()[:, 0].tolist() == list(range(10))
+
+
+def test_an_index_sqlite_cannot_read_is_started_anew(tmp_path: Path) -> None:
+    rows = _rows(6)
+    FeatureCache(tmp_path / "features", CountingForward(), 8).features(rows, load)
+    (tmp_path / "features" / "clean" / features.INDEX).write_bytes(b"not a database " * 100)
+    forward = CountingForward()
+    again = FeatureCache(tmp_path / "features", forward, 8).features(rows, load)
+    assert forward.images == 6 and again.read()[:, 0].tolist() == list(range(6))
+    assert len(list((tmp_path / "features" / "clean").glob("shard-*.npy"))) == 1  # the old one is gone
+
+
+def test_a_shard_the_index_could_not_name_is_not_left_behind(tmp_path: Path, monkeypatch) -> None:
+    # A full disk at the SQLite commit used to leave the shard written just before it.
+    import sqlite3
+
+    store = features.ShardStore(tmp_path / "clean")
+    store.add(["a"], 0, np.ones((1, 8), np.float32))
+
+    class FullDisk:
+        def __init__(self, connection: sqlite3.Connection) -> None:
+            self.connection = connection
+
+        def executemany(self, *args: object) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.connection.rollback()
+
+        def close(self) -> None:
+            self.connection.close()
+
+    real = store._connect
+    monkeypatch.setattr(store, "_connect", lambda: FullDisk(real()))
+    with pytest.raises(sqlite3.OperationalError):
+        store.add(["b"], 0, np.ones((1, 8), np.float32))
+    assert len(list((tmp_path / "clean").glob("shard-*.npy"))) == 1
+    monkeypatch.undo()
+    assert set(store.locate(["a", "b"], 0)) == {"a"}
+
+
+def test_a_damaged_converted_backbone_is_converted_again(tmp_path: Path) -> None:
+    # A truncated backbone.tflite used to end the run in "Unexpected error".
+    if not runtime.litert_available():
+        pytest.skip("ai-edge-litert is not installed on this platform; features come from Keras")
+    from breedscope.config import ModelConfig
+    from breedscope.model import build_feature_extractor
+    from breedscope.plugins import registry
+
+    config = ModelConfig(weights="none", alpha=0.35, image_size=32)
+    extractor = build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), config)
+    first = runtime.choose(extractor, "auto", tmp_path, 32)
+    images = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    expected = first(images)
+    model_file = tmp_path / runtime.BACKBONE_FILE
+    model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 3])
+    assert runtime.already_converted(tmp_path, 32, "auto") is None  # not used ahead of TensorFlow
+    again = runtime.choose(extractor, "auto", tmp_path, 32)
+    assert again.runtime == "litert"
+    np.testing.assert_array_equal(again(images), expected)
+
+
 def _installed_as(tmp_path: Path, package: str, version: str, monkeypatch) -> None:
     """Make ``package`` look installed at ``version``, as after an upgrade (a dist-info first on
     the path, found before the real one)."""

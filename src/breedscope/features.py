@@ -16,6 +16,7 @@ so a killed run leaves at worst an unnamed shard, never an index entry without i
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import sqlite3
 from collections import deque
@@ -47,6 +48,7 @@ Forward = Callable[[np.ndarray], np.ndarray]  # RGB [0, 255] images in, feature 
 
 SHARD_VECTORS = 4096  # vectors per shard: 20 MB for MobileNetV2's 1,280; a kill loses at most one
 INDEX = "index.sqlite"
+SHARD_NAME = re.compile(r"shard-[0-9a-f]{16}\.npy")  # the only files an index may name
 DECODE_BATCH = 32  # images decoded together, and sent through the backbone together in each view
 # Decoded 8-bit images waiting for the backbone at most (13 batches of 32 at 224 px).
 DECODE_AHEAD_BYTES = 64 * 2**20
@@ -100,9 +102,26 @@ class ShardStore:
         return connection
 
     def locate(self, images: Sequence[str], view: int) -> dict[str, tuple[str, int]]:
-        """Where each image's vector of ``view`` lies, for those stored."""
+        """Where each image's vector of ``view`` lies, for those stored in a sound shard.
+
+        A cache is rebuilt, never fatal: an index SQLite cannot read is started anew (its
+        shards with it), and vectors whose shard is gone or damaged are forgotten, so that they
+        are computed again."""
         if not (self.directory / INDEX).is_file():
             return {}
+        try:
+            found = self._query(images, view)
+        except sqlite3.DatabaseError:  # not a database, or a damaged one
+            self._start_anew()
+            return {}
+        lost = {shard for shard, _ in found.values() if not self._sound(shard)}
+        if lost:
+            with closing(self._connect()) as connection, connection:
+                connection.executemany("DELETE FROM vectors WHERE shard = ?", [(s,) for s in sorted(lost)])
+            found = {image: place for image, place in found.items() if place[0] not in lost}
+        return found
+
+    def _query(self, images: Sequence[str], view: int) -> dict[str, tuple[str, int]]:
         found: dict[str, tuple[str, int]] = {}
         unique = sorted(set(images))
         with closing(self._connect()) as connection:
@@ -114,31 +133,66 @@ class ShardStore:
                     found[image] = (shard, row)
         return found
 
+    def _sound(self, shard: str) -> bool:
+        """Whether ``shard`` is a file of float32 vectors as long as its header says."""
+        if shard in self._layouts:
+            return True
+        path = self.directory / shard
+        if not SHARD_NAME.fullmatch(shard) or path.is_symlink() or not path.is_file():
+            return False
+        try:
+            start, dim, count = self._read_header(shard)
+        except (ValueError, OSError, DataError):
+            path.unlink(missing_ok=True)
+            return False
+        if path.stat().st_size != start + count * dim * 4:
+            path.unlink(missing_ok=True)
+            return False
+        self._layouts[shard] = (start, dim)
+        return True
+
+    def _start_anew(self) -> None:
+        """Drop an unreadable index and the shards only it named."""
+        (self.directory / INDEX).unlink(missing_ok=True)
+        for shard in self.directory.glob("shard-*.npy"):
+            shard.unlink(missing_ok=True)
+        self._layouts.clear()
+
     def add(self, images: Sequence[str], view: int, vectors: np.ndarray) -> None:
-        """Write one shard, then name its vectors in the index (one transaction)."""
+        """Write one shard, then name its vectors in the index (one transaction). A shard the
+        index could not name (a full disk at the commit) is removed, not left behind."""
         shard = f"shard-{secrets.token_hex(8)}.npy"
         with atomic_path(self.directory / shard) as tmp, open(tmp, "wb") as handle:
             np.save(handle, np.ascontiguousarray(vectors, dtype=np.float32))
-        with closing(self._connect()) as connection, connection:
-            connection.executemany(
-                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
-                [(image, view, shard, row) for row, image in enumerate(images)],
+        try:
+            with closing(self._connect()) as connection, connection:
+                connection.executemany(
+                    "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
+                    [(image, view, shard, row) for row, image in enumerate(images)],
+                )
+        except BaseException:
+            (self.directory / shard).unlink(missing_ok=True)
+            raise
+
+    def _read_header(self, shard: str) -> tuple[int, int, int]:
+        """Where a shard's vectors start in its file, their length and how many there are."""
+        with open(self.directory / shard, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
             )
+            shape, fortran, dtype = read_header(handle)
+            if dtype != np.float32 or len(shape) != 2 or fortran:
+                raise self._damaged(shard)
+            return handle.tell(), shape[1], shape[0]
 
     def _layout(self, shard: str) -> tuple[int, int]:
         """Where a shard's vectors start in its file, and their length."""
         if shard not in self._layouts:
-            with open(self.directory / shard, "rb") as handle:
-                version = np.lib.format.read_magic(handle)
-                read_header = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                shape, _, dtype = read_header(handle)
-                if dtype != np.float32 or len(shape) != 2:
-                    raise self._damaged(shard)
-                self._layouts[shard] = (handle.tell(), shape[1])
+            start, dim, _ = self._read_header(shard)
+            self._layouts[shard] = (start, dim)
         return self._layouts[shard]
 
     def _damaged(self, shard: str) -> DataError:

@@ -213,25 +213,39 @@ def already_converted(directory: Path, image_size: int, setting: str) -> Forward
     """The LiteRT forward pass :func:`choose` would give, when it needs neither Keras nor
     TensorFlow: the backbone was converted and agreed with Keras (``None`` otherwise). Features can
     then be computed while TensorFlow is still loading."""
-    check_file = directory / CHECK_FILE
-    if setting == "keras" or not litert_available() or not check_file.is_file():
+    if setting == "keras" or not litert_available() or not (directory / CHECK_FILE).is_file():
         return None
-    check = RuntimeCheck(**json.loads(check_file.read_text(encoding="utf-8")))
-    return litert_forward(directory / BACKBONE_FILE, image_size, check) if check.agrees else None
+    forward = _stored_conversion(directory, image_size)
+    return forward if forward is not None and forward.check is not None and forward.check.agrees else None
+
+
+def _stored_conversion(directory: Path, image_size: int) -> Forward | None:
+    """The converted backbone kept in ``directory`` with its check, or ``None`` when either file
+    is missing or unreadable (a truncated model, a damaged check): both are then removed, and
+    the backbone is converted again, as a cache is rebuilt rather than failing a run."""
+    model_file, check_file = directory / BACKBONE_FILE, directory / CHECK_FILE
+    try:
+        check = RuntimeCheck(**json.loads(check_file.read_text(encoding="utf-8")))
+        return litert_forward(model_file, image_size, check)
+    except Exception:  # the interpreter raises ValueError or RuntimeError for a damaged file
+        check_file.unlink(missing_ok=True)  # first: a check never outlives the model it speaks for
+        model_file.unlink(missing_ok=True)
+        return None
 
 
 def converted_backbone(extractor: keras.Model, directory: Path, image_size: int) -> Forward:
     """LiteRT's forward pass of ``extractor``, converted and checked once, then reused."""
     model_file, check_file = directory / BACKBONE_FILE, directory / CHECK_FILE
-    if not check_file.is_file():
-        with locks.waiting(directory / ".backbone.lock", "Another run is converting this backbone; waiting."):
-            if not check_file.is_file():
-                console.print("Converting the backbone for LiteRT (once; kept with its features).")
-                convert(extractor, model_file)
-                check = compare(keras_forward(extractor), litert_forward(model_file, image_size), image_size)
-                write_json(check_file, asdict(check))
-    check = RuntimeCheck(**json.loads(check_file.read_text(encoding="utf-8")))
-    return litert_forward(model_file, image_size, check)
+    waiting = "Another run is converting this backbone; waiting."
+    with locks.waiting(directory / ".backbone.lock", waiting):
+        forward = _stored_conversion(directory, image_size) if check_file.is_file() else None
+        if forward is None:
+            console.print("Converting the backbone for LiteRT (once; kept with its features).")
+            convert(extractor, model_file)
+            check = compare(keras_forward(extractor), litert_forward(model_file, image_size), image_size)
+            write_json(check_file, asdict(check))
+            forward = litert_forward(model_file, image_size, check)
+    return forward
 
 
 def choose(extractor: keras.Model, setting: str, directory: Path, image_size: int) -> Forward:
