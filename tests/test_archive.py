@@ -148,3 +148,19 @@ def test_sizes_in_messages_are_readable_at_any_scale() -> None:
         "2.4 MB",
         "7.5 GB",
     ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a/" + ("x" * 200 + "/") * 25 + "1.png",  # 5,000 characters: past PATH_MAX once extracted
+        "a/" + "d/" * 3000 + "1.png",  # 3,000 levels deep
+    ],
+    ids=["long", "deep"],
+)
+def test_an_entry_past_any_datasets_layout_is_refused_before_extraction(tmp_path: Path, name: str) -> None:
+    # Both used to reach the file system: "File name too long" and a RecursionError.
+    archive = _zip(tmp_path / "odd.zip", {name: b"x", "b/1.png": b"y"})
+    with pytest.raises(DataError, match=r"past any dataset's layout .*refusing to extract it"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -22,6 +22,10 @@ MAX_TOTAL_BYTES = 200 * 1024**3  # larger than any dataset this tool is for
 MAX_COMPRESSION_RATIO = 200  # images barely compress; ratios like 1000:1 are bombs
 MAX_LINK_BYTES = 4096  # PATH_MAX: a link's target is never longer
 MAX_NAME_BYTES = 255  # the longest file or folder name common file systems take
+# An entry's whole path: far beyond any dataset's layout, well within PATH_MAX (4096) once the
+# staging folder is put before it. Deeper or longer entries are hostile or broken archives.
+MAX_ENTRY_BYTES = 1024
+MAX_ENTRY_DEPTH = 64
 ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".tar", ".zip")
 # How each kind of archive begins (offset, bytes): enough to tell a damaged archive from a file
 # that never was one.
@@ -138,6 +142,13 @@ def check_entries(entries: list[Entry], archive_bytes: int, target: Path) -> Non
         reason = _unsafe_reason(entry.name, entry.link_target)
         if reason:
             raise DataError(f"Archive entry '{entry.name}' {reason}; refusing to extract the archive.")
+        depth = len(PurePosixPath(entry.name.replace("\\", "/")).parts)
+        if len(entry.name.encode("utf-8")) > MAX_ENTRY_BYTES or depth > MAX_ENTRY_DEPTH:
+            raise DataError(
+                f"Archive entry '{entry.name[:60]}…' is {len(entry.name.encode('utf-8'))} bytes long and "
+                f"{depth} folders deep, past any dataset's layout ({MAX_ENTRY_BYTES} bytes, "
+                f"{MAX_ENTRY_DEPTH} folders); the archive is damaged or hostile, refusing to extract it."
+            )
         if (part := _long_name_part(entry.name)) is not None:
             raise DataError(
                 f"Archive entry '{part[:40]}…' has a name of {len(part.encode('utf-8'))} bytes, longer "

@@ -98,19 +98,29 @@ def iter_files(
     tree would be a fifth of the data stage's memory.
     """
     source = (source or root).resolve()
-    with os.scandir(root) as listing:
-        entries = sorted(listing, key=lambda entry: entry.name)
-    for entry in entries:
-        if entry.is_symlink():
+
+    # A stack of listings, not recursion: a tree thousands of folders deep is read like any other,
+    # in the same order (a folder's entries by name, each subfolder's files where it sorts).
+    def listing(folder: Path) -> Iterator[os.DirEntry[str]]:
+        with os.scandir(folder) as entries:
+            return iter(sorted(entries, key=lambda entry: entry.name))
+
+    stack = [(listing(root), prefix)]
+    while stack:
+        entries, at = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+        elif entry.is_symlink():
             reason = _link_problem(Path(entry.path), source)
             if reason is None:
-                yield prefix + entry.name
+                yield at + entry.name
             elif skipped is not None:
                 skipped[reason] += 1
         elif entry.is_dir(follow_symlinks=False):
-            yield from iter_files(Path(entry.path), f"{prefix}{entry.name}/", source=source, skipped=skipped)
+            stack.append((listing(Path(entry.path)), f"{at}{entry.name}/"))
         elif entry.is_file(follow_symlinks=False):
-            yield prefix + entry.name
+            yield at + entry.name
 
 
 def _link_problem(link: Path, source: Path) -> str | None:
