@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli_here, shape_image
+from tests.helpers import cli_here, shape_image, write_tree
 
 
 def one_sentence(result) -> str:
@@ -71,3 +71,33 @@ def test_a_breedscope_home_that_is_a_file_says_so(a_file: Path, monkeypatch: pyt
     monkeypatch.setenv("BREEDSCOPE_HOME", str(a_file))
     text = one_sentence(cli_here("datasets"))
     assert "BREEDSCOPE_HOME" in text and str(a_file) in text
+
+
+# --- nothing a user keeps lies where `fetch --force` replaces a dataset ------------------------
+
+
+def test_a_default_split_survives_fetching_its_dataset_again(
+    finished_run: Path, home: Path, tmp_path: Path
+) -> None:
+    # It used to be written into datasets/shapes/manifests/, which `fetch --force` deleted.
+    result = cli_here("split", "shapes")
+    assert result.returncode == 0, result.stderr
+    [written] = list((home / "manifests" / "shapes").glob("*/manifest.csv"))
+    before = written.read_bytes()
+    source = write_tree(tmp_path / "again", classes=3, per_class=14, size=40)
+    fetched = cli_here("fetch", "folder", "--from", str(source), "--name", "shapes", "--force")
+    assert fetched.returncode == 0, fetched.stderr
+    assert written.read_bytes() == before
+    assert not (home / "datasets" / "shapes" / "manifests").exists()
+
+
+@pytest.mark.parametrize("where", ["datasets", "datasets/shapes/runs"])
+def test_outputs_inside_the_dataset_store_are_refused(finished_run: Path, home: Path, where: str) -> None:
+    inside = str(home / where)
+    text = one_sentence(cli_here("run", "--dataset", "shapes", "--runs-dir", inside))
+    assert "lies inside breedscope's dataset store" in text
+    text = one_sentence(cli_here("split", "shapes", "--output", inside))
+    assert "lies inside breedscope's dataset store" in text
+    text = one_sentence(cli_here("export", str(finished_run), "--output", inside))
+    assert "lies inside breedscope's dataset store" in text
+    assert not (home / "datasets" / "shapes" / "runs").exists()

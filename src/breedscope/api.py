@@ -153,11 +153,15 @@ def split(
     output: str | Path | None = None,
 ) -> tuple[Manifest, Path]:
     """Write a stratified, grouped split manifest of a fetched dataset; return it and its CSV's path
-    (by default in the dataset's ``manifests/`` folder, one folder per split setting)."""
+    (by default in ``BREEDSCOPE_HOME/manifests/NAME/``, one folder per split setting, apart from
+    the dataset's files, which ``fetch --force`` replaces)."""
     from breedscope import config as config_module
     from breedscope import manifest as manifest_module
+    from breedscope import paths
     from breedscope.hashing import short_hash
 
+    if output is not None:
+        paths.check_outside_datasets(Path(output), "--output")
     dataset = load_dataset(name)
     config = config_module.build(
         [
@@ -170,7 +174,8 @@ def split(
     )
     manifest = manifest_module.build(dataset.records(), config.split, config.balance, None, dataset.info)
     key = short_hash(config.split.model_dump_json() + config.balance.model_dump_json())
-    return manifest, manifest.write(Path(output) if output else dataset.directory / "manifests" / key)
+    target = Path(output) if output else paths.manifests_dir() / dataset.name / key
+    return manifest, manifest.write(target)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from breedscope import __version__, quiet, rundir, runtime, tflite_metadata
+from breedscope import __version__, paths, quiet, rundir, runtime, tflite_metadata
 from breedscope import manifest as manifest_module
 from breedscope.atomic import private_tempdir, write_json, write_text
 from breedscope.datasets import store
@@ -54,6 +54,7 @@ def check_request(fmt: str, quantize: str | None, output: Path, run_dir: Path | 
                     f"--output {output}: {folder} is a file; pass a folder to write the export into."
                 )
             break
+    paths.check_outside_datasets(output, "--output")
     if run_dir is not None and output.resolve() == run_dir.resolve():
         raise BreedscopeError(
             f"--output {output} is the run directory itself, whose files the export would replace; "

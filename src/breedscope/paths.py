@@ -31,6 +31,23 @@ def datasets_dir() -> Path:
     return home() / "datasets"
 
 
+def manifests_dir() -> Path:
+    """Split manifests ``breedscope split`` writes by default, one folder per dataset: kept apart
+    from the dataset store, which ``fetch --force`` replaces whole."""
+    return home() / "manifests"
+
+
+def check_outside_datasets(path: Path, option: str) -> None:
+    """Refuse an output folder inside the dataset store: ``fetch --force`` replaces a dataset's
+    folder whole, and would take the user's runs or manifests with it."""
+    store = datasets_dir().resolve()
+    if store == path.resolve() or store in path.resolve().parents:
+        raise ConfigError(
+            f"{option} {path} lies inside breedscope's dataset store ({store}), which `fetch --force` "
+            "replaces whole; choose a folder outside it."
+        )
+
+
 def dataset_dir(name: str) -> Path:
     """The folder of the fetched dataset ``name``; a name that is not one safe path component is
     refused here, so no caller can build a path outside ``datasets/``."""

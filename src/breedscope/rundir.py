@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from breedscope import config as config_module
-from breedscope import locks
+from breedscope import locks, paths
 from breedscope import manifest as manifest_module
 from breedscope.atomic import atomic_path, write_json, write_text
 from breedscope.config import RunConfig
@@ -50,7 +50,9 @@ LOCK = ".lock"  # held by the one process writing the run directory
 
 
 def check_runs_dir(runs_dir: Path) -> None:
-    """Refuse a runs folder that is a file (or lies below one) before any work is done."""
+    """Refuse a runs folder that is a file (or lies below one), or that lies inside the dataset
+    store, before any work is done."""
+    paths.check_outside_datasets(runs_dir, "runs_dir:")
     for folder in (runs_dir, *runs_dir.parents):
         if folder.exists():
             if not folder.is_dir():
