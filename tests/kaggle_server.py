@@ -10,7 +10,7 @@ kagglehub (through kagglesdk) talks to ``http://localhost:7777`` when
   an interruption, GETs again with ``Range: bytes=N-``.
 
 The server serves one archive per (slug, version), can fail on purpose (a status for the next
-calls, a cut-off body, a wrong checksum), records every request, answers at most
+calls, a cut-off body, a wrong checksum, a body that never ends), records every request, answers at most
 ``MAX_REQUESTS`` and binds loopback only; the fixture that starts it stops it.
 """
 
@@ -20,12 +20,15 @@ import base64
 import hashlib
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = 7777  # fixed by kagglesdk for KAGGLE_API_ENVIRONMENT=TEST
 MAX_REQUESTS = 60
+ENDLESS_BYTES = 256 * 2**20  # what an "endless" body sends at most, if the client never stops
+ENDLESS_SECONDS = 30
 API = "/api/v1/datasets.DatasetApiService/"
 
 
@@ -46,6 +49,7 @@ class Behaviour:
     failures: deque[int] = field(default_factory=deque)  # statuses for the next API calls
     private: bool = False  # refuse calls without an Authorization header (401)
     cut_next_download: bool = False  # send half the archive, then drop the connection
+    endless: bool = False  # announce no size and send zeros until the client hangs up (bounded)
     wrong_checksum: bool = False
     requests: list[Request] = field(default_factory=list)
 
@@ -125,6 +129,9 @@ def handler_for(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
             if data is None:
                 self._json(404, {"code": 404, "message": "Not found"})
                 return
+            if behaviour.endless:
+                self._endless()
+                return
             start = 0
             if (wanted := self.headers.get("Range", "")).startswith("bytes="):
                 start = int(wanted.removeprefix("bytes=").split("-")[0])
@@ -144,6 +151,21 @@ def handler_for(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             self.wfile.write(data[start:])
+
+        def _endless(self) -> None:
+            """A body with no announced size that goes on until the client stops reading."""
+            self.send_response(200)
+            self.send_header("Content-Type", "application/zip")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            chunk, sent, deadline = bytes(2**16), 0, time.monotonic() + ENDLESS_SECONDS
+            try:
+                while sent < ENDLESS_BYTES and time.monotonic() < deadline:
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+            except OSError:  # the client hung up: what a bounded download does
+                pass
 
     return Handler
 

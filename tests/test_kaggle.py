@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import zipfile
 from collections.abc import Iterator
@@ -19,11 +20,12 @@ SLUG = "brikwerk/bccd-white-blood-cell"
 CLASSES = ("basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil")
 
 
-def small_bccd_archive(per_class: int = 4) -> bytes:
-    """The Kaggle BCCD layout (bccd_wbc/<class>/*.jpg) with a README beside the classes."""
+def small_bccd_archive(per_class: int = 4, notes_bytes: int = 0) -> bytes:
+    """The Kaggle BCCD layout (bccd_wbc/<class>/*.jpg) with a README beside the classes (padded
+    with ``notes_bytes`` of noise, for an archive larger than a few chunks of a download)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("bccd_wbc/README.md", "white blood cells")
+        archive.writestr("bccd_wbc/README.md", "white blood cells" + os.urandom(notes_bytes).hex())
         for index, label in enumerate(CLASSES):
             for number in range(per_class):
                 image = io.BytesIO()
@@ -33,12 +35,19 @@ def small_bccd_archive(per_class: int = 4) -> bytes:
 
 
 @pytest.fixture
-def kaggle(tmp_path: Path) -> Iterator[Behaviour]:
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", PORT)) == 0:
-            pytest.skip(f"port {PORT} (kagglehub's test endpoint) is taken on this machine")
-    with StandIn() as behaviour:
-        yield behaviour
+def kaggle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Behaviour]:
+    """The stand-in on kagglesdk's fixed test port, one test at a time across pytest-xdist's
+    workers (two stand-ins cannot share the port)."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with FileLock(str(root / f"kaggle-port-{PORT}.lock")):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", PORT)) == 0:
+                pytest.skip(f"port {PORT} (kagglehub's test endpoint) is taken on this machine")
+        with StandIn() as behaviour:
+            yield behaviour
 
 
 @pytest.fixture
@@ -114,23 +123,22 @@ def test_latest_and_version_choose_other_versions_and_force_downloads_again(
 
 
 def test_a_dropped_connection_is_tried_again(kaggle: Behaviour, env: dict, home: Path) -> None:
-    kaggle.add(SLUG, 1, small_bccd_archive(6))
+    kaggle.add(SLUG, 1, small_bccd_archive(6, notes_bytes=300_000))
     kaggle.cut_next_download = True  # half the archive, then the connection closes
     result = cli("fetch", "bccd", env=env)
     assert result.returncode == 0, _said(result)
     assert "Kaggle: ChunkedEncodingError; trying again" in _said(result)
     assert len(kaggle.downloads()) == 2 and _info(home)["images"] == 30
+    assert kaggle.downloads()[1].headers.get("Range", "").startswith("bytes=")  # only the rest
 
 
 def test_a_partial_download_resumes_where_it_stopped(
     kaggle: Behaviour, env: dict, home: Path, tmp_path: Path
 ) -> None:
-    # What an interrupted download leaves in kagglehub's cache: the first half of the archive.
-    # (In kagglesdk's TEST environment the client logs every response body whole before saving
-    # it, so a cut connection fails before a partial file is written; the cut is the test above.)
+    # What an interrupted fetch (another process) leaves: the first half of the archive.
     data = small_bccd_archive(6)
     kaggle.add(SLUG, 1, data)
-    partial = tmp_path / "kagglehub" / "datasets" / "brikwerk" / "bccd-white-blood-cell" / "1.archive"
+    partial = home / "downloads" / "kaggle" / "brikwerk" / "bccd-white-blood-cell" / "1" / "archive.part"
     partial.parent.mkdir(parents=True)
     partial.write_bytes(data[: len(data) // 2])
 
@@ -320,3 +328,45 @@ def test_cat_breeds_fetch_validates_only_the_chosen_classes(tmp_path: Path, home
         cli("fetch", "cat_breeds", "--from", str(archive), "--classes", "Main Coon", "--force")
     )
     assert "has no class 'Main Coon'; its classes are American Curl" in text
+
+
+def _in_this_process(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_a_decompression_bomb_from_kaggle_is_refused_as_from_a_file(
+    kaggle: Behaviour, env: dict, home: Path, tmp_path: Path
+) -> None:
+    # kagglehub's own extraction turned a 1.25 MB zip into a 1 GiB zeros.jpg in its cache.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for label in CLASSES:
+            archive.writestr(f"bccd_wbc/{label}/0.jpg", b"\xff\xd8 not really")
+        with archive.open("bccd_wbc/basophil/zeros.jpg", "w") as zeros:
+            for _ in range(256):
+                zeros.write(bytes(2**20))  # 256 MiB of zeros, about 250 KB compressed
+    kaggle.add(SLUG, 1, buffer.getvalue())
+    text = _one_sentence(cli("fetch", "bccd", env=env))
+    assert "which only a decompression bomb does; refusing to extract it" in text
+    assert not (home / "datasets" / "bccd").exists()
+    unpacked = [p for p in home.rglob("*") if p.is_file() and p.stat().st_size > 10 * 2**20]
+    assert unpacked == []  # nothing was unpacked, and the archive was not kept to try again
+
+
+def test_a_body_that_never_ends_is_cut_at_the_ceiling(
+    kaggle: Behaviour, env: dict, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It used to be read for a minute, to 4 GB, and then reported as "kept" while nothing was.
+    from breedscope.datasets import kaggle as kaggle_module
+    from breedscope.datasets import transfer
+    from breedscope.errors import DataError
+
+    _in_this_process(env, monkeypatch)
+    monkeypatch.setattr(transfer, "UNANNOUNCED_CEILING_BYTES", 4 * 2**20)
+    kaggle.add(SLUG, 1, small_bccd_archive())
+    kaggle.endless = True
+    with pytest.raises(DataError, match=r"sent more than 4.2 MB, the most a dataset download may be"):
+        kaggle_module.download(SLUG, 1, say=lambda text: None)
+    assert not [p for p in home.rglob("*") if p.is_file()]  # nothing half-written is kept
+    assert len(kaggle.downloads()) == 1  # and it was not tried again

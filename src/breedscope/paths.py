@@ -31,6 +31,11 @@ def datasets_dir() -> Path:
     return home() / "datasets"
 
 
+def downloads_dir() -> Path:
+    """Downloaded archives and their extracted files, one folder per source and version."""
+    return home() / "downloads"
+
+
 def manifests_dir() -> Path:
     """Split manifests ``breedscope split`` writes by default, one folder per dataset: kept apart
     from the dataset store, which ``fetch --force`` replaces whole."""

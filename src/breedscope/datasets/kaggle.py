@@ -1,29 +1,32 @@
-"""Getting a Kaggle dataset: a copy mounted in a Kaggle notebook, or a download through kagglehub.
+"""Getting a Kaggle dataset: a copy mounted in a Kaggle notebook, or a download.
 
-kagglehub is Kaggle's maintained client: it does no work at import, downloads public datasets
-without credentials, finds credentials wherever Kaggle's tools put them (``KAGGLE_API_TOKEN``,
-``~/.kaggle/access_token``, ``KAGGLE_USERNAME``/``KAGGLE_KEY``, ``kaggle.json`` in
-``$KAGGLE_CONFIG_DIR`` or ``~/.kaggle``, Colab secrets), keeps a cache per dataset *version*,
-resumes an interrupted download and checks it against the MD5 Kaggle sends. breedscope adds what
-it lacks: retries on 429 and server errors, one sentence for every failure, and the mounted copy
-in a Kaggle notebook.
+Kaggle's maintained clients do the talking: kagglehub finds credentials wherever Kaggle's tools
+put them (``KAGGLE_API_TOKEN``, ``~/.kaggle/access_token``, ``KAGGLE_USERNAME``/``KAGGLE_KEY``,
+``kaggle.json`` in ``$KAGGLE_CONFIG_DIR`` or ``~/.kaggle``, Colab secrets) and kagglesdk, on
+which it builds, makes the API calls. The archive itself is saved by :mod:`transfer` (bounded by
+the size Kaggle announces, checked against its MD5, resumed after an interruption) and extracted
+by :mod:`archive` with the checks every archive passes, which kagglehub's own extraction lacks:
+a 1 MB zip served to it became a 1 GiB file. breedscope adds retries on 429 and server errors,
+one sentence for every failure, and the mounted copy in a Kaggle notebook.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import re
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stdout
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from breedscope import paths
+from breedscope.datasets import archive, transfer
 from breedscope.errors import DataError
 from breedscope.names import check_slug
+
+if TYPE_CHECKING:
+    import requests
+    from kagglesdk import KaggleClient
 
 # Where Kaggle mounts a notebook's datasets; a setting so that it can be pointed elsewhere.
 KAGGLE_INPUT_ENV = "BREEDSCOPE_KAGGLE_INPUT"
@@ -120,27 +123,6 @@ def with_retries(
     raise AssertionError("unreachable")
 
 
-@contextmanager
-def _client_lines_on_stderr() -> Iterator[None]:
-    """kagglehub logs and prints to stdout; a fetch's stdout is for results, so the client's
-    lines go to stderr for the length of the call."""
-    handlers = [h for h in logging.getLogger("kagglehub").handlers if isinstance(h, logging.StreamHandler)]
-    streams = [h.setStream(sys.stderr) for h in handlers]
-    try:
-        with redirect_stdout(sys.stderr):
-            yield
-    finally:
-        for handler, stream in zip(handlers, streams, strict=True):
-            if stream is not None:
-                handler.setStream(stream)
-
-
-def _version_of(path: Path) -> int | None:
-    """kagglehub's cache keeps each version in ``.../<owner>/<name>/versions/<N>``."""
-    match = re.search(r"[/\\]versions[/\\](\d+)$", str(path))
-    return int(match.group(1)) if match else None
-
-
 def credentials_found() -> bool:
     """Whether kagglehub finds any credential, where it looks (Colab secrets included)."""
     from kagglehub.config import get_kaggle_credentials
@@ -217,32 +199,125 @@ def describe_failure(slug: str, version: int | None, exc: BaseException) -> str:
     )
 
 
+def _client() -> KaggleClient:
+    """Kaggle's API client (kagglesdk, which kagglehub builds on), with the credentials kagglehub
+    finds. Never verbose: kagglesdk's verbose mode (its TEST environment's default) reads every
+    response body whole into memory to print it, which no download can afford."""
+    from kagglehub.clients import get_user_agent
+    from kagglehub.config import get_kaggle_credentials
+    from kagglesdk import KaggleClient
+    from kagglesdk.kaggle_env import get_env
+
+    credentials = get_kaggle_credentials()
+    found = {}
+    if credentials is not None:
+        found = {
+            "username": credentials.username,
+            "password": credentials.key,
+            "api_token": credentials.api_key,
+        }
+    return KaggleClient(env=get_env(), verbose=False, user_agent=get_user_agent(), **found)
+
+
+def _current_version(client: KaggleClient, owner: str, name: str) -> int:
+    from kagglesdk.datasets.types.dataset_api_service import ApiGetDatasetRequest
+
+    request = ApiGetDatasetRequest()
+    request.owner_slug, request.dataset_slug = owner, name
+    with transfer.read_timeout():
+        return int(client.datasets.dataset_api_client.get_dataset(request).current_version_number)
+
+
+@dataclass
+class _ArchiveDownload:
+    """One dataset version's archive, saved by :mod:`transfer`: asked of Kaggle's API once per
+    process, then resumed from the address it redirected to (no second API call, and no second
+    download started only to be dropped)."""
+
+    client: KaggleClient
+    owner: str
+    name: str
+    version: int
+    target: Path
+    url: str | None = None
+
+    def __call__(self) -> Path:
+        with transfer.read_timeout():
+            return transfer.save(self.open_from, self.target, f"Downloading {self.owner}/{self.name}")
+
+    def open_from(self, start: int) -> requests.Response:
+        """The archive from byte ``start`` on: the API's redirect the first time, the address it
+        redirected to after that."""
+        import requests
+        from kagglesdk.datasets.types.dataset_api_service import ApiDownloadDatasetRequest
+
+        if self.url is None:
+            request = ApiDownloadDatasetRequest()
+            request.owner_slug, request.dataset_slug = self.owner, self.name
+            request.dataset_version_number = self.version
+            response = self.client.datasets.dataset_api_client.download_dataset(request)
+            self.url = response.url
+            if not start:
+                return response
+            response.close()  # a part is kept: only the rest is wanted
+        wanted = {"Range": f"bytes={start}-"} if start else {}
+        response = requests.get(self.url, stream=True, headers=wanted, timeout=transfer.READ_TIMEOUT_S)
+        response.raise_for_status()
+        return response
+
+
 def download(
     slug: str, version: int | None, force: bool = False, say: Callable[[str], None] = print
 ) -> KaggleCopy:
-    """Download version ``version`` of ``slug`` (the current one when ``None``) into kagglehub's
-    cache (``$KAGGLEHUB_CACHE``, default ``~/.cache/kagglehub``), extracted; ``force`` downloads
-    it again. A version already in the cache is used as it is."""
-    check_slug(slug)
-    handle = f"{slug}/versions/{version}" if version else slug
+    """Download version ``version`` of ``slug`` (the current one when ``None``) into
+    ``BREEDSCOPE_HOME/downloads/kaggle/OWNER/NAME/VERSION/``, bounded by the size Kaggle
+    announces and checked against its MD5, and extract it with the checks every archive passes
+    (``--from`` too): no entry outside the folder, no decompression bomb, room on the disk.
+    A version already there is used as it is; ``force`` downloads it again. An interrupted
+    download is kept (``archive.part``) and resumed by the next fetch."""
+    owner, name = check_slug(slug)
     try:
-        import kagglehub
-
         hand_over_cli_credentials()
-        with _client_lines_on_stderr():
-            path = with_retries(lambda: kagglehub.dataset_download(handle, force_download=force), say)
+        client = _client()
+        version = version or with_retries(lambda: _current_version(client, owner, name), say)
+        folder = paths.downloads_dir() / "kaggle" / owner / name / str(version)
+        files, zipped = folder / "files", folder / "archive"
+        if force:
+            archive.remove_tree(files)
+            archive.remove_tree(folder / "archive.part")
+        if not files.is_dir():
+            with_retries(_ArchiveDownload(client, owner, name, version, zipped), say)
+            _extract(zipped, files)
+    except transfer.ChecksumMismatch as exc:
+        raise DataError(
+            f"The download of '{slug}' did not match the checksum Kaggle sent, so it was deleted; fetch "
+            f"again, or download it from {page(slug)} and pass the archive with --from."
+        ) from exc
+    except DataError:
+        raise
     except OSError as exc:
         if exc.errno == 28:  # ENOSPC: not worth a retry
             raise DataError(
-                f"The disk filled up while downloading '{slug}'; free some space (or set KAGGLEHUB_CACHE "
-                "to a larger disk) and fetch again."
+                f"The disk filled up while downloading '{slug}'; free some space (or set BREEDSCOPE_HOME "
+                "to a larger disk) and fetch again: what was downloaded is kept."
             ) from exc
         raise DataError(describe_failure(slug, version, exc)) from exc
-    except Exception as exc:  # kagglehub raises requests' and its own exception types
+    except Exception as exc:  # requests' and kagglesdk's exception types
         raise DataError(describe_failure(slug, version, exc)) from exc
-    root = Path(path)
-    found = _version_of(root) or version
-    return KaggleCopy(root, f"{slug}/versions/{found}" if found else slug, found, mounted=False)
+    return KaggleCopy(files, f"{slug}/versions/{version}", version, mounted=False)
+
+
+def _extract(zipped: Path, files: Path) -> None:
+    """Extract the downloaded archive into ``files`` whole, or not at all; the archive goes
+    either way (a refused one is hostile or broken, and is not extracted again)."""
+    staging = files.with_name(".files.staging")
+    archive.remove_tree(staging)
+    try:
+        archive.extract(zipped, staging)
+        os.replace(staging, files)
+    finally:
+        archive.remove_tree(staging)
+        zipped.unlink(missing_ok=True)
 
 
 def obtain(slug: str, version: int | None, force: bool, say: Callable[[str], None]) -> KaggleCopy:
