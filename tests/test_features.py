@@ -143,15 +143,20 @@ def test_an_interrupted_extraction_of_several_views_keeps_each_views_finished_ba
     assert [s.read()[:, 0].tolist() for s in resumed] == [list(range(100)), [i + 1000 for i in range(100)]]
 
 
-def test_litert_features_agree_with_keras_within_the_stated_tolerance(tmp_path: Path) -> None:
+def _small_extractor(image_size: int):
+    """A small from-scratch MobileNetV2 extractor, for LiteRT's conversion (skips without LiteRT)."""
     if not runtime.litert_available():
         pytest.skip("ai-edge-litert is not installed on this platform; features come from Keras")
     from breedscope.config import ModelConfig
     from breedscope.model import build_feature_extractor
     from breedscope.plugins import registry
 
-    config = ModelConfig(weights="none", alpha=0.35, image_size=64)
-    extractor = build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), config)
+    config = ModelConfig(weights="none", alpha=0.35, image_size=image_size)
+    return build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), config)
+
+
+def test_litert_features_agree_with_keras_within_the_stated_tolerance(tmp_path: Path) -> None:
+    extractor = _small_extractor(64)
     forward = runtime.choose(extractor, "auto", tmp_path, 64)
     assert forward.runtime == "litert" and forward.check is not None
     assert (tmp_path / runtime.BACKBONE_FILE).is_file() and (tmp_path / runtime.CHECK_FILE).is_file()
@@ -299,14 +304,7 @@ def test_a_shard_the_index_could_not_name_is_not_left_behind(tmp_path: Path, mon
 
 def test_a_damaged_converted_backbone_is_converted_again(tmp_path: Path) -> None:
     # A truncated backbone.tflite used to end the run in "Unexpected error".
-    if not runtime.litert_available():
-        pytest.skip("ai-edge-litert is not installed on this platform; features come from Keras")
-    from breedscope.config import ModelConfig
-    from breedscope.model import build_feature_extractor
-    from breedscope.plugins import registry
-
-    config = ModelConfig(weights="none", alpha=0.35, image_size=32)
-    extractor = build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), config)
+    extractor = _small_extractor(32)
     first = runtime.choose(extractor, "auto", tmp_path, 32)
     images = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
     expected = first(images)

@@ -256,7 +256,6 @@ def _write(run: TrainedRun, fmt: str, staging: Path, quantize: str | None) -> Pa
     """The model file (or SavedModel folder) of ``fmt``, written into the empty folder ``staging``."""
     staging.mkdir()
     if fmt == "keras":
-        run.model  # noqa: B018  (loads it: a file that is no model of this run's classes is refused)
         target = staging / rundir.MODEL
         shutil.copyfile(run.model_file, target)
         return target

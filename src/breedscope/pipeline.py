@@ -266,9 +266,12 @@ def run(
         return prepare(config, chosen.backbone, cache)
 
     if run_dir is not None:
+        from breedscope.train import saved_state
+
         directory = RunDir(run_dir)
         with directory.writing():
             manifest = directory.manifest()
+            saved_state(directory.path)  # a state from elsewhere is refused before the status changes
             return _run_locked(config, chosen, directory, dataset, manifest, prepared_for(manifest))
     manifest = planned_manifest(config, dataset)
     prepared = prepared_for(manifest)

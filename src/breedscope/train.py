@@ -103,7 +103,9 @@ class TrainState:
         if not file.is_file():
             return cls()
         try:
-            state = TypeAdapter(cls).validate_python(json.loads(file.read_text(encoding="utf-8")))
+            data = json.loads(file.read_text(encoding="utf-8"))
+            TypeAdapter(cls).validate_python(data)  # types checked; the values kept as written
+            state = cls(**data)  # (pydantic would make an epoch's 1 a 1.0 in the history)
         except (ValueError, TypeError):  # JSON, UTF-8 and pydantic's validation errors
             state = None
         problem = state.problem() if state is not None else "it is not the JSON breedscope writes"
@@ -126,6 +128,13 @@ class TrainState:
 
     def save(self, directory: Path) -> None:
         write_json(directory / STATE_FILE, self.__dict__)
+
+
+def saved_state(run_dir: Path) -> tuple[Path, TrainState]:
+    """The run's checkpoints folder and the training state saved there, checked as input (a
+    resumed run calls this before anything in the run directory changes)."""
+    checkpoints = RunDir(run_dir).inside(CHECKPOINTS)
+    return checkpoints, TrainState.load(checkpoints)
 
 
 @dataclass
@@ -194,9 +203,8 @@ class _Trainer:
         self, config: RunConfig, splits: _Splits, run_dir: Path, strategy: tf.distribute.Strategy
     ) -> None:
         self.config, self.splits, self.run_dir, self.strategy = config, splits, run_dir, strategy
-        self.checkpoints = RunDir(run_dir).inside(CHECKPOINTS)
+        self.checkpoints, self.state = saved_state(run_dir)
         self.checkpoints.mkdir(exist_ok=True)
-        self.state = TrainState.load(self.checkpoints)
         self.oversample = config.balance.policy == "oversample"
         self.weights = (
             class_weights(splits.labels["train"], len(splits.classes))
