@@ -194,3 +194,51 @@ bs.run(dataset="shapes", epochs=30, patience=100, runs_dir={str(runs)!r}, **{TIN
     ]
     assert notebook.cells[4].outputs[-1]["data"]["text/plain"] == "'succeeded'"
     assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 30  # every epoch, once
+
+
+def test_a_second_run_at_once_in_one_process_is_refused_in_one_sentence(finished_run: Path) -> None:
+    # Two bs.run calls in two threads used to give other accuracies every time.
+    import threading
+
+    started, release, refused = threading.Event(), threading.Event(), []
+
+    def first_run() -> None:  # holds the process's one run, as a run in progress does
+        with pipeline._only_run_in_this_process():
+            started.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=first_run, daemon=True)
+    holder.start()
+    assert started.wait(60)
+    try:
+        with pytest.raises(bs.BreedscopeError, match="Another run is in progress in this process") as caught:
+            bs.run(dataset="shapes", epochs=1, runs_dir=finished_run.parents[1])
+        refused.append(str(caught.value))
+    finally:
+        release.set()
+        holder.join(60)
+    assert "run them one after the other, or in separate processes" in refused[0]
+    assert sorted(p.name for p in (finished_run.parent).iterdir()) == ["run"]  # no run directory made
+
+
+def test_the_api_refuses_at_its_boundary_in_the_command_lines_sentences(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    from tests.helpers import shape_image
+
+    image = tmp_path / "image.png"
+    shape_image(0, seed=1, size=40).save(image)
+    run = bs.open_run(finished_run)
+    for top in (-1, 0, True):  # top=-1 used to show 2 of the 3 classes
+        with pytest.raises(bs.BreedscopeError, match=r"top \(how many classes to show per image\) must be 1"):
+            run.predict([image], top=top)
+    assert len(run.predict([image], top=10)[0].top) == 3  # more than there are: all of them
+
+    # "could not be downloaded" used to answer an alpha no ImageNet weights exist for.
+    with pytest.raises(bs.BreedscopeError, match=r"mobilenet_v2 has no ImageNet weights at alpha 1e-300"):
+        bs.run(dataset="shapes", alpha=1e-300, epochs=1, runs_dir=tmp_path / "new-runs")
+    assert not (tmp_path / "new-runs").exists()
+
+    # A folder that is not a run is refused when opened, not at the first figure asked of it.
+    with pytest.raises(bs.BreedscopeError, match=r"is not a breedscope run directory"):
+        bs.open_run(tmp_path)

@@ -284,3 +284,16 @@ def test_a_named_pipe_as_the_source_is_refused_at_once(tmp_path: Path, name: str
     os.mkfifo(tmp_path / name)
     with pytest.raises(DataError, match=rf"{name} is neither a folder nor a regular file"):
         fetch(spec("folder"), name="piped", source=tmp_path / name)
+
+
+def test_a_class_whose_every_file_is_unreadable_leaves_no_one_class_dataset(tmp_path: Path) -> None:
+    # "Stored onecls: 8 images" used to end a fetch whose second class was all HEIC named .jpg.
+    for index in range(8):
+        (tmp_path / "src" / "cats").mkdir(parents=True, exist_ok=True)
+        noise_image(index).save(tmp_path / "src" / "cats" / f"{index}.png")
+    (tmp_path / "src" / "dogs").mkdir()
+    for index in range(5):
+        (tmp_path / "src" / "dogs" / f"{index}.jpg").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    with pytest.raises(DataError, match=r"Only the class 'cats' has usable images .* every file of 'dogs'"):
+        fetch(spec("folder"), name="onecls", source=tmp_path / "src")
+    assert store.load("onecls") is None

@@ -291,7 +291,7 @@ def run(
 def open_run(path: str | Path) -> Run:
     """A run directory written earlier, as a :class:`Run`."""
     directory = RunDir(path)
-    directory.require_folder()
+    directory.require_run()
     return Run(directory.path)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from breedscope import quiet
 from breedscope.datasets.spec import is_junk
+from breedscope.errors import ConfigError
 from breedscope.images import UnreadableImage, load_rgb
 from breedscope.model import load_model
 from breedscope.rundir import RunDir
@@ -74,7 +75,15 @@ def iter_predictions(
     run: TrainedRun, paths: list[Path], top: int = 3, batch_size: int = 32
 ) -> Iterator[Prediction]:
     """Top classes for each image, in order, a batch at a time (a folder of 100,000 images is never
-    held in memory); an unreadable or missing file gets an error, the rest still run."""
+    held in memory); an unreadable or missing file gets an error, the rest still run. ``top``
+    is at least 1 (checked here, before any file is read); more than the run's classes shows
+    them all."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError(f"top (how many classes to show per image) must be 1 or more, not {top!r}.")
+    return _predictions(run, paths, top, batch_size)
+
+
+def _predictions(run: TrainedRun, paths: list[Path], top: int, batch_size: int) -> Iterator[Prediction]:
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         results: list[Prediction | None] = []

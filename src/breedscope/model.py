@@ -16,7 +16,7 @@ import numpy as np
 
 from breedscope.atomic import atomic_path
 from breedscope.config import ModelConfig
-from breedscope.errors import BreedscopeError, DataError
+from breedscope.errors import BreedscopeError, ConfigError, DataError
 
 if TYPE_CHECKING:
     import keras
@@ -69,6 +69,13 @@ def build_feature_extractor(spec: BackboneSpec, config: ModelConfig) -> keras.Mo
                 f"model.weights: {weights} could not be loaded into {spec.name} at alpha {config.alpha} "
                 f"and {config.image_size} px ({detail[:160]}); pass a Keras weights file (.h5) made "
                 "for this backbone and size, 'imagenet' or 'none'."
+            ) from exc
+        if isinstance(exc, ValueError):  # Keras refuses the request itself: no such weights exist
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(
+                f"{spec.name} has no ImageNet weights at alpha {config.alpha} and {config.image_size} px "
+                f"({detail[:200]}); choose a model.alpha and model.image_size they exist for, or "
+                "--weights none to train from scratch."
             ) from exc
         file_name = spec.weights_file(config.image_size, config.alpha)
         raise BreedscopeError(

@@ -10,6 +10,9 @@ import dataclasses
 import difflib
 import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -234,7 +237,35 @@ def store_model(result: TrainResult, target: Path) -> None:
         shutil.copyfile(result.model_file, tmp)
 
 
+# TensorFlow and Keras keep one random state, one op-determinism switch and one graph per
+# process: two runs at once in one process draw from each other's seeds (two notebook threads
+# gave other accuracies every time). One run at a time, the second refused in one sentence.
+_ONE_RUN_AT_A_TIME = threading.Lock()
+
+
+@contextmanager
+def _only_run_in_this_process() -> Iterator[None]:
+    if not _ONE_RUN_AT_A_TIME.acquire(blocking=False):
+        raise BreedscopeError(
+            "Another run is in progress in this process (another thread or notebook cell); TensorFlow "
+            "keeps one random state per process, so two runs at once would not be reproducible: run "
+            "them one after the other, or in separate processes (`breedscope run` in two terminals)."
+        )
+    try:
+        yield
+    finally:
+        _ONE_RUN_AT_A_TIME.release()
+
+
 def run(
+    config: RunConfig, registry: Registry, run_dir: Path | None = None, *, new_dir: Path | None = None
+) -> RunOutcome:
+    """:func:`run_one`, refused while another run is in progress in this process."""
+    with _only_run_in_this_process():
+        return run_one(config, registry, run_dir, new_dir=new_dir)
+
+
+def run_one(
     config: RunConfig, registry: Registry, run_dir: Path | None = None, *, new_dir: Path | None = None
 ) -> RunOutcome:
     """Execute a run in a new directory, or resume the one given (``run_dir``).

@@ -140,11 +140,8 @@ class RunDir:
             )
         return path
 
-    def _required(self, name: str, *, made_at_the_end: bool = False) -> Path:
-        """``name`` in the run directory, or one sentence on why it is not there."""
-        file = self.path / name
-        if file.is_file():
-            return self.inside(name)
+    def require_run(self) -> None:
+        """Refuse a folder breedscope never wrote as a run, in the sentence every command says."""
         self.require_folder()
         if not (self.path / CONFIG).is_file() and not (self.path / STATUS).is_file():
             # Every run writes both before any work, so a folder with neither was never a run.
@@ -152,6 +149,13 @@ class RunDir:
                 f"{self.path} is not a breedscope run directory (it has no {CONFIG}); pass a folder "
                 "that `breedscope run` wrote (RUNS_DIR/DATASET/NAME)."
             )
+
+    def _required(self, name: str, *, made_at_the_end: bool = False) -> Path:
+        """``name`` in the run directory, or one sentence on why it is not there."""
+        file = self.path / name
+        if file.is_file():
+            return self.inside(name)
+        self.require_run()
         if not made_at_the_end:
             raise BreedscopeError(f"{self.path} has no {name}; pass a run directory that breedscope wrote.")
         state = self.status()["state"]

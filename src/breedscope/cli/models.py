@@ -38,11 +38,12 @@ def predict(
     if not paths:
         raise BreedscopeError(f"No image files were found in {', '.join(images)}.")
     title = f"Predictions ({run_dir})"
+    predictions = run.iter_predictions(paths, top=top)  # a bad --top is refused before any file is made
     with (
         PredictionWriter(top, csv_file, as_json, out, title=title) as writer,
         progress_bar("Predicting", total=len(paths)) as advance,
     ):
-        for prediction in run.iter_predictions(paths, top=top):
+        for prediction in predictions:
             writer.add(prediction)
             advance(1)
     if csv_file is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -289,12 +290,29 @@ def validate_into(
     validation = resolve(records)  # with the workers gone, their memory is free for this
     if not validation.kept:
         raise DataError(f"None of the {len(scan.images)} files in {where} is a usable image.")
+    _refuse_lost_classes(validation, where)
     store.write_records(directory / store.IMAGES_FILE, validation.kept)
     write_json(
         directory / store.VALIDATION_FILE,
         {**validation.to_json(), "skipped_by_layout": dict(scan.skipped), "notes": scan.notes},
     )
     return scan, validation
+
+
+def _refuse_lost_classes(validation: Validation, where: str) -> None:
+    """The scan found two classes or more; refuse the fetch when validation leaves fewer (every
+    file of a class unreadable: HEIC saved as ``.jpg``, say), naming what became of the rest."""
+    kept = {record.label for record in validation.kept}
+    if len(kept) >= 2:
+        return
+    lost = sorted({record.label for record in validation.excluded} - kept)
+    reasons = Counter(record.reason for record in validation.excluded if record.label in lost)
+    why = ", ".join(f"{count} {reason}" for reason, count in reasons.most_common(3))
+    raise DataError(
+        f"Only the class {', '.join(repr(k) for k in sorted(kept))} has usable images in {where}: every "
+        f"file of {', '.join(repr(c) for c in lost)} was excluded ({why}); a classifier needs two "
+        "classes or more: convert or replace those files and fetch again."
+    )
 
 
 def revalidate(spec: DatasetSpec, dataset: store.StoredDataset) -> tuple[Scan, Validation]:
