@@ -122,3 +122,8 @@ def test_a_config_nested_thousands_deep_is_one_sentence(tmp_path: Path, name: st
     (tmp_path / name).write_text(text)
     with pytest.raises(ConfigError, match=r"nests values more than 32 levels deep"):
         config.read_file(tmp_path / name)
+
+
+def test_null_in_a_config_file_is_a_value() -> None:
+    # `patience: null` ("null to disable", docs/configuration.md) used to be ignored.
+    assert config.build([{"train": {"patience": 5}}, {"train": {"patience": None}}]).train.patience is None

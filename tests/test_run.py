@@ -957,3 +957,24 @@ def test_workers_with_different_datasets_are_refused_in_one_sentence(
     assert all("their manifests differ" in " ".join(text.split()) for text in said)
     assert not any(scratch.iterdir()), "a refused worker left its scratch directory"
     assert json.loads((run_dir_of(tmp_path / "runs-0") / "status.json").read_text())["state"] == "failed"
+
+
+@pytest.mark.parametrize("preset", ["bccd", "cats", "breast"])
+def test_a_presets_own_split_without_validation_raises_no_patience_warning(preset: str) -> None:
+    # "train.patience is 5, but the split has no validation images" used to open every run of
+    # these presets, whose own split has no validation images.
+    from breedscope import crossval, pipeline, plugins
+    from breedscope import manifest as manifest_module
+
+    registry = plugins.registry()
+    chosen = pipeline.resolve_config(registry, preset)
+    no_val = manifest_module.Manifest(
+        [manifest_module.Row("a.png", "a", "train", "a", "0", "0", 1, 1, "")], {"warnings": []}
+    )
+    assert chosen.train.patience is None
+    assert pipeline.run_warnings(chosen, no_val) == []
+    asked = pipeline.resolve_config(registry, preset, patience=5)  # asked for: then it is said
+    assert any("train.patience is 5" in w for w in pipeline.run_warnings(asked, no_val))
+    cross_validated = pipeline.resolve_config(registry, preset, patience=5, cv=5)
+    assert pipeline.run_warnings(cross_validated, no_val) == []
+    assert "no validation split, so no early stopping" in crossval.summary(cross_validated)

@@ -38,7 +38,7 @@ PRESETS: list[Preset] = [
             "split": {"train": 0.8, "val": 0.0, "test": 0.2},
             "augment": {"preset": "none"},
             "model": {"image_size": 224, "head": [256, 128], "dropout": [0.5, 0.3]},
-            "train": {"epochs": 20, "batch_size": 32, "learning_rate": 1e-4},
+            "train": {"epochs": 20, "batch_size": 32, "learning_rate": 1e-4, "patience": None},
         },
         study=Study(
             title="Cat breed classification with MobileNetV2 (500 images, 5 breeds)",
@@ -69,7 +69,7 @@ PRESETS: list[Preset] = [
             "split": {"train": 0.7, "val": 0.0, "test": 0.3},
             "augment": {"preset": "ultrasound"},
             "model": {"image_size": 224, "head": [128], "dropout": 0.3},
-            "train": {"epochs": 40, "batch_size": 32, "learning_rate": 1e-3},
+            "train": {"epochs": 40, "batch_size": 32, "learning_rate": 1e-3, "patience": None},
         },
         study=Study(
             title="Breast cancer classification with AlexNet and ResNet50 (531 images)",
@@ -115,7 +115,7 @@ PRESETS: list[Preset] = [
             "split": {"train": 0.8, "val": 0.0, "test": 0.2},
             "augment": {"preset": "none"},
             "model": {"image_size": 224, "head": [128], "dropout": 0.0},
-            "train": {"epochs": 15, "batch_size": 32, "learning_rate": 1e-3},
+            "train": {"epochs": 15, "batch_size": 32, "learning_rate": 1e-3, "patience": None},
         },
         study=Study(
             title="White blood cell classification with MobileNetV2 (BCCD, 3,500 images)",

@@ -240,11 +240,11 @@ def _depth(data: object) -> int:
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``override`` into ``base`` (new dict); ``None`` values in override are ignored."""
+    """Deep-merge ``override`` into ``base`` (new dict). A ``None`` in ``override`` is a value:
+    ``patience: null`` in a config file or a preset turns early stopping off. (Flags and API
+    settings that were not given never reach a layer: ``settings_layer`` leaves them out.)"""
     merged = dict(base)
     for key, value in override.items():
-        if value is None:
-            continue
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = merge(merged[key], value)
         else:

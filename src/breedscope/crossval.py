@@ -35,6 +35,17 @@ FOLDS_FILE = "folds.csv"
 PROBABILITIES_FILE = "probabilities.npy"  # a fold's test probabilities, kept for a resumed run
 
 
+def summary(config: RunConfig) -> str:
+    """What a cross-validated run does, in one sentence."""
+    folds, repeats = config.cv.folds, config.cv.repeats
+    return (
+        f"Cross-validation: {folds} grouped, stratified folds"
+        + (f", repeated {repeats} times" if repeats > 1 else "")
+        + f"; each fold trains {config.train.epochs} epochs on the other folds (no validation split, so "
+        "no early stopping) and tests its own images, so every image is tested once per repeat."
+    )
+
+
 def cost_note(config: RunConfig) -> str | None:
     """A warning when cross-validation cannot reuse cached features: a trained or fine-tuned
     backbone runs every image through itself again in every fold."""

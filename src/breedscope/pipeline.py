@@ -367,6 +367,16 @@ def _cross_validated(
     return evaluation
 
 
+def run_warnings(config: RunConfig, manifest: manifest_module.Manifest) -> list[str]:
+    """What a run warns of before it trains: the manifest's warnings, a patience no validation
+    split can use (only when someone asked for one: presets without validation images set none,
+    and cross-validation says what it does in its summary instead), and cross-validation's cost."""
+    val_counts = manifest.counts()["val"]
+    stopping = None if config.cv.folds else early_stopping_note(config.train.patience, val_counts)
+    notes = [*manifest.header.get("warnings", []), stopping, crossval.cost_note(config)]
+    return [note for note in notes if note]
+
+
 def _run_locked(
     config: RunConfig,
     chosen: RunPlugins,
@@ -379,11 +389,10 @@ def _run_locked(
     from breedscope.train import train
 
     run_dir = directory.path
-    for warning in manifest.header.get("warnings", []):
+    for warning in run_warnings(config, manifest):
         console.print(f"[yellow]warning:[/] {warning}")
-    notes = [early_stopping_note(config.train.patience, manifest.counts()["val"]), crossval.cost_note(config)]
-    for note in filter(None, notes):
-        console.print(f"[yellow]warning:[/] {note}")
+    if config.cv.folds:
+        console.print(crossval.summary(config))
     directory.write_environment(runs.environment(config.train.seed, manifest.sha256()))
     directory.set_status("running")
     console.print(f"Run directory: [bold]{run_dir}[/]")

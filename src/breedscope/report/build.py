@@ -75,7 +75,7 @@ def summary_section(config: dict, manifest: dict, evaluation: dict) -> Section:
         table = Table(["class", "train", "val", "test"], rows, "Images per split")
     blocks: list = [Paragraph(text), table]
     blocks += [Paragraph(f"Note: {w}.") for w in manifest.get("warnings", [])]
-    stopping = early_stopping_note(config["train"].get("patience"), manifest["counts"]["val"])
+    stopping = None if cv else early_stopping_note(config["train"].get("patience"), manifest["counts"]["val"])
     if stopping:
         blocks.append(Paragraph(f"Note: {stopping}"))
     return Section("Summary", blocks)
