@@ -41,3 +41,9 @@ def test_an_export_writes_its_labels_after_its_model(finished_run: Path, tmp_pat
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["labels.txt", "model.keras"]
     assert path == tmp_path / "out" / "model.keras"
     assert (tmp_path / "out" / "labels.txt").read_text().splitlines() == ["class_0", "class_1", "class_2"]
+
+
+def test_exported_labels_are_one_line_per_output() -> None:
+    assert export.labels_text(["a", "b c", "é"]).splitlines() == ["a", "b c", "é"]
+    with pytest.raises(export.BreedscopeError, match=r"'bad\\nclass' holds a line break"):
+        export.labels_text(["good", "bad\nclass", "other"])

@@ -297,3 +297,42 @@ def test_a_class_whose_every_file_is_unreadable_leaves_no_one_class_dataset(tmp_
     with pytest.raises(DataError, match=r"Only the class 'cats' has usable images .* every file of 'dogs'"):
         fetch(spec("folder"), name="onecls", source=tmp_path / "src")
     assert store.load("onecls") is None
+
+
+def test_a_class_name_no_label_file_can_keep_is_refused(tmp_path: Path) -> None:
+    # A folder named "bad\nclass" gave a labels.txt of four lines for three outputs.
+    for label in ("bad\nclass", "good", "other"):
+        (tmp_path / "src" / label).mkdir(parents=True)
+        for index in range(3):
+            noise_image(index + len(label)).save(tmp_path / "src" / label / f"{index}.png")
+    with pytest.raises(DataError, match=r"holds a control character \(U\+000A\) .*rename that folder"):
+        fetch(spec("folder"), name="badnames", source=tmp_path / "src")
+
+
+def test_classes_that_differ_only_in_case_or_unicode_form_are_named(tmp_path: Path) -> None:
+    import unicodedata
+
+    names = [unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café"), "Cat", "cat"]
+    for number, label in enumerate(names):
+        (tmp_path / "src" / label).mkdir(parents=True)
+        for index in range(3):
+            noise_image(number * 10 + index).save(tmp_path / "src" / label / f"{index}.png")
+    result = fetch(spec("folder"), name="confusable", source=tmp_path / "src")
+    notes = " ".join(result.scan.notes)
+    assert "the classes 'Cat' and 'cat' differ only in case or Unicode form" in notes
+    assert "'caf\\xe9' and 'cafe\\u0301' differ only in case or Unicode form" in notes
+    assert len({r.label for r in result.dataset.records()}) == 4  # kept apart, as found
+
+
+def test_two_archive_entries_with_one_name_are_refused(tmp_path: Path) -> None:
+    import warnings
+    import zipfile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name it is asked to write
+        with zipfile.ZipFile(tmp_path / "twice.zip", "w") as archive:
+            archive.writestr("a/1.png", b"one")
+            archive.writestr("a/1.png", b"two")
+            archive.writestr("b/1.png", b"three")
+    with pytest.raises(DataError, match=r"Archive entry 'a/1.png' appears twice"):
+        fetch(spec("folder"), name="twice", source=tmp_path / "twice.zip")

@@ -204,7 +204,7 @@ def _tflite(run: TrainedRun, output: Path, quantize: str | None) -> Path:
     with quiet.native_output_silenced():  # a page of TensorSpec(...) lines and converter logs
         target.write_bytes(converter.convert())
     dataset = RunDir(run.run_dir).manifest_header()["dataset"]["name"]
-    labels = "".join(f"{label}\n" for label in run.classes)
+    labels = labels_text(run.classes)
     metadata = tflite_metadata.classifier_metadata(
         name=f"breedscope {dataset} classifier",
         description=f"{len(run.classes)} classes, trained by breedscope in {run.run_dir}.",
@@ -241,6 +241,7 @@ def export(run: TrainedRun, fmt: str, output: Path, quantize: str | None = None)
     too) and moved into place whole; ``labels.txt`` follows it. However the export ends (an
     error, Ctrl-C, SIGTERM), no half-written model, no labels without their model and no
     temporary SavedModel are left."""
+    labels = labels_text(run.classes)  # refused before any work
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output, prefix=".export-") as folder, private_tempdir(Path(folder)):
         made = _write(run, fmt, Path(folder) / "model", quantize)
@@ -248,8 +249,22 @@ def export(run: TrainedRun, fmt: str, output: Path, quantize: str | None = None)
         if target.is_dir() and not target.is_symlink():  # a SavedModel exported before
             shutil.rmtree(target)
         os.replace(made, target)
-    write_text(output / LABELS_FILE, "".join(f"{label}\n" for label in run.classes))  # for every format
+    write_text(output / LABELS_FILE, labels)  # for every format
     return target
+
+
+def labels_text(classes: list[str]) -> str:
+    """``labels.txt``: exactly one line per output of the model, in output order. A class name
+    with a line break would shift every label after it, so it is refused (a fetch refuses such
+    names; a dataset stored before that rule may still hold one)."""
+    text = "".join(f"{label}\n" for label in classes)
+    if len(text.splitlines()) != len(classes):
+        broken = next(label for label in classes if len(f"{label}\n".splitlines()) != 1)
+        raise BreedscopeError(
+            f"The class name {broken!r} holds a line break, so labels.txt could not name one class per "
+            "output; rename that class folder and fetch the dataset again."
+        )
+    return text
 
 
 def _write(run: TrainedRun, fmt: str, staging: Path, quantize: str | None) -> Path:

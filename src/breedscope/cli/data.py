@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from breedscope import tables
 from breedscope.cli.app import app, out, parse_ratios
@@ -82,7 +83,7 @@ def fetch(
         )
         return
     for note in result.scan.notes if result.scan else []:
-        console.print(f"note: {note}")
+        console.print(f"note: {escape(note)}")
     for reason, count in sorted(result.scan.skipped.items()) if result.scan else []:
         console.print(f"skipped {count} file(s): {reason}")
     _print_validation(result.validation)

@@ -155,6 +155,15 @@ def check_entries(entries: list[Entry], archive_bytes: int, target: Path) -> Non
                 f"than the {MAX_NAME_BYTES} a file system takes; rename it (extract the archive by hand "
                 "and pass the folder with --from)."
             )
+    seen: set[str] = set()
+    for entry in entries:
+        name = entry.name.replace("\\", "/").rstrip("/")
+        if name in seen and not entry.is_dir:
+            raise DataError(
+                f"Archive entry '{entry.name}' appears twice, and only one of the two files could be "
+                "extracted; the archive is damaged or was appended to: download it again or repack it."
+            )
+        seen.add(name)
     if (clash := _file_folder_clash(entries)) is not None:
         raise DataError(
             f"Archive entries '{clash[0]}' and '{clash[1]}' use one name for a file and a folder, which "

@@ -20,7 +20,7 @@ from breedscope import __version__, locks, paths
 from breedscope.atomic import write_json
 from breedscope.datasets import archive, kaggle, store
 from breedscope.datasets.archive import ARCHIVE_SUFFIXES
-from breedscope.datasets.spec import DatasetSpec, Scan, class_problem
+from breedscope.datasets.spec import DatasetSpec, Scan, class_problem, confusable_classes
 from breedscope.datasets.validate import (
     DEFAULT_MIN_SIDE,
     Validation,
@@ -285,6 +285,11 @@ def validate_into(
                 f"The '{spec.name}' reader {problem} in {where}, so the class folders were not found; "
                 "check the layout (see the dataset's page in the docs), or for your own tree use "
                 "`breedscope fetch folder --from FOLDER` with one folder per class."
+            )
+        for group in confusable_classes({image.label for image in scan.images}):
+            scan.notes.append(
+                f"the classes {' and '.join(ascii(label) for label in group)} differ only in case or Unicode "
+                "form: they are kept apart; merge their folders if they are one class"
             )
         records = inspect_all(root, scan.images, min_side=min_side, pool=pool)
     validation = resolve(records)  # with the workers gone, their memory is free for this

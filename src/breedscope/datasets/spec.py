@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -223,6 +224,14 @@ WRAPPER_NAMES = frozenset(
 def class_problem(labels: Iterable[str]) -> str | None:
     """Why ``labels`` (the classes a scan found) cannot be a dataset's classes, or ``None``."""
     found = sorted(set(labels))
+    for label in found:
+        control = next((c for c in label if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+        if control is not None:
+            # A line break in a name ends the line of labels.txt: every label after it would be wrong.
+            return (
+                f"found a class named {label!r}, which holds a control character (U+{ord(control):04X}) "
+                "that no label file can keep; rename that folder"
+            )
     if len(found) < 2:
         return f"found only the class {found[0]!r}" if found else "found no class"
     wrappers = [label for label in found if label.lower() in WRAPPER_NAMES]
@@ -232,3 +241,13 @@ def class_problem(labels: Iterable[str]) -> str | None:
             f"{', '.join(found[:8])}{'…' if len(found) > 8 else ''}"
         )
     return None
+
+
+def confusable_classes(labels: Iterable[str]) -> list[list[str]]:
+    """Groups of class names that differ only in Unicode normalisation (``café`` composed and
+    decomposed) or in case (``Cat`` and ``cat``): different classes to breedscope, one to a
+    reader, and usually one class split in two by accident."""
+    groups: dict[str, set[str]] = {}
+    for label in labels:
+        groups.setdefault(unicodedata.normalize("NFKC", label).casefold(), set()).add(label)
+    return [sorted(group, key=ascii) for _, group in sorted(groups.items()) if len(group) > 1]
