@@ -224,3 +224,13 @@ def test_cross_validation_with_fine_tuning_is_warned_about(tmp_path: Path) -> No
     assert "fine-tunes the backbone 10 times" in cost_note(tuned)
     assert cost_note(configure("demo", preset="generic", cv=5)) is None  # features are reused
     assert cost_note(configure("demo", preset="generic", faithful=True)) is None  # one split
+
+
+def test_resuming_a_reproduction_refuses_settings_it_would_ignore(tmp_path: Path) -> None:
+    # `reproduce --resume DIR --cv 3` used to ignore --cv 3 without a word.
+    from tests.helpers import cli_here
+
+    result = cli_here("reproduce", "--resume", str(tmp_path), "--cv", "3", "--seed", "4")
+    assert result.returncode == 2
+    text = " ".join(result.stderr.split())
+    assert "--resume finishes a reproduction as it was planned, so --cv, --seed cannot change it" in text

@@ -19,7 +19,7 @@ import pytest
 from pypdf import PdfReader
 
 from breedscope.rundir import RunDir
-from tests.helpers import TINY, as_in_a_terminal, cli, cli_in_a_terminal, pip_install_apart
+from tests.helpers import TINY, as_in_a_terminal, cli, cli_in_a_terminal, pip_install_apart, write_tree
 
 pytestmark = pytest.mark.whole_run
 
@@ -978,3 +978,39 @@ def test_a_presets_own_split_without_validation_raises_no_patience_warning(prese
     cross_validated = pipeline.resolve_config(registry, preset, patience=5, cv=5)
     assert pipeline.run_warnings(cross_validated, no_val) == []
     assert "no validation split, so no early stopping" in crossval.summary(cross_validated)
+
+
+def test_cross_validation_leaves_out_a_class_smaller_than_its_folds_with_a_sentence(
+    make_tree, tmp_path: Path
+) -> None:
+    # `run --cv 5` with a 3-image class used to fail after making its run directory.
+    from tests.helpers import cli_here
+
+    tree = make_tree(classes=2, per_class=10, size=40)
+    tiny = write_tree(tmp_path / "tiny", classes=3, per_class=3, size=40) / "class_2"
+    shutil.copytree(tiny, tree / "class_2")
+    assert cli_here("fetch", "folder", "--from", str(tree), "--name", "uneven").returncode == 0
+    runs = tmp_path / "runs"
+    result = cli_here(
+        "run", "--dataset", "uneven", *TINY, "--epochs", "1", "--cv", "5", "--runs-dir", str(runs)
+    )
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "class 'class_2' has 3 group(s) of images, too few to test in each of 5 folds; left out" in said
+    assert "(--cv 3 would keep it)" in said and "Cross-validation: 5 grouped, stratified folds" in said
+    evaluation = json.loads((runs / "uneven" / "run" / "evaluation.json").read_text())
+    assert evaluation["classes"] == ["class_0", "class_1"] and evaluation["n_test"] == 20
+    assert sorted(p.name for p in (runs / "uneven").iterdir()) == ["run"]  # no failed run beside it
+
+    too_few = cli_here("run", "--dataset", "uneven", *TINY, "--cv", "11", "--runs-dir", str(runs))
+    assert too_few.returncode == 2
+    assert "--cv 11 leaves fewer than two classes" in " ".join(too_few.stderr.split())
+    assert sorted(p.name for p in (runs / "uneven").iterdir()) == ["run"]
+
+
+def test_a_failed_run_says_why_before_it_advises_resuming(finished_run: Path) -> None:
+    (finished_run / "evaluation.json").unlink()
+    RunDir(finished_run).set_status("failed", error="No space left on device")
+    text = " ".join(cli("report", str(finished_run)).stderr.split())
+    assert "the run failed (No space left on device). Once that is fixed outside the run" in text
+    assert f"continue it with: breedscope run --resume {finished_run}" in text

@@ -93,13 +93,35 @@ def write_folds(path: Path, rows: list[Row], table: np.ndarray) -> None:
             writer.writerow([row.path, row.label, group_of(row), *(int(f) + 1 for f in table[:, index])])
 
 
-def as_pool(manifest: Manifest) -> Manifest:
+def as_pool(manifest: Manifest, folds: int) -> Manifest:
     """The manifest of a cross-validated run: every row in the test split (each is tested once per
-    repeat); warnings about the train/val/test split it no longer has are dropped."""
-    header = dict(manifest.header)
-    header["warnings"] = [w for w in header.get("warnings", []) if "split has no images" not in w]
-    pool = Manifest([replace(row, split="test") for row in manifest.rows], header)
+    repeat); warnings about the train/val/test split it no longer has are dropped.
+
+    A class of fewer groups (images, or patients) than ``folds`` cannot be tested in every fold:
+    it is left out, with a warning naming it and the ``--cv`` that would keep it, as a class too
+    small for a split is (docs/datasets: "left out of the manifest with a warning, never a
+    crash"). Decided here, before any run directory exists."""
+    groups: dict[str, set[str]] = {}
+    for row in manifest.rows:
+        groups.setdefault(row.label, set()).add(group_of(row))
+    small = {label: len(found) for label, found in sorted(groups.items()) if len(found) < folds}
+    warnings = [w for w in manifest.header.get("warnings", []) if "split has no images" not in w]
+    for label, count in small.items():
+        warnings.append(
+            f"class '{label}' has {count} group(s) of images, too few to test in each of {folds} folds; "
+            f"left out (--cv {max(2, count)} would keep it)"
+        )
+    kept = [replace(row, split="test") for row in manifest.rows if row.label not in small]
+    if len({row.label for row in kept}) < 2:
+        raise ConfigError(
+            f"--cv {folds} leaves fewer than two classes: "
+            + ", ".join(f"'{label}' has {count} group(s)" for label, count in small.items())
+            + f"; choose --cv {max(2, min(len(found) for found in groups.values()))} or fewer."
+        )
+    header = {**manifest.header, "warnings": warnings}
+    pool = Manifest(kept, header)
     header["counts"] = pool.counts()  # the split's counts no longer hold
+    header["classes"] = pool.classes
     return pool
 
 

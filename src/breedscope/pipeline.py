@@ -318,7 +318,7 @@ def planned_manifest(config: RunConfig, dataset: store.StoredDataset) -> manifes
     """The manifest a new run splits its images by (cross-validation: the pool its folds split)."""
     manifest = reused_or_new_manifest(config, dataset)
     if config.cv.folds:  # every image is tested, fold by fold: the whole manifest is the pool
-        manifest = crossval.as_pool(manifest)
+        manifest = crossval.as_pool(manifest, config.cv.folds)
     return manifest
 
 

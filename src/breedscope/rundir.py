@@ -158,10 +158,18 @@ class RunDir:
         self.require_run()
         if not made_at_the_end:
             raise BreedscopeError(f"{self.path} has no {name}; pass a run directory that breedscope wrote.")
-        state = self.status()["state"]
+        status = self.status()
+        state = status["state"]
         if state == "succeeded":
             raise BreedscopeError(
                 f"{self.path} has no {name}, though the run finished; it was deleted or moved."
+            )
+        if state == "failed":  # resuming helps only once the cause is gone: say what it was
+            error = str(status.get("error") or "no reason recorded").rstrip(".")
+            raise BreedscopeError(
+                f"{self.path} has no {name}; the run failed ({error}). Once that is fixed outside the "
+                f"run (disk space, the dataset), continue it with: breedscope run --resume {self.path}; "
+                "a problem in its settings needs a new run instead."
             )
         raise BreedscopeError(
             f"{self.path} has no {name}; the run did not finish (status: {state}). "

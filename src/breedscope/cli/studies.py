@@ -22,8 +22,10 @@ def reproduce(
         bool, typer.Option("--all", help="Every study whose dataset is fetched, and one table.")
     ] = False,
     dataset: Annotated[str | None, typer.Option(help="Another fetched dataset than the preset's.")] = None,
-    cv: Annotated[int, typer.Option("--cv", help="Folds of the cross-validated runs.")] = 5,
-    repeats: Annotated[int, typer.Option(help="Repeats of the cross-validation.")] = 1,
+    cv: Annotated[
+        int | None, typer.Option("--cv", help="Folds of the cross-validated runs [default: 5].")
+    ] = None,
+    repeats: Annotated[int | None, typer.Option(help="Repeats of the cross-validation (1).")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="Settings for every run.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="Where run directories go.")] = None,
@@ -42,13 +44,25 @@ def reproduce(
     from breedscope.report.reproduction import figures_table, overview_table, points
 
     options = dict(
-        cv=cv,
-        repeats=repeats,
+        cv=cv if cv is not None else 5,
+        repeats=repeats if repeats is not None else 1,
         config=config_file,
         seed=seed,
         runs_dir=runs_dir,
         formats=report_format.split(",") if report_format else None,
     )
+    if resume is not None:
+        given = {
+            "--cv": cv, "--repeats": repeats, "--config": config_file, "--seed": seed,
+            "--runs-dir": runs_dir, "--format": report_format, "--dataset": dataset, "STUDY": study,
+        }  # fmt: skip
+        changed = [name for name, value in given.items() if value is not None]
+        if changed:
+            raise BreedscopeError(
+                f"--resume finishes a reproduction as it was planned, so {', '.join(changed)} cannot change "
+                f"it; drop {'it' if len(changed) == 1 else 'them'}, or start a new reproduction with "
+                "them (`breedscope reproduce STUDY --cv 3`)."
+            )
     if all_studies:
         if study or resume or dataset:
             raise BreedscopeError("--all reproduces every fetched study as its preset has it; name no study.")
