@@ -1014,3 +1014,53 @@ def test_a_failed_run_says_why_before_it_advises_resuming(finished_run: Path) ->
     text = " ".join(cli("report", str(finished_run)).stderr.split())
     assert "the run failed (No space left on device). Once that is fixed outside the run" in text
     assert f"continue it with: breedscope run --resume {finished_run}" in text
+
+
+def test_external_figures_average_over_the_classes_present_beside_the_runs_own(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    # With 2 of the classes present, macro recall used to count the absent one as 0 (0.200 where
+    # balanced accuracy said 0.500), under the heading "Metrics on the test split".
+    import csv
+
+    from sklearn import metrics
+
+    from tests.helpers import cli_here, shape_image
+
+    for label in (0, 1):
+        folder = tmp_path / "partial" / f"class_{label}"
+        folder.mkdir(parents=True)
+        for index in range(6):
+            shape_image(label, seed=7000 + 10 * label + index, size=40).save(folder / f"{index}.png")
+    assert cli_here("fetch", "folder", "--from", str(tmp_path / "partial")).returncode == 0
+    result = cli_here("evaluate", str(finished_run), "--dataset", "partial")
+    assert result.returncode == 0, result.stderr
+
+    out = finished_run / "external" / "partial"
+    stored = json.loads((out / "evaluation.json").read_text())
+    with open(out / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    truth, predicted = [r["label"] for r in rows], [r["predicted"] for r in rows]
+    present = ["class_0", "class_1"]
+    assert stored["absent_classes"] == ["class_2"]
+    assert stored["macro"]["recall"] == pytest.approx(
+        metrics.recall_score(truth, predicted, labels=present, average="macro", zero_division=0)
+    )
+    assert stored["macro"]["f1-score"] == pytest.approx(
+        metrics.f1_score(truth, predicted, labels=present, average="macro", zero_division=0)
+    )
+    assert stored["macro"]["recall"] == pytest.approx(stored["balanced_accuracy"])
+    report = (out / "report.md").read_text()
+    assert (
+        "## Metrics on the external dataset partial" in report and "Metrics on the test split" not in report
+    )
+    assert (
+        "No test image is of class_2: macro figures and balanced accuracy average over the 2 classes"
+        in report
+    )
+    internal = json.loads((finished_run / "evaluation.json").read_text())
+    low, high = internal["intervals"]["accuracy"]
+    assert (
+        f"| accuracy | {internal['accuracy']:.3f} ({low:.3f} – {high:.3f}) | {stored['accuracy']:.3f} ("
+        in report
+    )

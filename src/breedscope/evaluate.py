@@ -71,16 +71,18 @@ def calibration(y_true: np.ndarray, probabilities: np.ndarray, bins: int = CALIB
     return {"ece": float(ece), "bins": table}
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    """Macro F1 over all ``n_classes`` from a confusion matrix: scikit-learn's
-    ``f1_score(average="macro", zero_division=0)``, about a hundred times faster, for the
-    thousand bootstrap resamples."""
+def macro_f1(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, present: np.ndarray | None = None
+) -> float:
+    """Macro F1 from a confusion matrix, over the classes ``present`` (default: all
+    ``n_classes``): scikit-learn's ``f1_score(average="macro", labels=present,
+    zero_division=0)``, about a hundred times faster, for the thousand bootstrap resamples."""
     counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, -1)
     true_positive = np.diag(counts).astype(float)
     denominator = counts.sum(axis=0) + counts.sum(axis=1)  # 2TP + FP + FN
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(denominator > 0, 2 * true_positive / denominator, 0.0)
-    return float(f1.mean())
+    return float((f1 if present is None else f1[present]).mean())
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -167,6 +169,21 @@ class Evaluation:
         )
 
 
+def _macro_over_present(y_true: np.ndarray, y_pred: np.ndarray, present: np.ndarray) -> dict[str, float]:
+    """scikit-learn's macro averages over the classes in ``present`` (its ``labels``)."""
+    from sklearn import metrics
+
+    precision, recall, f1, _ = metrics.precision_recall_fscore_support(
+        y_true, y_pred, labels=present.tolist(), average="macro", zero_division=0
+    )
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1-score": float(f1),
+        "support": float(len(y_true)),
+    }
+
+
 def evaluate_rows(
     rows: Sequence[Row], probabilities: np.ndarray, classes: list[str], seed: int
 ) -> Evaluation:
@@ -199,6 +216,10 @@ def evaluate(
     report = metrics.classification_report(
         y_true, y_pred, labels=labels, target_names=classes, output_dict=True, zero_division=0
     )
+    # Macro figures average over the classes the test images hold: a class with no test image
+    # (an external set with 2 of the 5 classes) has no recall to average, and counting it as 0
+    # would understate the rest. The absent classes are named instead.
+    present = np.unique(y_true)
     counts = metrics.confusion_matrix(y_true, y_pred, labels=labels)
     with np.errstate(invalid="ignore", divide="ignore"):
         normalised = np.nan_to_num(counts / counts.sum(axis=1, keepdims=True))
@@ -208,7 +229,7 @@ def evaluate(
         "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, y_pred)),
         "per_class": {name: {k: float(v) for k, v in report[name].items()} for name in classes},
-        "macro": {k: float(v) for k, v in report["macro avg"].items()},
+        "macro": _macro_over_present(y_true, y_pred, present),
         "weighted": {k: float(v) for k, v in report["weighted avg"].items()},
         "confusion_matrix": counts.tolist(),
         "confusion_matrix_normalised": normalised.round(6).tolist(),
@@ -222,10 +243,13 @@ def evaluate(
         # Lists, as JSON stores them: an evaluation equals its evaluation.json read back.
         "accuracy": list(bootstrap_interval(y_true, y_pred, accuracy, groups, seed=seed)),
         "macro_f1": list(
-            bootstrap_interval(y_true, y_pred, lambda t, p: macro_f1(t, p, len(classes)), groups, seed=seed)
+            bootstrap_interval(
+                y_true, y_pred, lambda t, p: macro_f1(t, p, len(classes), present), groups, seed=seed
+            )
         ),
     }
-    present = np.unique(y_true)
+    if len(present) < len(classes):
+        result["absent_classes"] = [classes[i] for i in labels if i not in set(present.tolist())]
     if len(present) == len(classes):
         if len(classes) == 2:
             result["roc_auc"] = float(metrics.roc_auc_score(y_true, probabilities[:, 1]))

@@ -131,13 +131,39 @@ def _document(
     if left_out:
         listed = ", ".join(f"{label} ({count})" for label, count in left_out.items())
         blocks.append(Paragraph(f"Left out, as classes the model does not know: {listed}."))
+    blocks.append(_beside_the_run(RunDir(run.run_dir).evaluation().to_json(), data, other.name))
     sections = [
         Section("External validation", blocks),
-        metrics_section(data),
+        metrics_section(data, f"Metrics on the external dataset {other.name}"),
         *figures_sections(directory, data, []),
     ]
     return Document(
         f"breedscope external validation: {other.name}", f"model of {run.run_dir}", directory, sections
+    )
+
+
+def _beside_the_run(internal: dict, external: dict, name: str) -> Table:
+    """The run's own test figures beside the external ones, each with its interval."""
+
+    def cell(evaluation: dict, value: float | None, interval: str | None) -> str:
+        if value is None:
+            return "n/a"
+        bounds = evaluation["intervals"].get(interval) if interval else None
+        return f"{value:.3f}" + (f" ({bounds[0]:.3f} – {bounds[1]:.3f})" if bounds else "")
+
+    rows = []
+    for label, get, interval in (
+        ("accuracy", lambda e: e["accuracy"], "accuracy"),
+        ("macro F1", lambda e: e["macro"]["f1-score"], "macro_f1"),
+        ("balanced accuracy", lambda e: e["balanced_accuracy"], None),
+        ("ROC-AUC", lambda e: e.get("roc_auc"), None),
+    ):
+        rows.append([label, cell(internal, get(internal), interval), cell(external, get(external), interval)])
+    rows.append(["images", str(internal["n_test"]), str(external["n_test"])])
+    return Table(
+        ["metric", "internal: the run's test split (95% CI)", f"external: {name} (95% CI)"],
+        rows,
+        "The same model on its own held-out test images and on the external dataset.",
     )
 
 

@@ -99,7 +99,7 @@ def configuration_section(config: dict) -> Section:
     return Section("Configuration", [Table(["setting", "value"], rows)])
 
 
-def metrics_section(evaluation: dict) -> Section:
+def metrics_section(evaluation: dict, title: str = "Metrics on the test split") -> Section:
     overall = [
         ["accuracy", _pct(evaluation["accuracy"]), _interval(evaluation, "accuracy")],
         ["macro F1", _pct(evaluation["macro"]["f1-score"]), _interval(evaluation, "macro_f1")],
@@ -144,7 +144,16 @@ def metrics_section(evaluation: dict) -> Section:
     few = small_classes(evaluation)
     if few:
         blocks.append(Paragraph(_few_sentence(few)))
-    return Section("Metrics on the test split", blocks)
+    if evaluation.get("absent_classes"):
+        absent = ", ".join(evaluation["absent_classes"])
+        blocks.append(
+            Paragraph(
+                f"No test image is of {absent}: macro figures and balanced accuracy average over the "
+                f"{len(evaluation['classes']) - len(evaluation['absent_classes'])} classes present, and "
+                "the absent classes' rows hold only how often the model predicted them (precision 0)."
+            )
+        )
+    return Section(title, blocks)
 
 
 def small_classes(evaluation: dict) -> dict[str, int]:
