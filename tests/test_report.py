@@ -113,7 +113,7 @@ def test_per_class_figures_on_a_handful_of_images_are_said_to_be_not_meaningful(
     per_class = next(
         b for b in metrics.blocks if getattr(b, "caption", "") == "Per class (support: test images)"
     )
-    assert [row[-1] for row in per_class.rows] == ["4", "4"]
+    assert [row[-1] for row in per_class.rows] == ["4 (too few)", "4 (too few)"]
 
 
 def test_a_patience_without_validation_images_is_said_to_stop_nothing(run_dir: Path) -> None:
@@ -187,3 +187,23 @@ def test_markdown_text_keeps_bold_and_nothing_else() -> None:
     )
     [_, _, row] = Table(["class"], [["x|y\nz"]]).markdown_lines()
     assert row == r"| x\|y z |"
+
+
+def test_one_support_rule_marks_small_classes_in_the_curves_the_terminal_and_the_notebook(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    # The basophil ROC curve (AUC 0.408) rested on one test image and was drawn like the others.
+    import breedscope as bs
+    from breedscope.report import figures
+
+    evaluation = json.loads((finished_run / "evaluation.json").read_text())  # 3 test images a class
+    evaluation["roc_curves"] = {c: {"fpr": [0, 1], "tpr": [0, 1], "auc": 0.5} for c in evaluation["classes"]}
+    evaluation["roc_auc"] = 0.5
+    figures.roc_one_vs_rest(evaluation, tmp_path / "roc.png")
+    labels = figures.roc_labels(evaluation)
+    assert labels == {c: f"{c} (0.500; 3 images: too few)" for c in evaluation["classes"]}
+
+    shown = bs.open_run(finished_run)
+    for text in (shown._repr_markdown_(), shown._repr_html_()):
+        assert "Per-class figures are not meaningful for classes with fewer than 10 test images" in text
+        assert "3 (too few)" in text

@@ -1035,6 +1035,8 @@ def test_external_figures_average_over_the_classes_present_beside_the_runs_own(
     assert cli_here("fetch", "folder", "--from", str(tmp_path / "partial")).returncode == 0
     result = cli_here("evaluate", str(finished_run), "--dataset", "partial")
     assert result.returncode == 0, result.stderr
+    said = " ".join(result.stderr.split())  # the terminal says what the report says of small classes
+    assert "note: Per-class figures are not meaningful for classes with fewer than 10 test images" in said
 
     out = finished_run / "external" / "partial"
     stored = json.loads((out / "evaluation.json").read_text())

@@ -515,9 +515,17 @@ class Run:
 
     # --- how a run shows itself in a notebook ----------------------------------------------
 
-    def _per_class_rows(self) -> list[tuple[str, str, str, str, int]]:
+    def _per_class_rows(self) -> list[tuple[str, str, str, str, str]]:
+        from breedscope.evaluate import support_cell
+
         return [
-            (name, f"{m.precision:.3f}", f"{m.recall:.3f}", f"{m.f1:.3f}", m.support)
+            (
+                name,
+                f"{m.precision:.3f}",
+                f"{m.recall:.3f}",
+                f"{m.f1:.3f}",
+                support_cell(self.metrics.data, name),
+            )
             for name, m in self.metrics.per_class.items()
         ]
 
@@ -533,6 +541,7 @@ class Run:
                 "",
                 *table.markdown_lines(),
                 "",
+                *(f"*{markdown_text(caveat)}*\n" for caveat in self.metrics.caveats()),
                 f"![confusion matrix](<{(self.path / CONFUSION_FIGURE).as_posix()}>)",
             ]
         )
@@ -546,6 +555,7 @@ class Run:
             "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
             for row in self._per_class_rows()
         )
+        caveats = "".join(f"<p><i>{html.escape(c)}</i></p>" for c in self.metrics.caveats())
         figure = self.path / CONFUSION_FIGURE
         image = (
             f'<img alt="confusion matrix" style="max-width:420px" '
@@ -557,5 +567,5 @@ class Run:
             f"<div><p><b>Run <code>{html.escape(str(self.path))}</code></b>: "
             f"{html.escape(self.metrics.summary())}</p>"
             "<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>test images</th></tr>"
-            f"{cells}</table>{image}</div>"
+            f"{cells}</table>{caveats}{image}</div>"
         )

@@ -18,6 +18,7 @@ import numpy as np
 if TYPE_CHECKING:
     from breedscope.manifest import Row
 
+MIN_CLASS_SUPPORT = 10  # below this many test images, a class's own figures are not meaningful
 BOOTSTRAP_ROUNDS = 1000
 CALIBRATION_BINS = 10
 
@@ -160,6 +161,15 @@ class Evaluation:
         """Rows are true classes, columns predicted ones, in the order of :attr:`classes`."""
         return self.data["confusion_matrix"]
 
+    def small_classes(self) -> dict[str, int]:
+        """:func:`small_classes` of this evaluation."""
+        return small_classes(self.data)
+
+    def caveats(self) -> list[str]:
+        """Sentences a reader of these figures needs (classes too small to judge)."""
+        few = self.small_classes()
+        return [few_images_sentence(few)] if few else []
+
     def summary(self) -> str:
         """One line: accuracy with its interval, macro F1 and the number of test images."""
         low, high = self.interval("accuracy")
@@ -167,6 +177,33 @@ class Evaluation:
             f"Test accuracy {self.accuracy:.4f} (95% CI {low:.3f}–{high:.3f}), "
             f"macro F1 {self.macro_f1:.4f} on {self.n_test} images."
         )
+
+
+def small_classes(evaluation: Mapping[str, Any]) -> dict[str, int]:
+    """The one support rule: classes with fewer than :data:`MIN_CLASS_SUPPORT` test images, whose
+    per-class figures (table rows, curves, the study's per-class F1) are marked as not
+    meaningful wherever they are shown: Markdown, PDF, terminal, notebook."""
+    return {
+        name: int(v["support"])
+        for name, v in evaluation["per_class"].items()
+        if 0 < v["support"] < MIN_CLASS_SUPPORT
+    }
+
+
+def few_images_sentence(few: Mapping[str, int]) -> str:
+    """What :func:`small_classes` means for a reader, in one sentence."""
+    listed = ", ".join(f"{name} ({count})" for name, count in few.items())
+    return (
+        f"Per-class figures are not meaningful for classes with fewer than {MIN_CLASS_SUPPORT} test "
+        f"images: {listed}. One image more or less right moves such a class's recall by "
+        f"{100 / max(1, min(few.values())):.0f} points or more."
+    )
+
+
+def support_cell(evaluation: Mapping[str, Any], name: str) -> str:
+    """A per-class table's count of test images, marked when the rule finds it too small."""
+    support = int(evaluation["per_class"][name]["support"])
+    return f"{support} (too few)" if name in small_classes(evaluation) else str(support)
 
 
 def _macro_over_present(y_true: np.ndarray, y_pred: np.ndarray, present: np.ndarray) -> dict[str, float]:

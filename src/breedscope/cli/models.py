@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from breedscope.cli.app import app, out
 from breedscope.errors import BreedscopeError
@@ -119,5 +120,7 @@ def evaluate(
         listed = ", ".join(f"{label} ({count})" for label, count in result.left_out.items())
         console.print(f"Left out, as classes the model does not know: {listed}.")
     console.print(f"On '{result.dataset}': {result.evaluation.summary()}")
+    for caveat in result.evaluation.caveats():
+        console.print(f"[yellow]note:[/] {escape(caveat)}")
     for path in result.reports:
         console.print(f"Report: {path}")

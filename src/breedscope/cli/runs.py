@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from breedscope import tables
 from breedscope.cli.app import app, out, parse_ratios
@@ -135,6 +136,8 @@ def run(
         console.print("Trained in step with the chief of the cluster; the chief writes the run directory.")
         return
     console.print(finished.metrics.summary())
+    for caveat in finished.metrics.caveats():  # the support rule, as the report and notebook say it
+        console.print(f"[yellow]note:[/] {escape(caveat)}")
     for path in finished.reports():
         console.print(f"Report: {path}")
 

@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from breedscope import rundir
+from breedscope.evaluate import few_images_sentence, small_classes, support_cell
 from breedscope.presets import Preset
 from breedscope.report import figures
 from breedscope.report.document import Document, Figure, Paragraph, Section, Table
 from breedscope.rundir import RunDir
 
 # Fewer test images than this in a class, and its per-class figures are said to be not meaningful.
-MIN_CLASS_SUPPORT = 10
 
 
 def _pct(value: float) -> str:
@@ -131,7 +131,7 @@ def metrics_section(evaluation: dict, title: str = "Metrics on the test split") 
             ["specificity", _pct(evaluation["specificity"]), ""],
         ]
     per_class = [
-        [name, _pct(v["precision"]), _pct(v["recall"]), _pct(v["f1-score"]), str(int(v["support"]))]
+        [name, _pct(v["precision"]), _pct(v["recall"]), _pct(v["f1-score"]), support_cell(evaluation, name)]
         for name, v in evaluation["per_class"].items()
     ]
     method = evaluation["intervals"]["method"]
@@ -143,7 +143,7 @@ def metrics_section(evaluation: dict, title: str = "Metrics on the test split") 
     ]
     few = small_classes(evaluation)
     if few:
-        blocks.append(Paragraph(_few_sentence(few)))
+        blocks.append(Paragraph(few_images_sentence(few)))
     if evaluation.get("absent_classes"):
         absent = ", ".join(evaluation["absent_classes"])
         blocks.append(
@@ -154,24 +154,6 @@ def metrics_section(evaluation: dict, title: str = "Metrics on the test split") 
             )
         )
     return Section(title, blocks)
-
-
-def small_classes(evaluation: dict) -> dict[str, int]:
-    """Classes with too few test images for their per-class figures to mean much."""
-    return {
-        name: int(v["support"])
-        for name, v in evaluation["per_class"].items()
-        if v["support"] < MIN_CLASS_SUPPORT
-    }
-
-
-def _few_sentence(few: dict[str, int]) -> str:
-    listed = ", ".join(f"{name} ({count})" for name, count in few.items())
-    return (
-        f"Per-class figures are not meaningful for classes with fewer than {MIN_CLASS_SUPPORT} test "
-        f"images: {listed}. One image more or less right moves such a class's recall by "
-        f"{100 / max(1, min(few.values())):.0f} points or more."
-    )
 
 
 def cross_validation_section(evaluation: dict) -> Section | None:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from breedscope.evaluate import small_classes
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from PIL.ImageFont import FreeTypeFont
@@ -115,11 +117,27 @@ def roc(evaluation: dict, path: Path) -> Path:
     return _save(figure, path)
 
 
-def roc_one_vs_rest(evaluation: dict, path: Path) -> Path:
-    figure, axis = _subplots(figsize=(5.2, 4.4))
+def roc_labels(evaluation: dict) -> dict[str, str]:
+    """Each one-vs-rest curve's legend: the class and its AUC, and for a class the support rule
+    finds too small, how many test images the curve rests on."""
+    few = small_classes(evaluation)
+    labels = {}
     for name, curve in evaluation["roc_curves"].items():
         short = name if len(name) <= 16 else name[:15] + "…"
-        axis.plot(curve["fpr"], curve["tpr"], lw=1.5, label=f"{short} ({curve['auc']:.3f})")
+        count = f"; {few[name]} image{'s' * (few[name] != 1)}: too few" if name in few else ""
+        labels[name] = f"{short} ({curve['auc']:.3f}{count})"
+    return labels
+
+
+def roc_one_vs_rest(evaluation: dict, path: Path) -> Path:
+    figure, axis = _subplots(figsize=(5.2, 4.4))
+    few = small_classes(evaluation)
+    for name, label in roc_labels(evaluation).items():
+        curve = evaluation["roc_curves"][name]
+        if name in few:  # the support rule: drawn faint and dotted, its count in the legend
+            axis.plot(curve["fpr"], curve["tpr"], lw=1, ls=":", alpha=0.5, color="grey", label=label)
+        else:
+            axis.plot(curve["fpr"], curve["tpr"], lw=1.5, label=label)
     axis.plot([0, 1], [0, 1], "k--", lw=1)
     axis.set_xlabel("false positive rate")
     axis.set_ylabel("true positive rate")
