@@ -22,6 +22,12 @@ class Study:
     reported: dict[str, float]  # metric key (see report.compare) -> value as the paper states it
     per_class_f1: dict[str, float] = field(default_factory=dict)  # dataset label -> F1
     notes: tuple[str, ...] = ()
+    # The data the paper used, as it states it (``None``: not stated), set beside the run's on
+    # the reproduction page: a gap in figures may be a gap in data.
+    images: int | None = None
+    test_images: int | None = None
+    classes: int | None = None
+    source: str = ""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from breedscope.datasets import store
 from breedscope.errors import BreedscopeError, ConfigError, Interrupted
 from breedscope.evaluate import bootstrap_interval
 from breedscope.plugins import Registry
-from breedscope.presets import Preset
+from breedscope.presets import Preset, Study
 from breedscope.progress import console
 from breedscope.rundir import CONFIG, RunDir, read_json
 
@@ -259,6 +259,7 @@ def summarise(path: Path, preset: Preset, members: list[Member], spec: dict[str,
         "study": preset.name,
         "title": preset.study.title,
         "dataset": RunDir(path / "sound").config().dataset.name,
+        "data": _data(RunDir(path / "sound"), RunDir(path / "cv"), preset.study),
         "reported": preset.study.reported,
         "folds": spec["folds"],
         "repeats": spec["repeats"],
@@ -266,6 +267,30 @@ def summarise(path: Path, preset: Preset, members: list[Member], spec: dict[str,
         "effects": [asdict(effect) for effect in effects],
         "described_only": [] if preset.faithful else list(preset.differences),
         "differences": list(preset.differences),
+    }
+
+
+def _data(sound: RunDir, cv: RunDir, study: Study) -> dict[str, Any]:
+    """The data the paper used beside the data these runs used: images, test images, classes
+    and where each came from (with the version and a digest of the images, for ours)."""
+    header = sound.manifest_header()
+    dataset = header.get("dataset", {})
+    where = dataset.get("handle") or dataset.get("source") or dataset.get("name") or "unknown"
+    digest = dataset.get("content_sha256") or dataset.get("source_sha256")
+    return {
+        "study": {
+            "images": study.images,
+            "test_images": study.test_images,
+            "classes": study.classes,
+            "source": study.source,
+        },
+        "ours": {
+            "images": sum(sum(counts.values()) for counts in header.get("counts", {}).values()),
+            "test_images": sound.evaluation().n_test,
+            "cv_test_images": cv.evaluation().n_test,
+            "classes": len(header.get("classes", [])),
+            "source": f"{where}" + (f" (images sha256 {digest[:12]}…)" if digest else ""),
+        },
     }
 
 
