@@ -273,3 +273,38 @@ def test_the_reproduction_page_compares_the_data_and_says_when_the_paper_is_cons
     text = " ".join(b.text for s in inside.sections for b in s.blocks if hasattr(b, "text"))
     assert "consistent with the paper" in text and "does not explain" not in text
     assert "the data differ" not in text
+
+
+def test_a_report_of_many_classes_scales_and_reads(tmp_path: Path) -> None:
+    # At 150 classes the confusion-matrix figure alone took 6.5 GB (a cell of text per pair, and a
+    # canvas growing with the classes); the tables ran to pages. Memory: benchmarks/many_classes.py.
+    import numpy as np
+    from PIL import Image
+
+    from breedscope.evaluate import evaluate
+    from breedscope.report import figures
+    from breedscope.report.build import figures_sections, metrics_section
+
+    classes = [f"class_{i:03d}" for i in range(150)]
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(150), 4)
+    probabilities = rng.dirichlet(np.ones(150) * 0.1, len(truth))
+    probabilities[np.arange(len(truth)), truth] += 0.5 * (truth % 3 == 0)  # a third mostly right
+    probabilities /= probabilities.sum(1, keepdims=True)
+    evaluation = evaluate(truth, probabilities, classes, [str(i) for i in range(len(truth))]).to_json()
+
+    sections = figures_sections(tmp_path, evaluation, [])
+    width, height = Image.open(tmp_path / "figures" / "confusion_matrix.png").size
+    assert max(width, height) <= figures.MAX_SIDE_INCHES * figures.DPI + 1  # not 0.6 inch a class
+    confusion = next(s for s in sections if s.title == "Confusion matrix")
+    pairs = next(b for b in confusion.blocks if getattr(b, "caption", "") == "Most confused pairs")
+    assert len(pairs.rows) == 15 and int(pairs.rows[0][2]) >= int(pairs.rows[-1][2])
+
+    per_class = next(
+        b for b in metrics_section(evaluation).blocks if "Per class" in getattr(b, "caption", "")
+    )
+    assert per_class.caption.endswith("worst F1 first") and per_class.header[0] == "#"
+    f1 = [float(row[-2]) for row in per_class.rows]
+    assert f1 == sorted(f1) and len(per_class.rows) == 150
+    said = " ".join(b.text for b in metrics_section(evaluation).blocks if hasattr(b, "text"))
+    assert "and 138 more (marked in the per-class table)" in said  # 12 named, not 150

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from breedscope.manifest import Row
 
 MIN_CLASS_SUPPORT = 10  # below this many test images, a class's own figures are not meaningful
+LISTED_CLASSES = 12  # a sentence names this many classes at most
 BOOTSTRAP_ROUNDS = 1000
 CALIBRATION_BINS = 10
 
@@ -190,9 +191,30 @@ def small_classes(evaluation: Mapping[str, Any]) -> dict[str, int]:
     }
 
 
+def most_confused_pairs(evaluation: Mapping[str, Any], top: int = 15) -> list[tuple[str, str, int, float]]:
+    """The ``top`` (true, predicted) pairs of different classes with the most test images, most
+    first: (true class, predicted class, images, share of the true class's images)."""
+    counts = np.asarray(evaluation["confusion_matrix"])
+    shares = np.asarray(evaluation["confusion_matrix_normalised"])
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:top]
+    classes = evaluation["classes"]
+    pairs = []
+    for flat in order:
+        i, j = divmod(int(flat), len(classes))
+        if off[i, j] == 0:
+            break
+        pairs.append((classes[i], classes[j], int(off[i, j]), float(shares[i, j])))
+    return pairs
+
+
 def few_images_sentence(few: Mapping[str, int]) -> str:
     """What :func:`small_classes` means for a reader, in one sentence."""
-    listed = ", ".join(f"{name} ({count})" for name, count in few.items())
+    named = list(few.items())[:LISTED_CLASSES]
+    listed = ", ".join(f"{name} ({count})" for name, count in named)
+    if len(few) > LISTED_CLASSES:
+        listed += f" and {len(few) - LISTED_CLASSES} more (marked in the per-class table)"
     return (
         f"Per-class figures are not meaningful for classes with fewer than {MIN_CLASS_SUPPORT} test "
         f"images: {listed}. One image more or less right moves such a class's recall by "

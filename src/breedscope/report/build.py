@@ -10,14 +10,19 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
+
 from breedscope import rundir
-from breedscope.evaluate import few_images_sentence, small_classes, support_cell
+from breedscope.evaluate import few_images_sentence, most_confused_pairs, small_classes, support_cell
 from breedscope.presets import Preset
 from breedscope.report import figures
 from breedscope.report.document import Document, Figure, Paragraph, Section, Table
 from breedscope.rundir import RunDir
 
 # Fewer test images than this in a class, and its per-class figures are said to be not meaningful.
+
+
+SORTED_CLASSES = 30  # a per-class table longer than this is sorted, worst F1 first
 
 
 def _pct(value: float) -> str:
@@ -66,7 +71,10 @@ def summary_section(config: dict, manifest: dict, evaluation: dict) -> Section:
         f"(95% CI {_interval(evaluation, 'accuracy')}) on {evaluation['n_test']} "
         + ("out-of-fold predictions." if cv else "test images.")
     )
-    if cv:  # every image is in the pool; the folds are in the cross-validation section
+    splits = ["test"] if cv else ["train", "val", "test"]  # CV: every image is in the pool
+    if len(classes) > SORTED_CLASSES:  # a row per class would run to pages: the spread instead
+        table = _spread_table(counts, classes, splits)
+    elif cv:
         rows = [[c, str(counts["test"].get(c, 0))] for c in classes] + [
             ["total", str(sum(counts["test"].values()))]
         ]
@@ -79,6 +87,24 @@ def summary_section(config: dict, manifest: dict, evaluation: dict) -> Section:
     if stopping:
         blocks.append(Paragraph(f"Note: {stopping}"))
     return Section("Summary", blocks)
+
+
+def _spread_table(counts: dict, classes: list[str], splits: list[str]) -> Table:
+    """Images per class and split for many classes: the smallest, median and largest class, the
+    total, and the classes with the fewest images named."""
+    per_split = {s: np.array([counts[s].get(c, 0) for c in classes]) for s in splits}
+    rows = [
+        [what, *(str(int(how(per_split[s]))) for s in splits)]
+        for what, how in (("smallest class", np.min), ("median class", np.median), ("largest class", np.max))
+    ]
+    rows.append(["total", *(str(int(per_split[s].sum())) for s in splits)])
+    everywhere = sum(per_split.values())
+    fewest = [classes[i] for i in np.argsort(everywhere, kind="stable")[:10]]
+    return Table(
+        ["images per class", *splits],
+        rows,
+        f"Images per class and split, over {len(classes)} classes; fewest images: {', '.join(fewest)}.",
+    )
 
 
 def early_stopping_note(patience: int | None, val_counts: dict[str, int]) -> str | None:
@@ -134,12 +160,18 @@ def metrics_section(evaluation: dict, title: str = "Metrics on the test split") 
         [name, _pct(v["precision"]), _pct(v["recall"]), _pct(v["f1-score"]), support_cell(evaluation, name)]
         for name, v in evaluation["per_class"].items()
     ]
+    caption = "Per class (support: test images)"
+    header = ["class", "precision", "recall", "F1", "support"]
+    if len(per_class) > figures.LABELLED_CLASSES:  # the heat map numbers its classes in name order
+        per_class = [[str(number), *row] for number, row in enumerate(per_class)]
+        header = ["#", *header]
+    if len(per_class) > SORTED_CLASSES:  # a long table is read for its worst classes first
+        per_class.sort(key=lambda row: (float(row[-2]), row[-5]))
+        caption += ", worst F1 first"
     method = evaluation["intervals"]["method"]
     blocks: list = [
         Table(["metric", "value", "95% CI"], overall, f"Intervals: {method}."),
-        Table(
-            ["class", "precision", "recall", "F1", "support"], per_class, "Per class (support: test images)"
-        ),
+        Table(header, per_class, caption),
     ]
     few = small_classes(evaluation)
     if few:
@@ -233,18 +265,21 @@ def figures_sections(run_dir: Path, evaluation: dict, history: list[dict]) -> li
             )
         )
     figures.confusion_matrix(evaluation, run_dir / rundir.CONFUSION_FIGURE)
-    sections.append(
-        Section(
-            "Confusion matrix",
-            [
-                Figure(
-                    Path(rundir.CONFUSION_FIGURE),
-                    "Counts and share of each true class (rows).",
-                    0.8 if len(evaluation["classes"]) > 4 else 0.6,
-                )
-            ],
+    n = len(evaluation["classes"])
+    annotated = n <= figures.ANNOTATED_CLASSES
+    confusion: list = [
+        Figure(
+            Path(rundir.CONFUSION_FIGURE),
+            "Counts and share of each true class (rows)."
+            if annotated
+            else "Share of each true class (rows) predicted as each class, as a heat map.",
+            0.8 if n > 4 else 0.6,
         )
-    )
+    ]
+    if not annotated:
+        rows = [[t, p, str(c), f"{share:.0%}"] for t, p, c, share in most_confused_pairs(evaluation)]
+        confusion.append(Table(["true", "predicted", "images", "share of true"], rows, "Most confused pairs"))
+    sections.append(Section("Confusion matrix", confusion))
     figures.reliability(evaluation, run_dir / rundir.RELIABILITY_FIGURE)
     calibration = [
         Figure(Path(rundir.RELIABILITY_FIGURE), "Reliability diagram of the top-class confidence.", 0.55)

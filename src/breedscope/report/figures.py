@@ -42,33 +42,49 @@ def _subplots(*grid: int, figsize: tuple[float, float]):
     return figure, figure.subplots(*grid)
 
 
+# Past this many classes a confusion matrix is a heat map: per-cell numbers would be unreadable
+# (the report's "most confused pairs" table gives them), and the figure stops growing, so that
+# its memory and the report's do not grow with the square of the classes.
+ANNOTATED_CLASSES = 20
+LABELLED_CLASSES = 60  # beyond this, tick labels would overlap: the classes are numbered instead
+MAX_SIDE_INCHES = 14.0
+
+
 def confusion_matrix(evaluation: dict, path: Path) -> Path:
     classes = evaluation["classes"]
     counts = np.array(evaluation["confusion_matrix"])
     normalised = np.array(evaluation["confusion_matrix_normalised"])
     n = len(classes)
-    side = max(4.5, 0.6 * n + 2.5)
+    side = min(MAX_SIDE_INCHES, max(4.5, 0.6 * n + 2.5))
     figure, axis = _subplots(figsize=(side, side * 0.85))
-    image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the true class")
-    font = 9 if n <= 6 else 7
-    for i in range(n):
-        for j in range(n):
-            colour = "white" if normalised[i, j] > 0.6 else "black"
-            axis.text(
-                j,
-                i,
-                f"{counts[i, j]}\n{normalised[i, j]:.0%}",
-                ha="center",
-                va="center",
-                fontsize=font,
-                color=colour,
-            )
-    short = [c if len(c) <= 14 else c[:13] + "…" for c in classes]
-    axis.set_xticks(range(n), short, rotation=45, ha="right")
-    axis.set_yticks(range(n), short)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
+    if n <= ANNOTATED_CLASSES:
+        font = 9 if n <= 6 else 7
+        for i in range(n):
+            for j in range(n):
+                colour = "white" if normalised[i, j] > 0.6 else "black"
+                axis.text(
+                    j,
+                    i,
+                    f"{counts[i, j]}\n{normalised[i, j]:.0%}",
+                    ha="center",
+                    va="center",
+                    fontsize=font,
+                    color=colour,
+                )
+    if n <= LABELLED_CLASSES:
+        short = [c if len(c) <= 14 else c[:13] + "…" for c in classes]
+        size = 10 if n <= ANNOTATED_CLASSES else 6
+        axis.set_xticks(
+            range(n), short, rotation=45 if n <= ANNOTATED_CLASSES else 90, ha="right", fontsize=size
+        )
+        axis.set_yticks(range(n), short, fontsize=size)
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("true")
+    else:
+        axis.set_xlabel(f"predicted (class number, 0–{n - 1}, in the per-class table's order by name)")
+        axis.set_ylabel("true (class number)")
     return _save(figure, path)
 
 
@@ -117,6 +133,9 @@ def roc(evaluation: dict, path: Path) -> Path:
     return _save(figure, path)
 
 
+LEGEND_CLASSES = 12
+
+
 def roc_labels(evaluation: dict) -> dict[str, str]:
     """Each one-vs-rest curve's legend: the class and its AUC, and for a class the support rule
     finds too small, how many test images the curve rests on."""
@@ -142,7 +161,8 @@ def roc_one_vs_rest(evaluation: dict, path: Path) -> Path:
     axis.set_xlabel("false positive rate")
     axis.set_ylabel("true positive rate")
     axis.set_title(f"one-vs-rest ROC, macro AUC {evaluation['roc_auc']:.3f}")
-    axis.legend(loc="lower right", fontsize=7)
+    if len(evaluation["roc_curves"]) <= LEGEND_CLASSES:  # beyond, a legend would cover the curves
+        axis.legend(loc="lower right", fontsize=7)
     return _save(figure, path)
 
 
