@@ -47,3 +47,40 @@ def test_exported_labels_are_one_line_per_output() -> None:
     assert export.labels_text(["a", "b c", "é"]).splitlines() == ["a", "b c", "é"]
     with pytest.raises(export.BreedscopeError, match=r"'bad\\nclass' holds a line break"):
         export.labels_text(["good", "bad\nclass", "other"])
+
+
+def test_an_export_that_fails_its_check_is_an_error_unless_the_loss_is_accepted(
+    finished_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # int8 that lost 8.3 points used to warn and exit 0: a script could not tell.
+    import json
+
+    import breedscope as bs
+    from tests.helpers import cli_here
+
+    failing = export.ExportCheck(
+        images=72, keras_accuracy=0.79, exported_accuracy=0.71, agreement=0.81, max_probability_difference=0.6
+    )
+    monkeypatch.setattr(export, "measure", lambda run, path, fmt: failing)  # the check's figures, as measured
+    result = cli_here("export", str(finished_run), "--format", "tflite")
+    assert result.returncode == 2
+    said = " ".join(result.stderr.split())
+    assert "fails its check: it agrees with the Keras model on 81.0% of the run's 72 test images" in said
+    assert "accept the loss with --accept-loss" in said
+    model = finished_run / "export" / "model.tflite"
+    assert model.is_file()  # kept
+    assert (
+        json.loads((finished_run / "export" / "model.tflite.check.json").read_text())["acceptable"] is False
+    )
+
+    accepted = cli_here("export", str(finished_run), "--format", "tflite", "--accept-loss")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "accepted with --accept-loss" in " ".join(accepted.stderr.split())
+    record = json.loads((finished_run / "export" / "model.tflite.check.json").read_text())
+    assert record["accepted_loss"] is True
+
+    run = bs.open_run(finished_run)
+    with pytest.raises(export.ExportCheckFailed) as caught:  # the API cannot miss it either
+        run.export("tflite")
+    assert caught.value.check == failing and isinstance(caught.value, bs.BreedscopeError)
+    assert run.export("tflite", accept_loss=True).check == failing

@@ -99,17 +99,14 @@ def test_tflite_exports_agree_with_the_keras_model(pbc_run: tuple[Path, dict], t
     result = cli(
         "export", str(run_dir), "--format", "tflite", "--quantize", "int8", "--output", str(tmp_path), env=env
     )
-    assert result.returncode == 0, result.stderr
-    # int8 moves probabilities by up to a few tenths, so it may flip the images Keras was unsure of,
-    # and which way each flip falls (towards the label or away) differs from one CPU to another:
-    # the same seed trains a slightly different model on other SIMD kernels. 2026-12-02: on the
-    # Intel machine within 1 point; on the AMD one 4 of 115 images flipped, all with Keras' top two
-    # classes within 0.11, and int8 was 3.5 points *more* accurate. A broken calibration or
-    # preprocessing flips confident images by the dozen.
+    assert result.returncode == 0, result.stderr  # the export's own check passed
+    # int8 (with float for the layers it hurts most) agrees with Keras on at least 95% of the test
+    # images and loses at most 1.5 points: recomputed here from the files. 2026-12-06, AMD machine:
+    # full int8 agreed on 96.5%; with 24 of 68 layers in float, 97.4% and -0.9 points (one image).
     int8_predicted = tflite_predict(tmp_path / "model_int8.tflite", images).argmax(1)
-    assert np.mean(int8_predicted == keras_predicted) >= 0.9
+    assert np.mean(int8_predicted == keras_predicted) >= 0.95
     int8_accuracy = float(np.mean(int8_predicted == labels))
-    assert int8_accuracy >= keras_accuracy - 0.05, (int8_accuracy, keras_accuracy)
+    assert int8_accuracy >= keras_accuracy - 0.015 - 1e-9, (int8_accuracy, keras_accuracy)
 
 
 def test_keras_and_savedmodel_exports(pbc_run: tuple[Path, dict], tmp_path: Path) -> None:

@@ -485,15 +485,22 @@ class Run:
         return inference.iter_predictions(self._trained, inference.image_paths(named), top=top)
 
     def export(
-        self, fmt: str = "tflite", quantize: str | None = None, output: str | Path | None = None
+        self,
+        fmt: str = "tflite",
+        quantize: str | None = None,
+        output: str | Path | None = None,
+        *,
+        accept_loss: bool = False,
     ) -> Export:
         """Write the model as ``keras``, ``savedmodel``, ``tflite`` (``quantize="fp16"``,
         ``"dynamic"`` or ``"int8"``) or ``onnx`` into ``output`` (default ``RUN_DIR/export``),
-        with ``labels.txt`` beside it; a TFLite or ONNX file is measured against Keras."""
+        with ``labels.txt`` beside it; a TFLite or ONNX file is measured against Keras. One
+        that fails that check raises ``ExportCheckFailed`` (a ``BreedscopeError``; the file is
+        kept, ``.check`` holds the figures) unless ``accept_loss=True``."""
         from breedscope import export
 
         target = Path(output) if output is not None else self.directory.export_dir
-        path, check = export.export_checked(self._trained, fmt, target, quantize)
+        path, check = export.export_checked(self._trained, fmt, target, quantize, accept_loss=accept_loss)
         return Export(path, check)
 
     def evaluate_on(

@@ -11,6 +11,7 @@ recorded next to the file (``<file>.check.json``), and a loss of more than a poi
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import tempfile
@@ -29,12 +30,18 @@ from breedscope.errors import BreedscopeError
 from breedscope.images import load_rgb
 from breedscope.inference import TrainedRun
 from breedscope.progress import progress_bar
+from breedscope.quantize import int8_model
 from breedscope.rundir import RunDir
+from breedscope.runtime import tflite_predict
 
 FORMATS = ("keras", "savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("fp16", "dynamic", "int8")  # TFLite only
 CALIBRATION_IMAGES = 200  # int8 ranges from 40 training images per class of a 5-class run
-MAX_ACCURACY_DROP = 0.01  # an export that loses more than a point of test accuracy is flagged
+# An export's check fails below this agreement with Keras on the test split, or beyond this loss
+# of test accuracy (one of the bccd preset's 72 test images is 1.4 points).
+MIN_AGREEMENT = 0.95
+MAX_ACCURACY_DROP = 0.015
+INT8_CHOICE_SUFFIX = ".int8.json"  # how the int8 export was made, beside it
 LABELS_FILE = "labels.txt"
 
 
@@ -95,6 +102,20 @@ def representative_images(run: TrainedRun, count: int = CALIBRATION_IMAGES) -> n
     return run_images(run, rows, "int8 calibration")
 
 
+def int8_images(run: TrainedRun, count: int = CALIBRATION_IMAGES) -> tuple[np.ndarray, np.ndarray]:
+    """int8's calibration images (training images from every class in turn) and the held-out
+    images its float fallback is judged on: the validation split, or the training images left
+    out of calibration (the calibration images themselves when none are left). Never the test
+    split, on which the export is checked afterwards."""
+    manifest = manifest_module.read(run.run_dir)
+    train = manifest.split("train")
+    chosen = calibration_rows(train, count)
+    picked = {row.path for row in chosen}
+    held_out = manifest.split("val") or [row for row in train if row.path not in picked] or chosen
+    held_out = calibration_rows(held_out, count, seed=1)
+    return run_images(run, chosen, "int8 calibration"), run_images(run, held_out, "int8 calibration")
+
+
 # --- measuring an export ----------------------------------------------------------------------
 
 
@@ -114,32 +135,20 @@ class ExportCheck:
 
     @property
     def acceptable(self) -> bool:
-        return self.accuracy_drop <= MAX_ACCURACY_DROP
+        """Whether the check passes: the export agrees with Keras on at least
+        :data:`MIN_AGREEMENT` of the test images and loses at most :data:`MAX_ACCURACY_DROP`."""
+        return self.agreement >= MIN_AGREEMENT and self.accuracy_drop <= MAX_ACCURACY_DROP + 1e-9
+
+    def failure(self) -> str:
+        """What the failed check measured, in one clause."""
+        return (
+            f"it agrees with the Keras model on {self.agreement:.1%} of the run's {self.images} test images "
+            f"and is {100 * self.accuracy_drop:+.1f} points less accurate (the check asks at least "
+            f"{MIN_AGREEMENT:.0%} and at most {100 * MAX_ACCURACY_DROP:.1f})"
+        )
 
     def to_json(self) -> dict:
         return {**asdict(self), "accuracy_drop": self.accuracy_drop, "acceptable": self.acceptable}
-
-
-def tflite_predict(model_file: Path, images: np.ndarray) -> np.ndarray:
-    """Class probabilities from a TFLite model, one image at a time (its batch size is fixed), in
-    LiteRT's interpreter (TensorFlow's own, deprecated, where LiteRT has no wheel)."""
-    with quiet.native_output_silenced(), warnings.catch_warnings():
-        if runtime.litert_available():
-            from ai_edge_litert.interpreter import Interpreter
-        else:
-            import tensorflow as tf
-
-            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-            Interpreter = tf.lite.Interpreter
-        interpreter = Interpreter(model_path=str(model_file))
-        interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    results = []
-    for image in images:
-        interpreter.set_tensor(inp["index"], image[None].astype(np.float32))
-        interpreter.invoke()
-        results.append(interpreter.get_tensor(out["index"])[0])
-    return np.stack(results)
 
 
 def onnx_predict(model_file: Path, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -190,19 +199,15 @@ def _tflite(run: TrainedRun, output: Path, quantize: str | None) -> Path:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: dynamic-range int8 weights
     if quantize == "fp16":
         converter.target_spec.supported_types = [tf.float16]
-    if quantize == "int8":
-        representative = representative_images(run)
-
-        def samples():
-            for image in representative:
-                yield [image[None].astype(np.float32)]
-
-        converter.representative_dataset = samples
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        # weights and activations int8; float input and output
     target = output / (f"model_{quantize}.tflite" if quantize else "model.tflite")
-    with quiet.native_output_silenced():  # a page of TensorSpec(...) lines and converter logs
-        target.write_bytes(converter.convert())
+    if quantize == "int8":  # weights and activations int8 (float input and output), float fallback
+        calibration, holdout = int8_images(run)
+        chosen = int8_model(run.model, calibration, holdout)
+        target.write_bytes(chosen.model)
+        write_json(target.with_name(target.name + INT8_CHOICE_SUFFIX), chosen.to_json())
+    else:
+        with quiet.native_output_silenced():  # a page of TensorSpec(...) lines and converter logs
+            target.write_bytes(converter.convert())
     dataset = RunDir(run.run_dir).manifest_header()["dataset"]["name"]
     labels = labels_text(run.classes)
     metadata = tflite_metadata.classifier_metadata(
@@ -245,10 +250,12 @@ def export(run: TrainedRun, fmt: str, output: Path, quantize: str | None = None)
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output, prefix=".export-") as folder, private_tempdir(Path(folder)):
         made = _write(run, fmt, Path(folder) / "model", quantize)
+        for file in sorted(made.parent.iterdir(), key=lambda f: f != made):  # the model, then notes
+            placed = output / file.name
+            if placed.is_dir() and not placed.is_symlink():  # a SavedModel exported before
+                shutil.rmtree(placed)
+            os.replace(file, placed)
         target = output / made.name
-        if target.is_dir() and not target.is_symlink():  # a SavedModel exported before
-            shutil.rmtree(target)
-        os.replace(made, target)
     write_text(output / LABELS_FILE, labels)  # for every format
     return target
 
@@ -284,13 +291,25 @@ def _write(run: TrainedRun, fmt: str, staging: Path, quantize: str | None) -> Pa
     return _tflite(run, staging, quantize)
 
 
+class ExportCheckFailed(BreedscopeError):
+    """An export was written, but it changes the model's decisions more than the check allows."""
+
+    def __init__(self, path: Path, check: ExportCheck) -> None:
+        self.path, self.check = path, check
+        super().__init__(
+            f"The export {path} fails its check: {check.failure()}. It is kept; accept the loss with "
+            "--accept-loss (accept_loss=True), or ship a float export (no --quantize) or the Keras model."
+        )
+
+
 def export_checked(
-    run: TrainedRun, fmt: str, output: Path, quantize: str | None = None
+    run: TrainedRun, fmt: str, output: Path, quantize: str | None = None, *, accept_loss: bool = False
 ) -> tuple[Path, ExportCheck | None]:
     """Export, and for a TFLite or ONNX file measure it against the Keras model on the run's test
     split and record the figures beside it (``model_int8.tflite.check.json``). Each step shows
     its elapsed time: converting takes seconds to a minute (int8 calibrates on images).
-    The request is checked first, so that a refusal comes before any bar."""
+    The request is checked first, so that a refusal comes before any bar. An export that fails
+    its check raises :class:`ExportCheckFailed` (the file is kept) unless ``accept_loss``."""
     check_request(fmt, quantize, output, run.run_dir)
     with progress_bar(f"Exporting ({fmt}{f', {quantize}' if quantize else ''})", total=1) as advance:
         path = export(run, fmt, output, quantize)
@@ -301,5 +320,11 @@ def export_checked(
         check = measure(run, path, fmt)
         advance(1)
     record = {"file": path.name, "format": fmt, "quantize": quantize, **check.to_json()}
+    choice = path.with_name(path.name + INT8_CHOICE_SUFFIX)
+    if choice.is_file():
+        record["int8"] = json.loads(choice.read_text(encoding="utf-8"))
+    record["accepted_loss"] = bool(accept_loss and not check.acceptable)
     write_json(path.parent / f"{path.name}.check.json", record)
+    if not check.acceptable and not accept_loss:
+        raise ExportCheckFailed(path, check)
     return path, check

@@ -269,3 +269,25 @@ def choose(extractor: keras.Model, setting: str, directory: Path, image_size: in
         raise ConfigError(f"{message}; use train.feature_runtime 'keras' for this backbone.")
     console.print(f"[yellow]warning:[/] {message}; features come from Keras instead.")
     return keras_forward(extractor)
+
+
+def tflite_predict(model_file: Path, images: np.ndarray) -> np.ndarray:
+    """Class probabilities from a TFLite model, one image at a time (its batch size is fixed), in
+    LiteRT's interpreter (TensorFlow's own, deprecated, where LiteRT has no wheel)."""
+    with quiet.native_output_silenced(), warnings.catch_warnings():
+        if litert_available():
+            from ai_edge_litert.interpreter import Interpreter
+        else:
+            import tensorflow as tf
+
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            Interpreter = tf.lite.Interpreter
+        interpreter = Interpreter(model_path=str(model_file))
+        interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    results = []
+    for image in images:
+        interpreter.set_tensor(inp["index"], image[None].astype(np.float32))
+        interpreter.invoke()
+        results.append(interpreter.get_tensor(out["index"])[0])
+    return np.stack(results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -67,6 +68,9 @@ def export(
         ),
     ] = None,
     output: Annotated[Path | None, typer.Option(help="Folder to write to (default RUN_DIR/export).")] = None,
+    accept_loss: Annotated[
+        bool, typer.Option("--accept-loss", help="Exit 0 even when the export fails its check against Keras.")
+    ] = False,
 ) -> None:
     """Export a trained model for deployment, with `labels.txt` beside it; a TFLite or ONNX file is
     measured against the Keras model on the run's test split.
@@ -77,22 +81,33 @@ def export(
     from breedscope import api
     from breedscope import export as export_module
 
-    exported = api.open_run(run_dir).export(fmt, quantize, output)
-    path, check = exported.path, exported.check
+    try:
+        exported = api.open_run(run_dir).export(fmt, quantize, output, accept_loss=accept_loss)
+        path, check = exported.path, exported.check
+    except export_module.ExportCheckFailed as failed:
+        _say_exported(failed.path, failed.check)
+        raise
+    _say_exported(path, check)
+    if check is not None and not check.acceptable:
+        console.print(f"[bold yellow]warning:[/] accepted with --accept-loss: {escape(check.failure())}.")
+
+
+def _say_exported(path: Path, check) -> None:
+    from breedscope.export import INT8_CHOICE_SUFFIX
+
     console.print(f"Exported: {path} (class names, in output order, in {path.parent / 'labels.txt'})")
+    choice = path.with_name(path.name + INT8_CHOICE_SUFFIX)
+    if choice.is_file():
+        from breedscope.quantize import Int8Model
+
+        made = Int8Model(b"", **json.loads(choice.read_text(encoding="utf-8")))
+        console.print(f"{made.describe()}.")
     if check is not None:
         console.print(
             f"On the run's {check.images} test images: Keras accuracy {check.keras_accuracy:.4f}, "
             f"exported {check.exported_accuracy:.4f}; the two agree on {check.agreement:.1%} of images "
             f"(recorded in {path.name}.check.json)."
         )
-        if not check.acceptable:
-            console.print(
-                f"[bold yellow]warning:[/] the exported model is {100 * check.accuracy_drop:.1f} points "
-                "less accurate than the Keras model (more than "
-                f"{100 * export_module.MAX_ACCURACY_DROP:.0f}); "
-                "ship a float export (no --quantize) or the Keras model instead."
-            )
 
 
 @app.command()
