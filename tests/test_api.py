@@ -239,6 +239,9 @@ def test_the_api_refuses_at_its_boundary_in_the_command_lines_sentences(
         bs.run(dataset="shapes", alpha=1e-300, epochs=1, runs_dir=tmp_path / "new-runs")
     assert not (tmp_path / "new-runs").exists()
 
+    # A name given as a Path is the name it spells (it used to raise TypeError).
+    assert bs.configure("shapes", name=Path("my-run")).name == "my-run"
+
     # A folder that is not a run is refused when opened, not at the first figure asked of it.
     with pytest.raises(bs.BreedscopeError, match=r"is not a breedscope run directory"):
         bs.open_run(tmp_path)

@@ -67,20 +67,25 @@ def int8_model(model: keras.Model, calibration: np.ndarray, holdout: np.ndarray)
     with float fallback as the module describes, judged on ``holdout`` images."""
     import tensorflow as tf
 
-    def converter() -> tf.lite.TFLiteConverter:
-        made = runtime.tflite_converter(model, signature=True)
-        made.optimizations = [tf.lite.Optimize.DEFAULT]
-        made.representative_dataset = _samples(calibration)
-        # int8 kernels, and float ones for the layers kept in float
-        made.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-        return made
-
+    converter = runtime.tflite_converter(model, signature=True)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _samples(calibration)
+    # int8 kernels, and float ones for the layers kept in float
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
     reference = _keras_probabilities(model, holdout)
     tried: list[tuple[float, int, bytes]] = []
     with quiet.native_output_silenced():
-        ranked = _noisiest_layers(converter(), calibration[:RANKING_IMAGES])
+        # Calibrated once: each variant only re-quantizes the calibrated model (20 s, not 100).
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=_samples(calibration[:RANKING_IMAGES])
+        )
+        ranked = _noisiest_layers(debugger)
         for kept in (k for k in FALLBACK_STEPS if k <= len(ranked)):
-            blob = _quantized(converter(), calibration, ranked[:kept])
+            debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=ranked[:kept])
+            blob = debugger.get_nondebug_quantized_model()
             tried.append((_distortion(blob, holdout, reference), kept, blob))
     best = min(distortion for distortion, _, _ in tried)
     # The fewest float layers whose outputs are nearly the least distorted (DISTORTION_SLACK).
@@ -96,14 +101,12 @@ def _samples(images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
     return samples
 
 
-def _noisiest_layers(converter: tf.lite.TFLiteConverter, images: np.ndarray) -> list[str]:
-    """The quantized tensors, worst first by RMSE over their quantization step on ``images``."""
+def _noisiest_layers(debugger: tf.lite.experimental.QuantizationDebugger) -> list[str]:
+    """The quantized tensors, worst first by RMSE over their quantization step on the debugger's
+    images."""
     import csv
     import io
 
-    import tensorflow as tf
-
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=_samples(images))
     debugger.run()
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
@@ -113,18 +116,6 @@ def _noisiest_layers(converter: tf.lite.TFLiteConverter, images: np.ndarray) -> 
         if scale > 0:
             errors.append((float(row["mean_squared_error"]) ** 0.5 / scale, row["tensor_name"]))
     return [name for _, name in sorted(errors, key=lambda pair: -pair[0])]
-
-
-def _quantized(converter: tf.lite.TFLiteConverter, calibration: np.ndarray, in_float: list[str]) -> bytes:
-    import tensorflow as tf
-
-    if not in_float:
-        return converter.convert()
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=in_float)
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=_samples(calibration[:1]), debug_options=options
-    )
-    return debugger.get_nondebug_quantized_model()
 
 
 def _keras_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
