@@ -5,7 +5,9 @@ Formats: ``keras`` (the run's own file), ``savedmodel`` (TensorFlow Serving), ``
 ``labels.txt`` beside it (one class per line, in the model's output order). A TFLite or ONNX
 file runs on another runtime, so it is run on the run's test split and compared with the Keras
 model: both accuracies, their agreement and the largest probability difference are printed and
-recorded next to the file (``<file>.check.json``), and a loss of more than a point is flagged.
+recorded next to the file (``<file>.check.json``). An export that agrees on fewer than 95% of
+the test images, or loses more than 1.5 points, fails its check (:class:`ExportCheckFailed`)
+unless the loss is accepted. int8 is made by :mod:`breedscope.quantize`.
 """
 
 from __future__ import annotations
