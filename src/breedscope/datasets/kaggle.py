@@ -95,8 +95,8 @@ def _tries_allowed(exc: BaseException) -> int:
     status = _status(exc)
     if status is not None:
         return RETRIES if status == 429 or status >= 500 else 0
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.ReadTimeout):
-        return RETRIES
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.ReadTimeout | transfer.CutShort):
+        return RETRIES  # a transfer cut short: the next attempt resumes from what arrived
     if isinstance(exc, requests.ConnectionError | requests.Timeout):
         return 1
     return 0
