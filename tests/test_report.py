@@ -183,7 +183,7 @@ def test_markdown_text_keeps_bold_and_nothing_else() -> None:
 
     paragraph = Paragraph("Dataset **a|b[c](javascript:x)** and `code` <b>x</b> & more")
     assert paragraph.markdown() == (
-        r"Dataset **a\|b\[c\](javascript:x)** and \`code\` &lt;b&gt;x&lt;/b&gt; &amp; more"
+        r"Dataset **a\|b[c\](javascript:x)** and \`code\` &lt;b&gt;x&lt;/b&gt; &amp; more"
     )
     [_, _, row] = Table(["class"], [["x|y\nz"]]).markdown_lines()
     assert row == r"| x\|y z |"

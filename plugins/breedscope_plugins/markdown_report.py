@@ -21,7 +21,7 @@ def render(document: Document, out_dir: Path) -> Path:
             elif isinstance(block, Table):
                 lines += block.markdown_lines()
             elif isinstance(block, Figure):
-                lines.append(f"![{markdown_literal(block.caption)}](<{block.path.as_posix()}>)")
+                lines.append(f"![{markdown_literal(block.caption)}]({block.path.as_posix()})")
             lines.append("")
     path = out_dir / "report.md"
     write_text(path, "\n".join(lines).rstrip() + "\n")

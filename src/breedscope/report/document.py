@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 # In Markdown text from data or users (class names, paths, settings): the characters that would
-# start HTML, a link, code or emphasis, or end a table cell, shown as themselves instead.
-_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*\[\]|])")
+# start code or emphasis, end a table cell, or close a link's text before its target (``](``),
+# shown as themselves instead. (A lone bracket, as in a setting's ``[64]``, makes no link.)
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*|]|\](?=\())")
 BOLD = re.compile(r"(\*\*.+?\*\*)")  # the one markup a document's text holds
 
 
