@@ -262,6 +262,9 @@ class _ArchiveDownload:
             response.close()  # a part is kept: only the rest is wanted
         wanted = {"Range": f"bytes={start}-"} if start else {}
         response = requests.get(self.url, stream=True, headers=wanted, timeout=transfer.READ_TIMEOUT_S)
+        if start and response.status_code == 416:  # the part is whole already, or longer: start again
+            response.close()
+            response = requests.get(self.url, stream=True, timeout=transfer.READ_TIMEOUT_S)
         response.raise_for_status()
         return response
 
