@@ -63,15 +63,14 @@ def build_feature_extractor(spec: BackboneSpec, config: ModelConfig) -> keras.Mo
     except Exception as exc:
         if isinstance(exc, BreedscopeError) or weights is None:
             raise
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if weights != "imagenet":
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise BreedscopeError(
                 f"model.weights: {weights} could not be loaded into {spec.name} at alpha {config.alpha} "
                 f"and {config.image_size} px ({detail[:160]}); pass a Keras weights file (.h5) made "
                 "for this backbone and size, 'imagenet' or 'none'."
             ) from exc
         if isinstance(exc, ValueError):  # Keras refuses the request itself: no such weights exist
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigError(
                 f"{spec.name} has no ImageNet weights at alpha {config.alpha} and {config.image_size} px "
                 f"({detail[:200]}); choose a model.alpha and model.image_size they exist for, or "
