@@ -56,13 +56,10 @@ def check_request(fmt: str, quantize: str | None, output: Path, run_dir: Path | 
         raise BreedscopeError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not '{quantize}'.")
     if quantize is not None and fmt != "tflite":
         raise BreedscopeError(f"--quantize {quantize} works with --format tflite only.")
-    for folder in (output, *output.parents):  # the output, or a folder above it, is a file
-        if folder.exists():
-            if not folder.is_dir():
-                raise BreedscopeError(
-                    f"--output {output}: {folder} is a file; pass a folder to write the export into."
-                )
-            break
+    if (blocking := paths.file_in_the_way(output)) is not None:
+        raise BreedscopeError(
+            f"--output {output}: {blocking} is a file; pass a folder to write the export into."
+        )
     paths.check_outside_datasets(output, "--output")
     if run_dir is not None and output.resolve() == run_dir.resolve():
         raise BreedscopeError(

@@ -15,16 +15,22 @@ def home() -> Path:
     """The data cache root: ``$BREEDSCOPE_HOME`` or the platform's user cache directory."""
     configured = os.environ.get("BREEDSCOPE_HOME")
     root = Path(configured).expanduser() if configured else Path(platformdirs.user_cache_dir("breedscope"))
-    for folder in (root, *root.parents):  # the nearest that exists must be a folder
-        if folder.exists():
-            if not folder.is_dir():
-                where = "BREEDSCOPE_HOME" if configured else "The cache folder"
-                raise ConfigError(
-                    f"{where} {root} cannot hold breedscope's data: {folder} is a file; point "
-                    "BREEDSCOPE_HOME at a folder (it is made if missing)."
-                )
-            break
+    if (blocking := file_in_the_way(root)) is not None:
+        where = "BREEDSCOPE_HOME" if configured else "The cache folder"
+        raise ConfigError(
+            f"{where} {root} cannot hold breedscope's data: {blocking} is a file; point "
+            "BREEDSCOPE_HOME at a folder (it is made if missing)."
+        )
     return root
+
+
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file that keeps ``folder`` from being made or used as a folder: ``folder`` itself, or
+    the nearest existing folder above it, when that is a file (``None`` when there is none)."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
 
 
 def datasets_dir() -> Path:

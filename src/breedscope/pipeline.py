@@ -260,12 +260,12 @@ def _only_run_in_this_process() -> Iterator[None]:
 def run(
     config: RunConfig, registry: Registry, run_dir: Path | None = None, *, new_dir: Path | None = None
 ) -> RunOutcome:
-    """:func:`run_one`, refused while another run is in progress in this process."""
+    """One run (:func:`_run_one`), refused while another run is in progress in this process."""
     with _only_run_in_this_process():
-        return run_one(config, registry, run_dir, new_dir=new_dir)
+        return _run_one(config, registry, run_dir, new_dir=new_dir)
 
 
-def run_one(
+def _run_one(
     config: RunConfig, registry: Registry, run_dir: Path | None = None, *, new_dir: Path | None = None
 ) -> RunOutcome:
     """Execute a run in a new directory, or resume the one given (``run_dir``).

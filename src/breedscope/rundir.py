@@ -53,14 +53,11 @@ def check_runs_dir(runs_dir: Path) -> None:
     """Refuse a runs folder that is a file (or lies below one), or that lies inside the dataset
     store, before any work is done."""
     paths.check_outside_datasets(runs_dir, "runs_dir:")
-    for folder in (runs_dir, *runs_dir.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise ConfigError(
-                    f"runs_dir: {folder} is a file, so run directories cannot go in {runs_dir}; "
-                    "pass a folder with --runs-dir."
-                )
-            return
+    if (blocking := paths.file_in_the_way(runs_dir)) is not None:
+        raise ConfigError(
+            f"runs_dir: {blocking} is a file, so run directories cannot go in {runs_dir}; "
+            "pass a folder with --runs-dir."
+        )
 
 
 def write_predictions(path: Path, rows: list, classes: list[str], probabilities: np.ndarray) -> None:
