@@ -41,8 +41,8 @@ def imagenet_extractor():
     ../shared/weights, TensorFlow's log quiet), for the scripts that time its forward pass."""
     os.environ["KERAS_HOME"] = str(keras_home())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from breedscope.config import ModelConfig
-    from breedscope.model import build_feature_extractor
+    from breedscope.config.settings import ModelConfig
+    from breedscope.model.backbone import build_feature_extractor
     from breedscope.plugins import registry
 
     return build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), ModelConfig())

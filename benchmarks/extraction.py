@@ -57,11 +57,11 @@ def main() -> None:
 
     import numpy as np
 
-    from breedscope import runtime
-    from breedscope.features import FeatureCache
-    from breedscope.hashing import sha256_file
-    from breedscope.loading import ImageLoader
-    from breedscope.manifest import Row
+    from breedscope.core.hashing import sha256_file
+    from breedscope.data.manifest import Row
+    from breedscope.features import runtime
+    from breedscope.features.cache import FeatureCache
+    from breedscope.features.loading import ImageLoader
 
     work = Path(tempfile.mkdtemp(prefix="bench_extract_"))
     names = pbc_images(work, args.images)

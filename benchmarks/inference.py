@@ -49,7 +49,8 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from breedscope import export, inference
+    from breedscope.export import convert as export
+    from breedscope.inference import predict as inference
 
     run = inference.load_run(run_dir)
     images = export.representative_images(run, count=192)

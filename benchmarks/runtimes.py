@@ -74,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     extractor = imagenet_extractor()
 
-    from breedscope import runtime
+    from breedscope.features import runtime
 
     work = Path(tempfile.mkdtemp(prefix="bench_runtimes_"))
     keras = runtime.keras_forward(extractor)

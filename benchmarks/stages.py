@@ -19,18 +19,22 @@ START = time.perf_counter()
 
 # (module, attribute path) of each stage, in pipeline order.
 STAGES = [
-    ("breedscope.train", "prepare"),  # TensorFlow's start, the backbone built with its weights
-    ("breedscope.pipeline", "ensure_dataset"),
-    ("breedscope.train", "features_ahead"),  # features before TensorFlow, which loads meanwhile
-    ("breedscope.runs", "environment"),
-    ("breedscope.train", "train"),
-    ("breedscope.runtime", "choose"),  # converts the backbone for LiteRT the first time
-    ("breedscope.features", "FeatureCache.features_of_views"),  # each split's features, all views at once
-    ("breedscope.train", "_Trainer.fit"),
-    ("breedscope.pipeline", "store_model"),
-    ("breedscope.pipeline", "evaluate"),
-    ("breedscope.samples", "draw_all"),
-    ("breedscope.pipeline", "render"),
+    ("breedscope.training.job", "prepare"),  # TensorFlow's start, the backbone built with its weights
+    ("breedscope.pipeline.run", "ensure_dataset"),
+    (
+        "breedscope.training.feature_data",
+        "features_ahead",
+    ),  # features before TensorFlow, which loads meanwhile
+    ("breedscope.runs.environment", "environment"),
+    ("breedscope.training.trainer", "train"),
+    ("breedscope.features.runtime", "choose"),  # converts the backbone for LiteRT the first time
+    # each split's features, all views at once
+    ("breedscope.features.cache", "FeatureCache.features_of_views"),
+    ("breedscope.training.trainer", "_Trainer.fit"),
+    ("breedscope.pipeline.run", "store_model"),
+    ("breedscope.pipeline.run", "evaluate"),
+    ("breedscope.pipeline.samples", "draw_all"),
+    ("breedscope.pipeline.run", "render"),
 ]
 timings: list[tuple[str, float, float]] = []
 
@@ -63,7 +67,7 @@ def report() -> None:
 
 
 def main() -> None:
-    import breedscope.pipeline  # noqa: F401  (the stages' modules, imported before timing)
+    import breedscope.pipeline.run  # noqa: F401  (the stages' modules, imported before timing)
 
     print(f"{time.perf_counter() - START:7.2f} s  imports done", file=sys.stderr)
     for module_name, path in STAGES:

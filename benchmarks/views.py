@@ -45,12 +45,12 @@ def main() -> None:
     args = parser.parse_args()
     extractor = imagenet_extractor()
 
-    from breedscope import runtime
-    from breedscope.augment import Augmenter
-    from breedscope.features import FeatureCache
-    from breedscope.hashing import sha256_file
-    from breedscope.loading import ImageLoader
-    from breedscope.manifest import Row
+    from breedscope.core.hashing import sha256_file
+    from breedscope.data.manifest import Row
+    from breedscope.features import runtime
+    from breedscope.features.augment import Augmenter
+    from breedscope.features.cache import FeatureCache
+    from breedscope.features.loading import ImageLoader
     from breedscope.plugins import registry
 
     work = Path(tempfile.mkdtemp(prefix="bench_views_"))

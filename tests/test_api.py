@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 import breedscope as bs
-from breedscope import pipeline, plugins
+from breedscope import plugins
+from breedscope.config import layering
+from breedscope.pipeline import run as pipeline
 from tests.helpers import TINY_SETTINGS
 
 
@@ -47,7 +49,7 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_settings_are_the_cli_flags_and_a_misspelt_one_is_named() -> None:
-    layer = pipeline.settings_layer(epochs=3, lr=0.01, seed=7, classes=["a", "b"], runs_dir=Path("out"))
+    layer = layering.settings_layer(epochs=3, lr=0.01, seed=7, classes=["a", "b"], runs_dir=Path("out"))
     assert layer == {
         "train": {"epochs": 3, "learning_rate": 0.01, "seed": 7},
         "dataset": {"classes": ["a", "b"]},
@@ -128,7 +130,7 @@ def test_tensorflows_own_log_lines_stay_out_of_a_python_session() -> None:
     # its C++ lines ("I0000 ... generator_dataset_op.cc] Memory patch applied", printed when a
     # run trains on images) must not reach the notebook.
     code = (
-        "from breedscope import quiet; quiet.load_tensorflow(); import tensorflow as tf; "
+        "from breedscope.core import quiet; quiet.load_tensorflow(); import tensorflow as tf; "
         "data = tf.data.Dataset.from_generator(lambda: iter([1.0, 2.0]), output_signature="
         "tf.TensorSpec((), tf.float32)); print(sum(float(x) for x in data))"
     )

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from breedscope.datasets.archive import extract
-from breedscope.errors import DataError
+from breedscope.core.errors import DataError
+from breedscope.data.archive import extract
 
 
 def _zip(path: Path, entries: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
@@ -139,7 +139,7 @@ def test_a_truncated_zip_is_called_damaged(tmp_path: Path) -> None:
 
 
 def test_sizes_in_messages_are_readable_at_any_scale() -> None:
-    from breedscope.datasets.archive import human_size
+    from breedscope.data.archive import human_size
 
     assert [human_size(n) for n in (0, 999, 1536, 2_400_000, 7.5e9)] == [
         "0 bytes",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from breedscope.atomic import write_json, write_text
+from breedscope.core.atomic import write_json, write_text
 
 
 def _mode(path: Path) -> int:
@@ -30,7 +30,7 @@ def test_written_files_follow_the_umask(umask: int, expected: int, tmp_path: Pat
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
-    from breedscope.atomic import atomic_path
+    from breedscope.core.atomic import atomic_path
 
     write_text(tmp_path / "a.txt", "old")
     with pytest.raises(RuntimeError), atomic_path(tmp_path / "a.txt") as tmp:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from breedscope.augment import Augmenter
+from breedscope.features.augment import Augmenter
 from breedscope.plugins import registry
 from tests.helpers import cli, cli_here
 
@@ -105,7 +105,7 @@ def test_without_augmentation_albumentations_is_not_loaded() -> None:
     # nothing (the PBC study's) must not pay it. A fresh interpreter, with every plugin loaded.
     code = """
 import sys
-from breedscope.augment import Augmenter
+from breedscope.features.augment import Augmenter
 from breedscope.plugins import registry
 plain = Augmenter(registry().pick("augmentations", "none"), 1)
 print(plain.is_identity, "albumentations" in sys.modules)

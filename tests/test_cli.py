@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from breedscope.datasets import store
+from breedscope.data import store
 from tests.helpers import TINY, as_in_a_terminal, cli, noise_image, shared_archive
 
 
@@ -109,7 +109,7 @@ def test_a_full_disk_is_one_sentence_and_keeps_finished_work(monkeypatch: pytest
     import errno
 
     from breedscope import cli as cli_module
-    from breedscope import pipeline
+    from breedscope.pipeline import run as pipeline
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "/data/runs/demo/run/model.keras")
@@ -267,7 +267,7 @@ def test_while_tensorflow_loads_behind_python_output_is_shown_and_native_output_
     code = textwrap.dedent(
         """
         import os, sys, warnings
-        from breedscope import quiet
+        from breedscope.core import quiet
 
         importing = quiet._import_tensorflow
         def import_as_a_library_might():  # what Python prints in the loading thread is dropped

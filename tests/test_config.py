@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from breedscope import config
-from breedscope.errors import ConfigError
+from breedscope.config import settings as config
+from breedscope.core.errors import ConfigError
 
 
 def test_ratios_that_do_not_sum_to_one_name_the_split() -> None:
@@ -67,7 +67,7 @@ def test_broken_file_is_reported_by_name(tmp_path: Path) -> None:
 
 
 def test_layers_put_the_datasets_preset_under_files_and_flags(tmp_path: Path) -> None:
-    from breedscope.pipeline import config_layers
+    from breedscope.config.layering import config_layers
     from breedscope.plugins import registry
 
     # No dataset named: the default dataset (demo) brings its own preset, which needs no download.
@@ -81,8 +81,8 @@ def test_layers_put_the_datasets_preset_under_files_and_flags(tmp_path: Path) ->
 
 
 def test_faithful_without_a_study_is_refused() -> None:
-    from breedscope.errors import BreedscopeError
-    from breedscope.pipeline import config_layers
+    from breedscope.config.layering import config_layers
+    from breedscope.core.errors import BreedscopeError
     from breedscope.plugins import registry
 
     with pytest.raises(BreedscopeError, match="preset 'demo' has none; use one of cats, breast"):

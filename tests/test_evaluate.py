@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from breedscope.evaluate import ClassMetrics, Evaluation, bootstrap_interval, evaluate
+from breedscope.evaluation.metrics import ClassMetrics, Evaluation, bootstrap_interval, evaluate
 
 # Six test images, three classes. Predicted: 0, 0, 1, 1, 1, 0 (argmax of each row).
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2])
@@ -135,7 +135,7 @@ def test_group_bootstrap_is_wider_when_a_group_is_one_observation() -> None:
 def test_fast_macro_f1_equals_scikit_learn() -> None:
     from sklearn.metrics import f1_score
 
-    from breedscope.evaluate import macro_f1
+    from breedscope.evaluation.metrics import macro_f1
 
     rng = np.random.default_rng(5)
     for _ in range(50):

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from breedscope import export, signals
-from breedscope.inference import load_run
+from breedscope.core import signals
+from breedscope.export import convert as export
+from breedscope.inference.predict import load_run
 
 
 @pytest.mark.parametrize("stop", [signals.Terminated(signal.SIGTERM), KeyboardInterrupt(), RuntimeError("x")])

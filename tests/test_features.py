@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from breedscope import features, runtime
-from breedscope.errors import DataError
-from breedscope.features import FeatureCache, read_views
-from breedscope.manifest import Row
+from breedscope.core.errors import DataError
+from breedscope.data.manifest import Row
+from breedscope.features import cache as features
+from breedscope.features import runtime
+from breedscope.features.cache import FeatureCache, read_views
 
 
 class CountingForward:
@@ -147,8 +148,8 @@ def _small_extractor(image_size: int):
     """A small from-scratch MobileNetV2 extractor, for LiteRT's conversion (skips without LiteRT)."""
     if not runtime.litert_available():
         pytest.skip("ai-edge-litert is not installed on this platform; features come from Keras")
-    from breedscope.config import ModelConfig
-    from breedscope.model import build_feature_extractor
+    from breedscope.config.settings import ModelConfig
+    from breedscope.model.backbone import build_feature_extractor
     from breedscope.plugins import registry
 
     config = ModelConfig(weights="none", alpha=0.35, image_size=image_size)
@@ -180,9 +181,10 @@ def test_gradcam_on_litert_feature_maps_equals_gradcam_through_keras(
     # ImageNet weights: a random backbone's maps hardly depend on the image, so would not tell.
     if not runtime.litert_available():
         pytest.skip("ai-edge-litert is not installed on this platform; features come from Keras")
-    from breedscope.config import ModelConfig
-    from breedscope.explain import gradcam
-    from breedscope.model import assemble, build_feature_extractor, build_head
+    from breedscope.config.settings import ModelConfig
+    from breedscope.evaluation.explain import gradcam
+    from breedscope.model.backbone import build_feature_extractor
+    from breedscope.model.classifier import assemble, build_head
     from breedscope.plugins import registry
     from tests.helpers import WEIGHTS, shape_image
 
@@ -345,9 +347,9 @@ def test_caches_written_under_other_library_versions_are_not_reused(
     # into its features; and an upgrade that cannot change a cache keeps it.
     import albumentations as A
 
-    from breedscope.augment import Augmenter, AugmentPreset
-    from breedscope.config import ModelConfig
-    from breedscope.images import decoded_images_name
+    from breedscope.config.settings import ModelConfig
+    from breedscope.data.images import decoded_images_name
+    from breedscope.features.augment import Augmenter, AugmentPreset
 
     augmenter = Augmenter(AugmentPreset("flip", "a flip", lambda: [A.HorizontalFlip()]), seed=0)
 

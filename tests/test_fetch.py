@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from breedscope import manifest
-from breedscope.config import BalanceConfig, SplitConfig
-from breedscope.datasets import store
-from breedscope.datasets.fetch import fetch
-from breedscope.datasets.spec import LINK_OUTSIDE, LINK_TO_FOLDER
-from breedscope.errors import DataError
+from breedscope.config.settings import BalanceConfig, SplitConfig
+from breedscope.core.errors import DataError
+from breedscope.data import manifest, store
+from breedscope.data.fetch import fetch
+from breedscope.data.spec import LINK_OUTSIDE, LINK_TO_FOLDER
 from breedscope.plugins import registry
 from tests.helpers import cli, noise_image, shared_archive
 
@@ -97,7 +96,7 @@ def test_refetch_does_no_work_unless_forced(monkeypatch: pytest.MonkeyPatch) -> 
     archive = shared_archive("bccd-white-blood-cell.zip")
     fetch(spec("bccd"), source=archive)
     calls = []
-    monkeypatch.setattr("breedscope.datasets.fetch.inspect_all", lambda *a, **k: calls.append(1) or [])
+    monkeypatch.setattr("breedscope.data.fetch.inspect_all", lambda *a, **k: calls.append(1) or [])
     assert fetch(spec("bccd"), source=archive).reused
     assert calls == []
 

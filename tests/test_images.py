@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageOps
 
-from breedscope.datasets.spec import SourceImage
-from breedscope.datasets.validate import NEAR_DUPLICATE_BITS, inspect
-from breedscope.images import UnreadableImage, load_rgb, open_image, to_rgb
+from breedscope.data.images import UnreadableImage, load_rgb, open_image, to_rgb
+from breedscope.data.spec import SourceImage
+from breedscope.data.validate import NEAR_DUPLICATE_BITS, inspect
 from tests.helpers import noise_image
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from breedscope.export import calibration_rows
-from breedscope.manifest import Row
+from breedscope.data.manifest import Row
+from breedscope.export.convert import calibration_rows
 
 
 def _rows(per_class: dict[str, int]) -> list[Row]:
@@ -44,7 +44,7 @@ def test_the_same_model_exported_at_another_time_is_the_same_file(
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from breedscope import tflite_metadata
+    from breedscope.export import tflite_metadata
 
     model = schema.ModelT()
     model.version, model.subgraphs, model.buffers = 3, [], [schema.BufferT()]

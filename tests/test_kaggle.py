@@ -358,9 +358,9 @@ def test_a_body_that_never_ends_is_cut_at_the_ceiling(
     kaggle: Behaviour, env: dict, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # It used to be read for a minute, to 4 GB, and then reported as "kept" while nothing was.
-    from breedscope.datasets import kaggle as kaggle_module
-    from breedscope.datasets import transfer
-    from breedscope.errors import DataError
+    from breedscope.core.errors import DataError
+    from breedscope.data import kaggle as kaggle_module
+    from breedscope.data import transfer
 
     _in_this_process(env, monkeypatch)
     monkeypatch.setattr(transfer, "UNANNOUNCED_CEILING_BYTES", 4 * 2**20)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from breedscope.loading import ImageLoader
-from breedscope.manifest import Row
+from breedscope.data.manifest import Row
+from breedscope.features.loading import ImageLoader
 from tests.helpers import shape_image
 
 

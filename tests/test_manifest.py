@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from breedscope import manifest
-from breedscope.config import BalanceConfig, SplitConfig
-from breedscope.datasets.validate import ImageRecord
-from breedscope.errors import ConfigError
+from breedscope.config.settings import BalanceConfig, SplitConfig
+from breedscope.core.errors import ConfigError
+from breedscope.data import manifest
+from breedscope.data.validate import ImageRecord
+from breedscope.runs.rundir import read_manifest, write_manifest
 
 
 def _records(per_class: dict[str, int], group_size: int = 1) -> list[ImageRecord]:
@@ -37,8 +38,8 @@ def test_same_inputs_give_byte_identical_files(tmp_path: Path) -> None:
     records = _records({"a": 50, "b": 30}, group_size=3)
     first = manifest.build(records, SplitConfig(seed=3), BalanceConfig())
     second = manifest.build(list(reversed(records)), SplitConfig(seed=3), BalanceConfig())
-    first.write(tmp_path / "one")
-    second.write(tmp_path / "two")
+    write_manifest(tmp_path / "one", first)
+    write_manifest(tmp_path / "two", second)
     for name in ("manifest.csv", "manifest.json"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     other_seed = manifest.build(records, SplitConfig(seed=4), BalanceConfig())
@@ -104,7 +105,7 @@ def test_unknown_class_selection_names_the_available_ones() -> None:
 
 def test_read_returns_what_was_written(tmp_path: Path) -> None:
     built = manifest.build(_records({"a": 20, "b": 20}), SplitConfig(), BalanceConfig())
-    built.write(tmp_path)
-    again = manifest.read(tmp_path)
+    write_manifest(tmp_path, built)
+    again = read_manifest(tmp_path)
     assert again.rows == built.rows
     assert again.header["csv_sha256"] == built.sha256()

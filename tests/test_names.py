@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from breedscope import paths
-from breedscope.errors import ConfigError
-from breedscope.names import check_name, check_slug
+from breedscope.core import paths
+from breedscope.core.errors import ConfigError
+from breedscope.core.names import check_name, check_slug
 
 
 @pytest.mark.parametrize("name", ["chest_xray", "pets-2", "v1.0", "A"])

@@ -71,7 +71,7 @@ def test_each_hookspec_example_registers_what_it_says(hook: str, kind: str, name
 def test_the_hookspec_augmentation_and_reporter_examples_do_their_work(tmp_path: Path) -> None:
     import numpy as np
 
-    from breedscope.augment import Augmenter
+    from breedscope.features.augment import Augmenter
 
     registry = plugins.load(
         extra_modules=[

@@ -34,7 +34,9 @@ def test_the_bccd_presets_int8_export_keeps_the_models_decisions(
 
     import numpy as np
 
-    from breedscope import export, inference, runtime
+    from breedscope.export import convert as export
+    from breedscope.features import runtime
+    from breedscope.inference import predict as inference
 
     monkeypatch.setenv("BREEDSCOPE_HOME", env["BREEDSCOPE_HOME"])
     with open(run_dir / "predictions.csv", newline="") as handle:

@@ -72,7 +72,7 @@ def test_predict_reports_bad_files_and_still_predicts_the_rest(
 
 
 def _test_split(run_dir: Path, env: dict) -> tuple[np.ndarray, np.ndarray]:
-    from breedscope.images import load_rgb
+    from breedscope.data.images import load_rgb
 
     rows = [line.split(",") for line in (run_dir / "predictions.csv").read_text().splitlines()[1:]]
     image_root = Path(env["BREEDSCOPE_HOME"]) / "datasets" / "pbc" / "raw"
@@ -84,7 +84,7 @@ def _test_split(run_dir: Path, env: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_tflite_exports_agree_with_the_keras_model(pbc_run: tuple[Path, dict], tmp_path: Path) -> None:
-    from breedscope.export import tflite_predict
+    from breedscope.export.convert import tflite_predict
 
     run_dir, env = pbc_run
     images, (keras_predicted, labels) = _test_split(run_dir, env)
@@ -149,7 +149,7 @@ def test_the_litert_fast_path_and_keras_give_the_same_test_predictions(
 ) -> None:
     import csv
 
-    from breedscope import runtime
+    from breedscope.features import runtime
 
     run_dir, env = pbc_run
     if not runtime.litert_available():

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from breedscope import plugins
+from breedscope.evaluation.metrics import Evaluation
 from breedscope.report.build import build_document
 from breedscope.report.compare import comparison_table
-from breedscope.rundir import RunDir
+from breedscope.runs.rundir import RunDir
 from tests.helpers import REPO
 
 FIXTURE = REPO / "tests" / "fixtures" / "finished_run"
@@ -55,7 +56,7 @@ def test_the_report_shows_the_stored_figures_and_draws_its_pictures(run_dir: Pat
 
 
 def test_markdown_report_renders_from_the_document(run_dir: Path) -> None:
-    from breedscope.report.render import render_reports
+    from breedscope.pipeline.render import render_reports
 
     (path,) = render_reports(run_dir, ["markdown"], plugins.registry())
     text = path.read_text()
@@ -137,7 +138,7 @@ def test_the_study_comparison_says_when_a_class_figure_rests_on_one_image() -> N
     one = {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1.0}
     many = {"precision": 0.9, "recall": 0.9, "f1-score": 0.9, "support": 30.0}
     stored["per_class"] = {"basophil": one, "neutrophil": many}
-    section = comparison_section({"preset": "bccd"}, stored, plugins.registry().presets)
+    section = comparison_section({"preset": "bccd"}, Evaluation.from_json(stored), plugins.registry().presets)
     rows = {row[0]: row for row in next(b for b in section.blocks if hasattr(b, "rows")).rows}
     assert rows["F1 basophil"][2] == "0.000 (on 1 test image: not meaningful)"
     assert rows["F1 neutrophil"][2] == "0.900"
@@ -163,7 +164,7 @@ def _rename_class(run_dir: Path, old: str, new: str) -> None:
 def test_markup_in_a_class_name_is_text_in_the_markdown_report_and_the_notebook(run_dir: Path) -> None:
     # A class folder named like an HTML element used to be written raw into report.md's tables.
     import breedscope as bs
-    from breedscope.report.render import render
+    from breedscope.pipeline.render import render
 
     _rename_class(run_dir, "PNEUMONIA", EVIL)
     registry = plugins.registry()
@@ -199,8 +200,8 @@ def test_one_support_rule_marks_small_classes_in_the_curves_the_terminal_and_the
     evaluation = json.loads((finished_run / "evaluation.json").read_text())  # 3 test images a class
     evaluation["roc_curves"] = {c: {"fpr": [0, 1], "tpr": [0, 1], "auc": 0.5} for c in evaluation["classes"]}
     evaluation["roc_auc"] = 0.5
-    figures.roc_one_vs_rest(evaluation, tmp_path / "roc.png")
-    labels = figures.roc_labels(evaluation)
+    figures.roc_one_vs_rest(Evaluation.from_json(evaluation), tmp_path / "roc.png")
+    labels = figures.roc_labels(Evaluation.from_json(evaluation))
     assert labels == {c: f"{c} (0.500; 3 images: too few)" for c in evaluation["classes"]}
 
     shown = bs.open_run(finished_run)
@@ -281,7 +282,7 @@ def test_a_report_of_many_classes_scales_and_reads(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from breedscope.evaluate import evaluate
+    from breedscope.evaluation.metrics import evaluate
     from breedscope.report import figures
     from breedscope.report.build import figures_sections, metrics_section
 
@@ -291,7 +292,7 @@ def test_a_report_of_many_classes_scales_and_reads(tmp_path: Path) -> None:
     probabilities = rng.dirichlet(np.ones(150) * 0.1, len(truth))
     probabilities[np.arange(len(truth)), truth] += 0.5 * (truth % 3 == 0)  # a third mostly right
     probabilities /= probabilities.sum(1, keepdims=True)
-    evaluation = evaluate(truth, probabilities, classes, [str(i) for i in range(len(truth))]).to_json()
+    evaluation = evaluate(truth, probabilities, classes, [str(i) for i in range(len(truth))])
 
     sections = figures_sections(tmp_path, evaluation, [])
     width, height = Image.open(tmp_path / "figures" / "confusion_matrix.png").size

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from breedscope.evaluate import bootstrap_interval
+from breedscope.evaluation.metrics import bootstrap_interval
+from breedscope.pipeline.reproduction import paired_effect
 from breedscope.report.reproduction import points
-from breedscope.reproduction import paired_effect
-from breedscope.rundir import RunDir
+from breedscope.runs.rundir import RunDir
 from tests.helpers import as_in_a_terminal, cli
 
 pytestmark = pytest.mark.whole_run
@@ -164,7 +164,7 @@ def test_an_interrupted_reproduction_keeps_its_finished_runs_and_resumes(
         if RunDir(home / "faithful").status().get("state") == "succeeded":
             break
         time.sleep(0.05)
-    # SIGTERM, as a scheduler ends it (Ctrl-C takes the same path: breedscope.signals); a
+    # SIGTERM, as a scheduler ends it (Ctrl-C takes the same path: breedscope.core.signals); a
     # reproduction killed so used to stay "running" for ever.
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
@@ -218,7 +218,7 @@ def test_reproduce_refuses_what_it_cannot_do_in_one_sentence(tmp_path: Path) -> 
 
 def test_cross_validation_with_fine_tuning_is_warned_about(tmp_path: Path) -> None:
     from breedscope import configure
-    from breedscope.crossval import cost_note
+    from breedscope.pipeline.crossval import cost_note
 
     tuned = configure("demo", preset="generic", faithful=True, cv=5, repeats=2)
     assert "fine-tunes the backbone 10 times" in cost_note(tuned)

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from pypdf import PdfReader
 
-from breedscope.rundir import RunDir
+from breedscope.config import layering
+from breedscope.runs.rundir import RunDir
 from tests.helpers import TINY, as_in_a_terminal, cli, cli_in_a_terminal, pip_install_apart, write_tree
 
 pytestmark = pytest.mark.whole_run
@@ -232,7 +233,7 @@ def test_interrupted_runs_resume_to_exactly_the_uninterrupted_result(
 def test_a_run_directory_in_use_is_not_resumed_twice(finished_run: Path) -> None:
     from filelock import FileLock
 
-    from breedscope.rundir import LOCK as LOCK_FILE
+    from breedscope.runs.rundir import LOCK as LOCK_FILE
 
     run_dir = finished_run
     before = (run_dir / "predictions.csv").read_text()
@@ -421,7 +422,7 @@ def test_features_computed_while_tensorflow_loads_train_the_same_model(
     # later one, with the cache emptied, computes them before it needs TensorFlow, which loads
     # meanwhile in another thread. The same features (two augmented views, validation, test)
     # must train the same model.
-    from breedscope import runtime
+    from breedscope.features import runtime
 
     if not runtime.litert_available():
         pytest.skip("ai-edge-litert is not installed: every feature comes from Keras")
@@ -509,7 +510,8 @@ print("tensorflow" in sys.modules)
 def test_int8_export_is_measured_against_keras_and_recorded(finished_run: Path) -> None:
     import numpy as np
 
-    from breedscope import export, inference
+    from breedscope.export import convert as export
+    from breedscope.inference import predict as inference
 
     run_dir = finished_run
     result = cli("export", str(run_dir), "--format", "tflite", "--quantize", "int8")
@@ -561,7 +563,8 @@ def test_every_export_has_its_labels_and_is_measured_against_keras(
 ) -> None:
     import numpy as np
 
-    from breedscope import export, inference
+    from breedscope.export import convert as export
+    from breedscope.inference import predict as inference
 
     run_dir = finished_run
     classes = RunDir(run_dir).manifest().classes
@@ -931,11 +934,13 @@ def test_a_worker_lost_mid_training_stops_the_others_in_one_sentence(
 def test_a_multiworker_run_is_not_resumed_and_a_reproduction_is_not_distributed(tmp_path: Path) -> None:
     # Only the chief keeps checkpoints, so the other workers could not resume in step; and a
     # reproduction runs its members one after another on one machine. Both say so up front.
-    from breedscope import pipeline, plugins, reproduction
-    from breedscope.errors import ConfigError
+    from breedscope import plugins
+    from breedscope.core.errors import ConfigError
+    from breedscope.pipeline import reproduction
+    from breedscope.pipeline import run as pipeline
 
     registry = plugins.registry()
-    config = pipeline.resolve_config(registry, dataset="demo", strategy="multiworker")
+    config = layering.resolve_config(registry, dataset="demo", strategy="multiworker")
     with pytest.raises(ConfigError, match="cannot be resumed; start the run again on every machine"):
         pipeline.run(config, registry, run_dir=tmp_path / "killed")
     with pytest.raises(ConfigError, match="drop --strategy multiworker"):
@@ -969,19 +974,21 @@ def test_workers_with_different_datasets_are_refused_in_one_sentence(
 def test_a_presets_own_split_without_validation_raises_no_patience_warning(preset: str) -> None:
     # "train.patience is 5, but the split has no validation images" used to open every run of
     # these presets, whose own split has no validation images.
-    from breedscope import crossval, pipeline, plugins
-    from breedscope import manifest as manifest_module
+    from breedscope import plugins
+    from breedscope.data import manifest as manifest_module
+    from breedscope.pipeline import crossval
+    from breedscope.pipeline import run as pipeline
 
     registry = plugins.registry()
-    chosen = pipeline.resolve_config(registry, preset)
+    chosen = layering.resolve_config(registry, preset)
     no_val = manifest_module.Manifest(
         [manifest_module.Row("a.png", "a", "train", "a", "0", "0", 1, 1, "")], {"warnings": []}
     )
     assert chosen.train.patience is None
     assert pipeline.run_warnings(chosen, no_val) == []
-    asked = pipeline.resolve_config(registry, preset, patience=5)  # asked for: then it is said
+    asked = layering.resolve_config(registry, preset, patience=5)  # asked for: then it is said
     assert any("train.patience is 5" in w for w in pipeline.run_warnings(asked, no_val))
-    cross_validated = pipeline.resolve_config(registry, preset, patience=5, cv=5)
+    cross_validated = layering.resolve_config(registry, preset, patience=5, cv=5)
     assert pipeline.run_warnings(cross_validated, no_val) == []
     assert "no validation split, so no early stopping" in crossval.summary(cross_validated)
 

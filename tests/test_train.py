@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from breedscope import batching, loading, train
-from breedscope.manifest import Row
+from breedscope.data.manifest import Row
+from breedscope.features import batching, loading
+from breedscope.training import trainer as train
 from tests.helpers import noise_image
 
 
@@ -69,9 +70,10 @@ def test_a_vanished_image_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_gradcam_explains_the_models_own_prediction() -> None:
-    from breedscope.config import ModelConfig
-    from breedscope.explain import gradcam
-    from breedscope.model import assemble, build_feature_extractor, build_head
+    from breedscope.config.settings import ModelConfig
+    from breedscope.evaluation.explain import gradcam
+    from breedscope.model.backbone import build_feature_extractor
+    from breedscope.model.classifier import assemble, build_head
     from breedscope.plugins import registry
 
     config = ModelConfig(weights="none", alpha=0.35, image_size=32, head=[8], dropout=0.0)
@@ -89,9 +91,10 @@ def test_gradcam_explains_the_models_own_prediction() -> None:
 def test_the_backbone_is_found_behind_a_preprocessing_model() -> None:
     # densenet121's preprocessing is itself a Keras model. Grad-CAM and fine-tuning must take
     # the backbone (the model the pooling reads), not the preprocessing before it.
-    from breedscope.config import ModelConfig
-    from breedscope.explain import gradcam, map_side
-    from breedscope.model import assemble, build_feature_extractor, build_head, unfreeze_top
+    from breedscope.config.settings import ModelConfig
+    from breedscope.evaluation.explain import gradcam, map_side
+    from breedscope.model.backbone import build_feature_extractor
+    from breedscope.model.classifier import assemble, build_head, unfreeze_top
     from breedscope.plugins import registry
 
     config = ModelConfig(backbone="densenet121", weights="none", image_size=64, head=[8], dropout=0.0)
@@ -118,7 +121,7 @@ def test_the_custom_loop_trains_exactly_as_model_fit_does(class_weight: dict | N
     import keras
     import tensorflow as tf
 
-    from breedscope.custom_loop import CustomLoop
+    from breedscope.training.custom_loop import CustomLoop
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 8)).astype(np.float32)
@@ -193,7 +196,7 @@ def test_a_model_saved_with_the_skipsets_cached_is_the_file_keras_writes(tmp_pat
     import keras
     from keras.src.saving import saving_lib
 
-    from breedscope.model import load_model, save_model
+    from breedscope.model.classifier import load_model, save_model
 
     keras.utils.set_random_seed(3)
     inputs = keras.Input((6,))
@@ -233,8 +236,8 @@ def test_a_model_saved_with_the_skipsets_cached_is_the_file_keras_writes(tmp_pat
 def test_multiworker_without_a_sound_tf_config_is_refused_in_one_sentence(
     tf_config: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from breedscope import distribute
-    from breedscope.errors import ConfigError
+    from breedscope.core.errors import ConfigError
+    from breedscope.training import distribute
 
     if tf_config is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -250,7 +253,7 @@ def test_the_rendezvous_waits_for_the_other_trainers_only() -> None:
     import socket
     import threading
 
-    from breedscope import distribute
+    from breedscope.training import distribute
 
     with socket.create_server(("127.0.0.1", 0)) as other_worker:
         with socket.create_server(("127.0.0.1", 0)) as probe:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from breedscope.datasets.spec import SourceImage
-from breedscope.datasets.validate import (
+from breedscope.data.spec import SourceImage
+from breedscope.data.validate import (
     ImageRecord,
     _Clusters,
     inspect,

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from breedscope.augment import AugmentPreset
-from breedscope.hookspecs import hookimpl
+from breedscope import AugmentPreset, hookimpl
 
 if TYPE_CHECKING:
     import albumentations as A

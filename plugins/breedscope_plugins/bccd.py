@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from breedscope.datasets.spec import DatasetSpec, Scan, folder_holding, scan_class_folders
-from breedscope.hookspecs import hookimpl
+from breedscope import DatasetSpec, Scan, folder_holding, hookimpl, scan_class_folders
 from breedscope_plugins import folder
 
 CLASSES = ("basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil")

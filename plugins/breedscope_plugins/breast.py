@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from breedscope.datasets.spec import DatasetSpec, Scan, SourceImage, is_junk
-from breedscope.hookspecs import hookimpl
+from breedscope import DatasetSpec, Scan, SourceImage, hookimpl, is_junk
 
 CLASS_NAMES = {
     "benign": "benign",

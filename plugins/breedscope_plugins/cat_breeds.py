@@ -12,8 +12,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from breedscope.datasets.spec import DatasetSpec, Scan, is_junk, scan_class_folders, single_top_folder
-from breedscope.hookspecs import hookimpl
+from breedscope import DatasetSpec, Scan, hookimpl, is_junk, scan_class_folders, single_top_folder
 
 
 def _images_dir(root: Path) -> Path:

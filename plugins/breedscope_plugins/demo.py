@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from breedscope.datasets.spec import DatasetSpec
-from breedscope.hookspecs import hookimpl
+from breedscope import DatasetSpec, hookimpl
 from breedscope_plugins.folder import scan
 
 SIDE = 32

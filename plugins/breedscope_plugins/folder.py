@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from breedscope.datasets.spec import DatasetSpec, Scan, scan_class_folders, single_top_folder
-from breedscope.hookspecs import hookimpl
+from breedscope import DatasetSpec, Scan, hookimpl, scan_class_folders, single_top_folder
 
 
 def scan(root: Path) -> Scan:

@@ -3,9 +3,7 @@ applications, and an AlexNet-style network (which has no ImageNet weights in Ker
 
 from __future__ import annotations
 
-from breedscope.errors import BreedscopeError
-from breedscope.hookspecs import hookimpl
-from breedscope.model import BackboneSpec
+from breedscope import BackboneSpec, BreedscopeError, hookimpl
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -20,7 +18,7 @@ def _resnet50(image_size: int, alpha: float, weights: str | None):
 
 
 def _caffe(pixel_range: str):
-    from breedscope.layers import ReverseChannelsAndCenter
+    from breedscope import ReverseChannelsAndCenter
 
     return ReverseChannelsAndCenter(name="resnet50_preprocess")
 

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from breedscope.atomic import write_text
-from breedscope.hookspecs import hookimpl
-from breedscope.report.document import Document, Figure, Paragraph, Table, markdown_literal, markdown_text
-from breedscope.report.reporter import ReporterSpec
+from breedscope import (
+    Document,
+    Figure,
+    Paragraph,
+    ReporterSpec,
+    Table,
+    hookimpl,
+    markdown_literal,
+    markdown_text,
+    write_text,
+)
 
 
 def render(document: Document, out_dir: Path) -> Path:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from breedscope.hookspecs import hookimpl
-from breedscope.model import BackboneSpec
+from breedscope import BackboneSpec, hookimpl
 
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
 

@@ -13,8 +13,7 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 from PIL import Image
 
-from breedscope.atomic import atomic_path
-from breedscope.report.document import BOLD, Document, Figure, Paragraph, Table
+from breedscope import BOLD, Document, Figure, Paragraph, Table, atomic_path
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONT = "DejaVu"

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from breedscope.hookspecs import hookimpl
-from breedscope.report.document import Document
-from breedscope.report.reporter import ReporterSpec
+from breedscope import Document, ReporterSpec, hookimpl
 
 
 def render(document: Document, out_dir: Path) -> Path:

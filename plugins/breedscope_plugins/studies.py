@@ -4,8 +4,7 @@ third party's preset."""
 
 from __future__ import annotations
 
-from breedscope.hookspecs import hookimpl
-from breedscope.presets import Preset, Study
+from breedscope import Preset, Study, hookimpl
 
 CAT_BREEDS = ["American Curl", "Maine Coon", "Persian", "Scottish Fold", "Sphynx - Hairless Cat"]
 BLOOD_CELLS = ["basophil", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]

@@ -8,13 +8,9 @@ first use, so ``import breedscope`` is quick and changes nothing in the importin
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("breedscope")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+from breedscope.core.versions import __version__
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -31,28 +27,38 @@ _EXPORTS = {
     "Dataset": "breedscope.api",
     "Comparison": "breedscope.api",
     "Export": "breedscope.api",
-    "Evaluation": "breedscope.evaluate",
-    "ClassMetrics": "breedscope.evaluate",
-    "BreedscopeError": "breedscope.errors",
-    "ConfigError": "breedscope.errors",
-    "DataError": "breedscope.errors",
+    "Evaluation": "breedscope.evaluation.metrics",
+    "ClassMetrics": "breedscope.evaluation.metrics",
+    "BreedscopeError": "breedscope.core.errors",
+    "ConfigError": "breedscope.core.errors",
+    "DataError": "breedscope.core.errors",
     # the plugin contract
     "hookimpl": "breedscope.hookspecs",
     "PluginContext": "breedscope.hookspecs",
-    "DatasetSpec": "breedscope.datasets.spec",
-    "Scan": "breedscope.datasets.spec",
-    "SourceImage": "breedscope.datasets.spec",
-    "scan_class_folders": "breedscope.datasets.spec",
-    "BackboneSpec": "breedscope.model",
-    "AugmentPreset": "breedscope.augment",
+    "DatasetSpec": "breedscope.data.spec",
+    "Scan": "breedscope.data.spec",
+    "SourceImage": "breedscope.data.spec",
+    "scan_class_folders": "breedscope.data.spec",
+    "single_top_folder": "breedscope.data.spec",
+    "folder_holding": "breedscope.data.spec",
+    "is_junk": "breedscope.data.spec",
+    "BackboneSpec": "breedscope.model.backbone",
+    "AugmentPreset": "breedscope.features.augment",
     "ReporterSpec": "breedscope.report.reporter",
-    "Preset": "breedscope.presets",
-    "Study": "breedscope.presets",
+    "Preset": "breedscope.config.presets",
+    "Study": "breedscope.config.presets",
     "Document": "breedscope.report.document",
     "Section": "breedscope.report.document",
     "Paragraph": "breedscope.report.document",
     "Table": "breedscope.report.document",
     "Figure": "breedscope.report.document",
+    "BOLD": "breedscope.report.document",
+    "markdown_literal": "breedscope.report.document",
+    "markdown_text": "breedscope.report.document",
+    "ReverseChannelsAndCenter": "breedscope.model.layers",
+    # writing a plugin's files the way breedscope writes its own (whole or not at all)
+    "atomic_path": "breedscope.core.atomic",
+    "write_text": "breedscope.core.atomic",
 }
 
 __all__ = [  # noqa: RUF022 (grouped as in _EXPORTS)
@@ -80,6 +86,9 @@ __all__ = [  # noqa: RUF022 (grouped as in _EXPORTS)
     "Scan",
     "SourceImage",
     "scan_class_folders",
+    "single_top_folder",
+    "folder_holding",
+    "is_junk",
     "BackboneSpec",
     "AugmentPreset",
     "ReporterSpec",
@@ -90,6 +99,12 @@ __all__ = [  # noqa: RUF022 (grouped as in _EXPORTS)
     "Paragraph",
     "Table",
     "Figure",
+    "BOLD",
+    "markdown_literal",
+    "markdown_text",
+    "ReverseChannelsAndCenter",
+    "atomic_path",
+    "write_text",
 ]
 
 
@@ -108,12 +123,31 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from breedscope.api import Comparison, Dataset, Export, Run, compare, configure, fetch, open_run, run
-    from breedscope.augment import AugmentPreset
-    from breedscope.datasets.spec import DatasetSpec, Scan, SourceImage, scan_class_folders
-    from breedscope.errors import BreedscopeError, ConfigError, DataError
-    from breedscope.evaluate import ClassMetrics, Evaluation
+    from breedscope.config.presets import Preset, Study
+    from breedscope.core.atomic import atomic_path, write_text
+    from breedscope.core.errors import BreedscopeError, ConfigError, DataError
+    from breedscope.data.spec import (
+        DatasetSpec,
+        Scan,
+        SourceImage,
+        folder_holding,
+        is_junk,
+        scan_class_folders,
+        single_top_folder,
+    )
+    from breedscope.evaluation.metrics import ClassMetrics, Evaluation
+    from breedscope.features.augment import AugmentPreset
     from breedscope.hookspecs import PluginContext, hookimpl
-    from breedscope.model import BackboneSpec
-    from breedscope.presets import Preset, Study
-    from breedscope.report.document import Document, Figure, Paragraph, Section, Table
+    from breedscope.model.backbone import BackboneSpec
+    from breedscope.model.layers import ReverseChannelsAndCenter
+    from breedscope.report.document import (
+        BOLD,
+        Document,
+        Figure,
+        Paragraph,
+        Section,
+        Table,
+        markdown_literal,
+        markdown_text,
+    )
     from breedscope.report.reporter import ReporterSpec

@@ -22,21 +22,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from breedscope import presets
-from breedscope.datasets.store import StoredDataset
-from breedscope.errors import BreedscopeError, ConfigError
-from breedscope.evaluate import Evaluation
+from breedscope.config import presets
+from breedscope.core.errors import BreedscopeError, ConfigError
+from breedscope.data.store import StoredDataset
+from breedscope.evaluation.metrics import Evaluation
 from breedscope.report.document import Table, markdown_literal, markdown_text
-from breedscope.rundir import CONFUSION_FIGURE, RunDir, check_runs_dir, read_json
+from breedscope.runs.rundir import CONFUSION_FIGURE, RunDir, check_runs_dir, read_json, write_manifest
 
 if TYPE_CHECKING:
-    from breedscope.config import RunConfig
-    from breedscope.datasets.fetch import FetchResult
-    from breedscope.datasets.validate import Validation
-    from breedscope.export import ExportCheck
-    from breedscope.external import ExternalEvaluation
-    from breedscope.inference import Prediction, TrainedRun
-    from breedscope.manifest import Manifest
+    from breedscope.config.settings import RunConfig
+    from breedscope.data.fetch import FetchResult
+    from breedscope.data.manifest import Manifest
+    from breedscope.data.validate import Validation
+    from breedscope.export.convert import ExportCheck
+    from breedscope.inference.predict import Prediction, TrainedRun
+    from breedscope.pipeline.external import ExternalEvaluation
     from breedscope.plugins import Registry
 
 Dataset = StoredDataset  # the public name of a fetched dataset
@@ -63,7 +63,7 @@ def fetch_dataset(
     min_side: int = 32,
 ) -> FetchResult:
     """:func:`fetch`, with what the fetch found (validation counts, duplicates) for the CLI to show."""
-    from breedscope.datasets.fetch import fetch as fetch_with
+    from breedscope.data.fetch import fetch as fetch_with
 
     registry = plugins()
     spec = registry.require_dataset_plugin(dataset)
@@ -126,7 +126,7 @@ def fetch(
 
 def load_dataset(name: str) -> Dataset:
     """A dataset fetched earlier, or a sentence saying how to fetch it."""
-    from breedscope.datasets import store
+    from breedscope.data import store
 
     dataset = store.load(name)
     if dataset is None:
@@ -136,7 +136,7 @@ def load_dataset(name: str) -> Dataset:
 
 def validate(name: str) -> Validation:
     """Decode and check every image of a fetched dataset again."""
-    from breedscope.datasets.fetch import revalidate
+    from breedscope.data.fetch import revalidate
 
     dataset = load_dataset(name)
     return revalidate(plugins().require_dataset_plugin(dataset.plugin), dataset)[1]
@@ -155,10 +155,10 @@ def split(
     """Write a stratified, grouped split manifest of a fetched dataset; return it and its CSV's path
     (by default in ``BREEDSCOPE_HOME/manifests/NAME/``, one folder per split setting, apart from
     the dataset's files, which ``fetch --force`` replaces)."""
-    from breedscope import config as config_module
-    from breedscope import manifest as manifest_module
-    from breedscope import paths
-    from breedscope.hashing import short_hash
+    from breedscope.config import settings as config_module
+    from breedscope.core import paths
+    from breedscope.core.hashing import short_hash
+    from breedscope.data import manifest as manifest_module
 
     if output is not None:
         paths.check_outside_datasets(Path(output), "--output")
@@ -175,7 +175,7 @@ def split(
     manifest = manifest_module.build(dataset.records(), config.split, config.balance, None, dataset.info)
     key = short_hash(config.split.model_dump_json() + config.balance.model_dump_json())
     target = Path(output) if output else paths.manifests_dir() / dataset.name / key
-    return manifest, manifest.write(target)
+    return manifest, write_manifest(target, manifest)
 
 
 @dataclass(frozen=True)
@@ -200,9 +200,11 @@ def augment_preview(
     """A grid of ``count`` training images, each followed by ``views`` augmented versions, with
     ``preset`` (default: the augmentation of the dataset's study preset), written to ``output`` or
     beside the dataset's runs, ``RUNS_DIR/DATASET/augment_preview-PRESET.png``."""
-    from breedscope import pipeline, samples
-    from breedscope.augment import Augmenter
-    from breedscope.loading import ImageLoader
+    from breedscope.data.manifest import Row
+    from breedscope.features.augment import Augmenter
+    from breedscope.features.loading import ImageLoader
+    from breedscope.pipeline import run as pipeline
+    from breedscope.pipeline import samples
 
     _check_preview(count, views, image_size, seed)
     if output is None:
@@ -218,7 +220,7 @@ def augment_preview(
     for record in stored.records():
         by_label.setdefault(record.label, []).append(record)
     chosen = [group[i] for i in range(count) for group in by_label.values() if i < len(group)][:count]
-    rows = [pipeline.row_of(record) for record in chosen]
+    rows = [Row.of(record) for record in chosen]
     target = (
         Path(output) if output is not None else Path(runs_dir) / stored.name / f"augment_preview-{preset}.png"
     )
@@ -251,7 +253,7 @@ def configure(
 ) -> RunConfig:
     """The configuration :func:`run` would use, without running: defaults < the dataset's or the
     named preset < ``faithful`` < ``config`` (a TOML/YAML file or a mapping) < ``settings``."""
-    from breedscope.pipeline import resolve_config
+    from breedscope.config.layering import resolve_config
 
     return resolve_config(plugins(), preset, config, faithful, dataset=dataset, **settings)
 
@@ -270,12 +272,12 @@ def run(
     Settings are the ``breedscope run`` flags as keywords: ``epochs=20``, ``seed=7``,
     ``lr=1e-3``, ``weights="none"``, ``image_size=160``, ``classes=["a", "b"]``,
     ``split={"train": 0.8, "val": 0.1, "test": 0.1}``, ``runs_dir="runs"`` and the rest of
-    :data:`breedscope.pipeline.SETTINGS`. ``resume`` continues an interrupted run directory.
+    :data:`breedscope.pipeline.run.SETTINGS`. ``resume`` continues an interrupted run directory.
 
     With ``strategy="multiworker"``, every machine of the cluster calls this; only the chief's
     call writes and returns the run, the other workers' return ``None``.
     """
-    from breedscope import pipeline
+    from breedscope.pipeline import run as pipeline
 
     registry = plugins()
     if resume is not None:
@@ -332,7 +334,7 @@ def reproduce(
     and the measured effect of each difference, on features extracted once; return the finished
     :class:`Reproduction`. ``settings`` (``dataset="pbc"``, ``seed=7``, ``epochs=5``...) apply
     to every run; ``resume`` finishes an interrupted reproduction directory."""
-    from breedscope import reproduction
+    from breedscope.pipeline import reproduction
 
     if resume is not None:
         if study or config or settings:
@@ -350,7 +352,7 @@ def reproduce(
 def reproduce_all(**options: object) -> list[Reproduction]:
     """:func:`reproduce` every study whose dataset is fetched (the others are skipped, and said);
     the overview table is written to ``RUNS_DIR/reproductions.md``."""
-    from breedscope import reproduction
+    from breedscope.pipeline import reproduction
 
     done, _, _ = reproduction.start_all(plugins(), **options)
     return [Reproduction(path) for path in done]
@@ -369,7 +371,7 @@ class Reproduction:
     def results(self) -> dict:
         """Every figure the page shows (``results.json``)."""
 
-        from breedscope.reproduction import RESULTS
+        from breedscope.pipeline.reproduction import RESULTS
 
         file = self.path / RESULTS
         if not file.is_file():
@@ -459,14 +461,14 @@ class Run:
 
     def render_reports(self, formats: Sequence[str] = ("markdown", "pdf")) -> list[Path]:
         """Render the reports again from the stored evaluation (no retraining)."""
-        from breedscope.report.render import render_reports
+        from breedscope.pipeline.render import render_reports
 
         self.directory.evaluation()  # a sentence if the run never finished
         return render_reports(self.path, list(formats), plugins())
 
     @cached_property
     def _trained(self) -> TrainedRun:
-        from breedscope import inference
+        from breedscope.inference import predict as inference
 
         return inference.load_run(self.path)
 
@@ -479,7 +481,7 @@ class Run:
         self, images: str | Path | Iterable[str | Path], top: int = 3
     ) -> Iterator[Prediction]:
         """:meth:`predict`, one image at a time as batches finish (for folders of any size)."""
-        from breedscope import inference
+        from breedscope.inference import predict as inference
 
         named = [images] if isinstance(images, str | Path) else list(images)
         return inference.iter_predictions(self._trained, inference.image_paths(named), top=top)
@@ -497,7 +499,7 @@ class Run:
         with ``labels.txt`` beside it; a TFLite or ONNX file is measured against Keras. One
         that fails that check raises ``ExportCheckFailed`` (a ``BreedscopeError``; the file is
         kept, ``.check`` holds the figures) unless ``accept_loss=True``."""
-        from breedscope import export
+        from breedscope.export import convert as export
 
         target = Path(output) if output is not None else self.directory.export_dir
         path, check = export.export_checked(self._trained, fmt, target, quantize, accept_loss=accept_loss)
@@ -512,7 +514,7 @@ class Run:
         """External validation: the model on every image of another fetched ``dataset`` whose class
         it knows (``class_map`` renames theirs to ours, ``{"normal": "NORMAL"}``), with intervals and a
         report in ``RUN_DIR/external/DATASET/``."""
-        from breedscope import external
+        from breedscope.pipeline import external
 
         trained = self._trained  # the run's own faults first: it is the first thing named
         other = external.require_dataset(dataset)
@@ -523,15 +525,13 @@ class Run:
     # --- how a run shows itself in a notebook ----------------------------------------------
 
     def _per_class_rows(self) -> list[tuple[str, str, str, str, str]]:
-        from breedscope.evaluate import support_cell
-
         return [
             (
                 name,
                 f"{m.precision:.3f}",
                 f"{m.recall:.3f}",
                 f"{m.f1:.3f}",
-                support_cell(self.metrics.data, name),
+                self.metrics.support_cell(name),
             )
             for name, m in self.metrics.per_class.items()
         ]

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from breedscope.augment import AugmentPreset
-    from breedscope.datasets.spec import DatasetSpec
-    from breedscope.model import BackboneSpec
-    from breedscope.presets import Preset
+    from breedscope.config.presets import Preset
+    from breedscope.data.spec import DatasetSpec
+    from breedscope.features.augment import AugmentPreset
+    from breedscope.model.backbone import BackboneSpec
     from breedscope.report.reporter import ReporterSpec
 
 PROJECT = "breedscope"

@@ -16,7 +16,12 @@ from typing import Any
 import pluggy
 
 from breedscope import hookspecs
-from breedscope.errors import ConfigError
+from breedscope.config.presets import Preset
+from breedscope.core.errors import ConfigError
+from breedscope.data.spec import DatasetSpec
+from breedscope.features.augment import AugmentPreset
+from breedscope.model.backbone import BackboneSpec
+from breedscope.report.reporter import ReporterSpec
 
 GROUP = "breedscope"
 
@@ -36,19 +41,19 @@ class Registry:
 
     plugins: list[PluginInfo] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    datasets: dict[str, Any] = field(default_factory=dict)
-    backbones: dict[str, Any] = field(default_factory=dict)
-    augmentations: dict[str, Any] = field(default_factory=dict)
-    reporters: dict[str, Any] = field(default_factory=dict)
-    presets: dict[str, Any] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    backbones: dict[str, BackboneSpec] = field(default_factory=dict)
+    augmentations: dict[str, AugmentPreset] = field(default_factory=dict)
+    reporters: dict[str, ReporterSpec] = field(default_factory=dict)
+    presets: dict[str, Preset] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
 
-    def dataset(self, name: str) -> Any:
+    def dataset(self, name: str) -> DatasetSpec | None:
         return self.datasets[self.aliases.get(name, name)] if self.has_dataset(name) else None
 
-    def dataset_plugin(self, name: str) -> Any:
+    def dataset_plugin(self, name: str) -> DatasetSpec | None:
         """The dataset plugin behind ``name``: a plugin (or alias) itself, or a fetched dataset's."""
-        from breedscope.datasets import store
+        from breedscope.data import store
 
         spec = self.dataset(name)
         if spec is not None:
@@ -56,7 +61,12 @@ class Registry:
         stored = store.load(name)
         return self.dataset(stored.plugin) if stored else None
 
-    def require_dataset_plugin(self, name: str) -> Any:
+    def default_preset(self, dataset: str) -> str | None:
+        """The preset a dataset's plugin names for it, if any."""
+        owner = self.dataset_plugin(dataset)
+        return owner.default_preset if owner else None
+
+    def require_dataset_plugin(self, name: str) -> DatasetSpec:
         """:meth:`dataset_plugin`, or a sentence with the closest known name."""
         spec = self.dataset_plugin(name)
         if spec is None:
@@ -68,7 +78,7 @@ class Registry:
 
     def known_datasets(self) -> list[str]:
         """Every name ``--dataset`` accepts: plugins, their aliases and fetched datasets."""
-        from breedscope.datasets import store
+        from breedscope.data import store
 
         return sorted(set(self.dataset_names()) | set(store.stored_names()))
 
@@ -97,7 +107,8 @@ def _manager() -> pluggy.PluginManager:
 
 
 def _context() -> hookspecs.PluginContext:
-    from breedscope import __version__, paths
+    from breedscope.core import paths
+    from breedscope.core.versions import __version__
 
     return hookspecs.PluginContext(home=paths.home(), version=__version__)
 
@@ -203,7 +214,7 @@ def load(extra_modules: Iterable[Any] = ()) -> Registry:
 @cache
 def registry() -> Registry:
     """The process-wide registry, loaded once; what went wrong loading it is said once."""
-    from breedscope.progress import console
+    from breedscope.core.progress import console
 
     loaded = load()
     for problem in loaded.problems:

@@ -16,10 +16,10 @@ import sys
 import typer
 from rich.markup import escape
 
-from breedscope import signals
 from breedscope.cli.app import app, options
-from breedscope.errors import BreedscopeError, Interrupted
-from breedscope.progress import console
+from breedscope.core import signals
+from breedscope.core.errors import BreedscopeError, Interrupted
+from breedscope.core.progress import console
 
 # Importing a command module registers its commands on ``app``, in this order in --help.
 for _module in ("data", "runs", "models", "studies", "augment", "info"):
@@ -63,7 +63,7 @@ def execute(args: list[str] | None = None) -> int:
 
 
 def _run_app(args: list[str] | None) -> int:
-    # TensorFlow's C++ log below errors; its start-up lines are silenced by breedscope.quiet.
+    # TensorFlow's C++ log below errors; its start-up lines are silenced by breedscope.core.quiet.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # albumentations asks PyPI for its latest version at import: a network call and a warning
     # offline, on every command. The CLI's user did not ask for it.
@@ -77,7 +77,7 @@ def _run_app(args: list[str] | None) -> int:
         show = getattr(exc, "show", None)
         show() if show else console.print(f"Error: {escape(exc.format_message())}")
         code = exc.exit_code
-    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C, SIGTERM or SIGHUP (breedscope.signals)
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C, SIGTERM or SIGHUP (breedscope.core.signals)
         code = signals.exit_code()
     except Interrupted as exc:  # a stop a command turned into what was kept and how to go on
         _say(escape(str(exc)))

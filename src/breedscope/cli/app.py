@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from breedscope import __version__, quiet
-from breedscope.errors import BreedscopeError
+from breedscope.core import quiet
+from breedscope.core.errors import BreedscopeError
+from breedscope.core.versions import __version__
 
 app = typer.Typer(
     name="breedscope",
@@ -36,7 +37,7 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
 ) -> None:
     options["debug"] = debug
-    if debug:  # TensorFlow's and TFLite's own lines, which are silenced otherwise (breedscope.quiet)
+    if debug:  # TensorFlow's and TFLite's own lines, which are silenced otherwise (breedscope.core.quiet)
         os.environ[quiet.DEBUG_ENV] = "1"
 
 

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from breedscope import tables
 from breedscope.cli.app import app, out, parse_ratios
-from breedscope.progress import console
+from breedscope.core import tables
+from breedscope.core.progress import console
 
 
 def _print_validation(validation) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from breedscope import tables
 from breedscope.cli.app import app, out, plugin_registry
+from breedscope.core import tables
 
 
 @app.command()
@@ -12,7 +12,7 @@ def datasets() -> None:
 
     Example: `breedscope datasets`
     """
-    from breedscope.datasets import store
+    from breedscope.data import store
 
     loaded = plugin_registry()
 

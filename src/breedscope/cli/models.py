@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 
 from breedscope.cli.app import app, out
-from breedscope.errors import BreedscopeError
-from breedscope.progress import console, progress_bar
+from breedscope.core.errors import BreedscopeError
+from breedscope.core.progress import console, progress_bar
 
 
 @app.command()
@@ -32,8 +32,9 @@ def predict(
     `breedscope predict runs/bccd/run new_cells/ --csv predictions.csv` ·
     `breedscope predict runs/bccd/run "scans/**/*.png" --json`
     """
-    from breedscope import api, inference
-    from breedscope.predictions import PredictionWriter
+    from breedscope import api
+    from breedscope.inference import predict as inference
+    from breedscope.inference.table import PredictionWriter
 
     run = api.open_run(run_dir)
     paths = inference.image_paths(images)
@@ -79,7 +80,7 @@ def export(
     `breedscope export runs/bccd/run --format onnx`
     """
     from breedscope import api
-    from breedscope import export as export_module
+    from breedscope.export import convert as export_module
 
     try:
         exported = api.open_run(run_dir).export(fmt, quantize, output, accept_loss=accept_loss)
@@ -93,12 +94,12 @@ def export(
 
 
 def _say_exported(path: Path, check) -> None:
-    from breedscope.export import INT8_CHOICE_SUFFIX
+    from breedscope.export.convert import INT8_CHOICE_SUFFIX
 
     console.print(f"Exported: {path} (class names, in output order, in {path.parent / 'labels.txt'})")
     choice = path.with_name(path.name + INT8_CHOICE_SUFFIX)
     if choice.is_file():
-        from breedscope.quantize import Int8Model
+        from breedscope.export.quantize import Int8Model
 
         made = Int8Model(b"", **json.loads(choice.read_text(encoding="utf-8")))
         console.print(f"{made.describe()}.")
@@ -126,7 +127,8 @@ def evaluate(
 
     Example: `breedscope evaluate runs/chest_xray/run --dataset other_hospital --map normal=NORMAL`
     """
-    from breedscope import api, external
+    from breedscope import api
+    from breedscope.pipeline import external
 
     result = api.open_run(run_dir).evaluate_on(
         dataset, external.parse_mapping(class_map), report_format.split(",")

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from breedscope import tables
 from breedscope.cli.app import app, out, parse_ratios
-from breedscope.progress import console
+from breedscope.core import tables
+from breedscope.core.progress import console
 
 
 def _flag_layer(**flags) -> dict:
@@ -176,7 +176,7 @@ def compare(
     for note in notes:
         console.print(f"note: {note}")
     if output is not None:
-        from breedscope.atomic import write_text
+        from breedscope.core.atomic import write_text
 
         write_text(output, comparison.markdown())
         console.print(f"Written: {output}")

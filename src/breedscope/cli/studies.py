@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from breedscope import tables
 from breedscope.cli.app import app, out
-from breedscope.errors import BreedscopeError
-from breedscope.progress import console
+from breedscope.core import tables
+from breedscope.core.errors import BreedscopeError
+from breedscope.core.progress import console
 
 
 @app.command()
@@ -66,7 +66,7 @@ def reproduce(
     if all_studies:
         if study or resume or dataset:
             raise BreedscopeError("--all reproduces every fetched study as its preset has it; name no study.")
-        from breedscope import reproduction
+        from breedscope.pipeline import reproduction
 
         done, skipped, overview = reproduction.start_all(api.plugins(), **options)
         for sentence in skipped:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from breedscope import rundir
-from breedscope.evaluate import few_images_sentence, most_confused_pairs, small_classes, support_cell
-from breedscope.presets import Preset
+from breedscope.config.presets import Preset
+from breedscope.evaluation.metrics import Evaluation, few_images_sentence
 from breedscope.report import figures
 from breedscope.report.document import Document, Figure, Paragraph, Section, Table
-from breedscope.rundir import RunDir
+from breedscope.runs import rundir
+from breedscope.runs.rundir import RunDir
 
 # Fewer test images than this in a class, and its per-class figures are said to be not meaningful.
 
@@ -29,21 +29,12 @@ def _pct(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _interval(evaluation: dict, key: str) -> str:
-    low, high = evaluation["intervals"][key]
+def _interval(evaluation: Evaluation, key: str) -> str:
+    low, high = evaluation.interval(key)
     return f"{low:.3f} – {high:.3f}"
 
 
-def measured(evaluation: dict, key: str) -> float | None:
-    """Our figure for a study's metric key: ``accuracy``, ``macro_f1``, ``weighted_precision``..."""
-    if key in ("accuracy", "balanced_accuracy"):
-        return evaluation[key]
-    average, _, metric = key.partition("_")
-    metric = {"f1": "f1-score"}.get(metric, metric)
-    return evaluation.get(average, {}).get(metric)
-
-
-def summary_section(config: dict, manifest: dict, evaluation: dict) -> Section:
+def summary_section(config: dict, manifest: dict, evaluation: Evaluation) -> Section:
     counts = manifest["counts"]
     classes = manifest["classes"]
     rows = [[c, *[str(counts[s].get(c, 0)) for s in ("train", "val", "test")]] for c in classes]
@@ -56,9 +47,9 @@ def summary_section(config: dict, manifest: dict, evaluation: dict) -> Section:
     )
     dataset = manifest["dataset"]
     origin = f", Kaggle {dataset['handle']}" if dataset.get("handle") else ""
-    cv = evaluation.get("cv")
+    cv = evaluation.cv
     protocol = (
-        f"Grouped, stratified {cv['folds']}-fold cross-validation ({cv['repeats']} repeat(s)), seed "
+        f"Grouped, stratified {cv.folds}-fold cross-validation ({cv.repeats} repeat(s)), seed "
         f"{manifest['seed']}"
         if cv
         else f"Split train/val/test {split['train']:g}/{split['val']:g}/{split['test']:g}, {grouping}, "
@@ -67,8 +58,8 @@ def summary_section(config: dict, manifest: dict, evaluation: dict) -> Section:
     text = (
         f"Dataset **{dataset['name']}** ({len(classes)} classes{origin}), preset "
         f"**{config.get('preset') or 'none'}**. {protocol}. "
-        f"Balance policy: {policy}. Test accuracy **{_pct(evaluation['accuracy'])}** "
-        f"(95% CI {_interval(evaluation, 'accuracy')}) on {evaluation['n_test']} "
+        f"Balance policy: {policy}. Test accuracy **{_pct(evaluation.accuracy)}** "
+        f"(95% CI {_interval(evaluation, 'accuracy')}) on {evaluation.n_test} "
         + ("out-of-fold predictions." if cv else "test images.")
     )
     splits = ["test"] if cv else ["train", "val", "test"]  # CV: every image is in the pool
@@ -125,40 +116,37 @@ def configuration_section(config: dict) -> Section:
     return Section("Configuration", [Table(["setting", "value"], rows)])
 
 
-def metrics_section(evaluation: dict, title: str = "Metrics on the test split") -> Section:
+def metrics_section(evaluation: Evaluation, title: str = "Metrics on the test split") -> Section:
+    macro, weighted = evaluation.macro, evaluation.weighted
     overall = [
-        ["accuracy", _pct(evaluation["accuracy"]), _interval(evaluation, "accuracy")],
-        ["macro F1", _pct(evaluation["macro"]["f1-score"]), _interval(evaluation, "macro_f1")],
-        ["balanced accuracy", _pct(evaluation["balanced_accuracy"]), ""],
-        [
-            "macro precision / recall",
-            f"{_pct(evaluation['macro']['precision'])} / {_pct(evaluation['macro']['recall'])}",
-            "",
-        ],
+        ["accuracy", _pct(evaluation.accuracy), _interval(evaluation, "accuracy")],
+        ["macro F1", _pct(macro.f1), _interval(evaluation, "macro_f1")],
+        ["balanced accuracy", _pct(evaluation.balanced_accuracy), ""],
+        ["macro precision / recall", f"{_pct(macro.precision)} / {_pct(macro.recall)}", ""],
         [
             "weighted precision / recall / F1",
-            " / ".join(_pct(evaluation["weighted"][k]) for k in ("precision", "recall", "f1-score")),
+            " / ".join(_pct(v) for v in (weighted.precision, weighted.recall, weighted.f1)),
             "",
         ],
-        ["log loss", f"{evaluation['log_loss']:.4f}", ""],
-        ["expected calibration error", f"{evaluation['calibration']['ece']:.4f}", ""],
+        ["log loss", f"{evaluation.log_loss:.4f}", ""],
+        ["expected calibration error", f"{evaluation.ece:.4f}", ""],
     ]
-    if "roc_auc" in evaluation:
+    if evaluation.roc_auc is not None:
         overall.append(
             [
-                "ROC-AUC" + (" (one-vs-rest, macro)" if len(evaluation["classes"]) > 2 else ""),
-                _pct(evaluation["roc_auc"]),
+                "ROC-AUC" + (" (one-vs-rest, macro)" if len(evaluation.classes) > 2 else ""),
+                _pct(evaluation.roc_auc),
                 "",
             ]
         )
-    if "sensitivity" in evaluation:
+    if evaluation.sensitivity is not None:
         overall += [
-            [f"sensitivity ({evaluation['positive_class']})", _pct(evaluation["sensitivity"]), ""],
-            ["specificity", _pct(evaluation["specificity"]), ""],
+            [f"sensitivity ({evaluation.positive_class})", _pct(evaluation.sensitivity), ""],
+            ["specificity", _pct(evaluation.specificity), ""],
         ]
     per_class = [
-        [name, _pct(v["precision"]), _pct(v["recall"]), _pct(v["f1-score"]), support_cell(evaluation, name)]
-        for name, v in evaluation["per_class"].items()
+        [name, _pct(m.precision), _pct(m.recall), _pct(m.f1), evaluation.support_cell(name)]
+        for name, m in evaluation.per_class.items()
     ]
     caption = "Per class (support: test images)"
     header = ["class", "precision", "recall", "F1", "support"]
@@ -168,50 +156,49 @@ def metrics_section(evaluation: dict, title: str = "Metrics on the test split") 
     if len(per_class) > SORTED_CLASSES:  # a long table is read for its worst classes first
         per_class.sort(key=lambda row: (float(row[-2]), row[-5]))
         caption += ", worst F1 first"
-    method = evaluation["intervals"]["method"]
+    method = evaluation.interval_method
     blocks: list = [
         Table(["metric", "value", "95% CI"], overall, f"Intervals: {method}."),
         Table(header, per_class, caption),
     ]
-    few = small_classes(evaluation)
+    few = evaluation.small_classes()
     if few:
         blocks.append(Paragraph(few_images_sentence(few)))
-    if evaluation.get("absent_classes"):
-        absent = ", ".join(evaluation["absent_classes"])
+    if evaluation.absent_classes:
+        absent = ", ".join(evaluation.absent_classes)
         blocks.append(
             Paragraph(
                 f"No test image is of {absent}: macro figures and balanced accuracy average over the "
-                f"{len(evaluation['classes']) - len(evaluation['absent_classes'])} classes present, and "
+                f"{len(evaluation.classes) - len(evaluation.absent_classes)} classes present, and "
                 "the absent classes' rows hold only how often the model predicted them (precision 0)."
             )
         )
     return Section(title, blocks)
 
 
-def cross_validation_section(evaluation: dict) -> Section | None:
+def cross_validation_section(evaluation: Evaluation) -> Section | None:
     """Each fold's figures, their spread, and the pooled interval."""
-    cv = evaluation.get("cv")
-    if not cv:
+    cv = evaluation.cv
+    if cv is None:
         return None
     rows = [
-        [str(f["repeat"]), str(f["fold"]), str(f["n_test"]), _pct(f["accuracy"]), _pct(f["macro_f1"])]
-        for f in cv["per_fold"]
+        [str(f.repeat), str(f.fold), str(f.n_test), _pct(f.accuracy), _pct(f.macro_f1)] for f in cv.per_fold
     ]
-    low, high = evaluation["intervals"]["accuracy"]
+    low, high = evaluation.interval("accuracy")
     text = (
-        f"Grouped, stratified {cv['folds']}-fold cross-validation"
-        + (f", repeated {cv['repeats']} times with other folds" if cv["repeats"] > 1 else "")
-        + f": each of the {cv['images']} images was tested once per repeat by a model that never saw it "
+        f"Grouped, stratified {cv.folds}-fold cross-validation"
+        + (f", repeated {cv.repeats} times with other folds" if cv.repeats > 1 else "")
+        + f": each of the {cv.images} images was tested once per repeat by a model that never saw it "
         "or its group. The figures above pool every out-of-fold prediction: accuracy "
-        f"{_pct(evaluation['accuracy'])} (95% CI {low:.3f} – {high:.3f}). Across folds the accuracy is "
-        f"{_pct(cv['fold_accuracy_mean'])} on average, with a standard deviation of "
-        f"{_pct(cv['fold_accuracy_sd'])}."
+        f"{_pct(evaluation.accuracy)} (95% CI {low:.3f} – {high:.3f}). Across folds the accuracy is "
+        f"{_pct(cv.fold_accuracy_mean)} on average, with a standard deviation of "
+        f"{_pct(cv.fold_accuracy_sd)}."
     )
     table = Table(["repeat", "fold", "test images", "accuracy", "macro F1"], rows, "Per fold")
     return Section("Cross-validation", [Paragraph(text), table])
 
 
-def comparison_section(config: dict, evaluation: dict, known: Mapping[str, Preset]) -> Section | None:
+def comparison_section(config: dict, evaluation: Evaluation, known: Mapping[str, Preset]) -> Section | None:
     name = config.get("preset")
     preset = known.get(name) if name else None
     if preset is None or preset.study is None:
@@ -219,7 +206,7 @@ def comparison_section(config: dict, evaluation: dict, known: Mapping[str, Prese
     study = preset.study
     rows = []
     for key, theirs in study.reported.items():
-        ours = measured(evaluation, key)
+        ours = evaluation.figure(key)
         ci = _interval(evaluation, key) if key in ("accuracy", "macro_f1") else ""
         rows.append(
             [
@@ -229,9 +216,9 @@ def comparison_section(config: dict, evaluation: dict, known: Mapping[str, Prese
                 ci,
             ]
         )
-    few = small_classes(evaluation)
+    few = evaluation.small_classes()
     for label, theirs in study.per_class_f1.items():
-        ours = evaluation["per_class"].get(label, {}).get("f1-score")
+        ours = evaluation.per_class[label].f1 if label in evaluation.per_class else None
         shown = _pct(ours) if ours is not None else "not in this run"
         if label in few:
             shown += f" (on {few[label]} test image{'s' if few[label] != 1 else ''}: not meaningful)"
@@ -240,21 +227,21 @@ def comparison_section(config: dict, evaluation: dict, known: Mapping[str, Prese
         Paragraph(f"Study: {study.title}."),
         Table(["metric", "study", "this run", "this run, 95% CI"], rows),
     ]
-    low, high = evaluation["intervals"]["accuracy"]
+    low, high = evaluation.interval("accuracy")
     reported = study.reported.get("accuracy")
     if reported is not None:
         inside = low <= reported <= high
         blocks.append(
             Paragraph(
                 f"The study's accuracy of {reported:.3f} lies {'inside' if inside else 'outside'} this run's "
-                f"95% interval ({low:.3f} – {high:.3f}) over {evaluation['n_test']} test images."
+                f"95% interval ({low:.3f} – {high:.3f}) over {evaluation.n_test} test images."
             )
         )
     blocks += [Paragraph(sentence) for sentence in (*preset.differences, *study.notes)]
     return Section("Comparison with the study", blocks)
 
 
-def figures_sections(run_dir: Path, evaluation: dict, history: list[dict]) -> list[Section]:
+def figures_sections(run_dir: Path, evaluation: Evaluation, history: list[dict]) -> list[Section]:
     sections = []
     if history:
         figures.training_curves(history, run_dir / rundir.CURVES_FIGURE)
@@ -265,7 +252,7 @@ def figures_sections(run_dir: Path, evaluation: dict, history: list[dict]) -> li
             )
         )
     figures.confusion_matrix(evaluation, run_dir / rundir.CONFUSION_FIGURE)
-    n = len(evaluation["classes"])
+    n = len(evaluation.classes)
     annotated = n <= figures.ANNOTATED_CLASSES
     confusion: list = [
         Figure(
@@ -277,28 +264,25 @@ def figures_sections(run_dir: Path, evaluation: dict, history: list[dict]) -> li
         )
     ]
     if not annotated:
-        rows = [[t, p, str(c), f"{share:.0%}"] for t, p, c, share in most_confused_pairs(evaluation)]
+        rows = [[t, p, str(c), f"{share:.0%}"] for t, p, c, share in evaluation.most_confused_pairs()]
         confusion.append(Table(["true", "predicted", "images", "share of true"], rows, "Most confused pairs"))
     sections.append(Section("Confusion matrix", confusion))
     figures.reliability(evaluation, run_dir / rundir.RELIABILITY_FIGURE)
     calibration = [
         Figure(Path(rundir.RELIABILITY_FIGURE), "Reliability diagram of the top-class confidence.", 0.55)
     ]
-    if "roc_curve" in evaluation:
+    if evaluation.roc_curve is not None:
         figures.roc(evaluation, run_dir / rundir.ROC_FIGURE)
         calibration.append(Figure(Path(rundir.ROC_FIGURE), "ROC curve.", 0.55))
-    elif "roc_curves" in evaluation:
+    elif evaluation.roc_curves:
         figures.roc_one_vs_rest(evaluation, run_dir / rundir.ROC_FIGURE)
         calibration.append(Figure(Path(rundir.ROC_FIGURE), "One-vs-rest ROC curve per class (AUC).", 0.6))
     sections.append(Section("Calibration and ROC", calibration))
     return sections
 
 
-def errors_section(run_dir: Path, evaluation: dict) -> Section:
-    rows = [
-        [e["path"], e["true"], e["predicted"], f"{e['confidence']:.3f}"]
-        for e in evaluation["most_confident_errors"]
-    ]
+def errors_section(run_dir: Path, evaluation: Evaluation) -> Section:
+    rows = [[e.path, e.true, e.predicted, f"{e.confidence:.3f}"] for e in evaluation.most_confident_errors]
     if not rows:
         return Section("Most confident errors", [Paragraph("No test image was misclassified.")])
     blocks: list = [Table(["image", "true", "predicted", "confidence"], rows)]
@@ -371,7 +355,7 @@ def build_document(run_dir: Path, known_presets: Mapping[str, Preset]) -> Docume
     run_dir = directory.path
     config = directory.config_data()
     manifest = directory.manifest_header()
-    evaluation = dict(directory.evaluation().data)
+    evaluation = directory.evaluation()
     environment = directory.environment()
     history = directory.history()
     sections = [summary_section(config, manifest, evaluation)]

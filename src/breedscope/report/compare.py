@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from breedscope.report.document import Table
-from breedscope.rundir import RunDir
+from breedscope.runs.rundir import RunDir
 
 HEADER = [
     "run",
@@ -60,8 +60,8 @@ def comparison_table(run_dirs: list[Path]) -> tuple[Table, list[str]]:
                 f"{evaluation.accuracy:.3f} ({accuracy_ci[0]:.3f}–{accuracy_ci[1]:.3f})",
                 f"{evaluation.macro_f1:.3f} ({f1_ci[0]:.3f}–{f1_ci[1]:.3f})",
                 f"{evaluation.balanced_accuracy:.3f}",
-                f"{evaluation.data['log_loss']:.3f}",
-                f"{evaluation.data['calibration']['ece']:.3f}",
+                f"{evaluation.log_loss:.3f}",
+                f"{evaluation.ece:.3f}",
             ]
         )
     notes = []

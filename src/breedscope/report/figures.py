@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from breedscope.evaluate import small_classes
+from breedscope.evaluation.metrics import Evaluation
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -50,10 +50,10 @@ LABELLED_CLASSES = 60  # beyond this, tick labels would overlap: the classes are
 MAX_SIDE_INCHES = 14.0
 
 
-def confusion_matrix(evaluation: dict, path: Path) -> Path:
-    classes = evaluation["classes"]
-    counts = np.array(evaluation["confusion_matrix"])
-    normalised = np.array(evaluation["confusion_matrix_normalised"])
+def confusion_matrix(evaluation: Evaluation, path: Path) -> Path:
+    classes = evaluation.classes
+    counts = np.array(evaluation.confusion_matrix)
+    normalised = np.array(evaluation.confusion_matrix_normalised)
     n = len(classes)
     side = min(MAX_SIDE_INCHES, max(4.5, 0.6 * n + 2.5))
     figure, axis = _subplots(figsize=(side, side * 0.85))
@@ -105,30 +105,30 @@ def training_curves(history: list[dict], path: Path) -> Path:
     return _save(figure, path)
 
 
-def reliability(evaluation: dict, path: Path) -> Path:
-    bins = evaluation["calibration"]["bins"]
+def reliability(evaluation: Evaluation, path: Path) -> Path:
+    bins = evaluation.calibration_bins
     figure, axis = _subplots(figsize=(4.5, 4))
-    centres = [(b["low"] + b["high"]) / 2 for b in bins]
-    axis.bar(centres, [b["accuracy"] for b in bins], width=0.09, alpha=0.7, label="accuracy in bin")
+    centres = [(b.low + b.high) / 2 for b in bins]
+    axis.bar(centres, [b.accuracy for b in bins], width=0.09, alpha=0.7, label="accuracy in bin")
     axis.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
-    axis.plot(centres, [b["confidence"] for b in bins], "o", color="tab:red", ms=4, label="mean confidence")
+    axis.plot(centres, [b.confidence for b in bins], "o", color="tab:red", ms=4, label="mean confidence")
     axis.set_xlabel("confidence of the predicted class")
     axis.set_ylabel("accuracy")
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1.02)
-    axis.set_title(f"ECE {evaluation['calibration']['ece']:.3f}")
+    axis.set_title(f"ECE {evaluation.ece:.3f}")
     axis.legend(fontsize=8, loc="upper left")
     return _save(figure, path)
 
 
-def roc(evaluation: dict, path: Path) -> Path:
-    curve = evaluation["roc_curve"]
+def roc(evaluation: Evaluation, path: Path) -> Path:
+    curve = evaluation.roc_curve
     figure, axis = _subplots(figsize=(4.5, 4))
-    axis.plot(curve["fpr"], curve["tpr"], lw=2, label=f"AUC {evaluation['roc_auc']:.3f}")
+    axis.plot(list(curve.fpr), list(curve.tpr), lw=2, label=f"AUC {evaluation.roc_auc:.3f}")
     axis.plot([0, 1], [0, 1], "k--", lw=1)
     axis.set_xlabel("false positive rate (1 - specificity)")
     axis.set_ylabel("true positive rate (sensitivity)")
-    axis.set_title(f"positive class: {evaluation['positive_class']}")
+    axis.set_title(f"positive class: {evaluation.positive_class}")
     axis.legend(loc="lower right")
     return _save(figure, path)
 
@@ -136,32 +136,33 @@ def roc(evaluation: dict, path: Path) -> Path:
 LEGEND_CLASSES = 12
 
 
-def roc_labels(evaluation: dict) -> dict[str, str]:
+def roc_labels(evaluation: Evaluation) -> dict[str, str]:
     """Each one-vs-rest curve's legend: the class and its AUC, and for a class the support rule
     finds too small, how many test images the curve rests on."""
-    few = small_classes(evaluation)
+    few = evaluation.small_classes()
     labels = {}
-    for name, curve in evaluation["roc_curves"].items():
+    for name, curve in evaluation.roc_curves.items():
         short = name if len(name) <= 16 else name[:15] + "…"
         count = f"; {few[name]} image{'s' * (few[name] != 1)}: too few" if name in few else ""
-        labels[name] = f"{short} ({curve['auc']:.3f}{count})"
+        labels[name] = f"{short} ({curve.auc:.3f}{count})"
     return labels
 
 
-def roc_one_vs_rest(evaluation: dict, path: Path) -> Path:
+def roc_one_vs_rest(evaluation: Evaluation, path: Path) -> Path:
     figure, axis = _subplots(figsize=(5.2, 4.4))
-    few = small_classes(evaluation)
+    few = evaluation.small_classes()
     for name, label in roc_labels(evaluation).items():
-        curve = evaluation["roc_curves"][name]
+        curve = evaluation.roc_curves[name]
+        fpr, tpr = list(curve.fpr), list(curve.tpr)
         if name in few:  # the support rule: drawn faint and dotted, its count in the legend
-            axis.plot(curve["fpr"], curve["tpr"], lw=1, ls=":", alpha=0.5, color="grey", label=label)
+            axis.plot(fpr, tpr, lw=1, ls=":", alpha=0.5, color="grey", label=label)
         else:
-            axis.plot(curve["fpr"], curve["tpr"], lw=1.5, label=label)
+            axis.plot(fpr, tpr, lw=1.5, label=label)
     axis.plot([0, 1], [0, 1], "k--", lw=1)
     axis.set_xlabel("false positive rate")
     axis.set_ylabel("true positive rate")
-    axis.set_title(f"one-vs-rest ROC, macro AUC {evaluation['roc_auc']:.3f}")
-    if len(evaluation["roc_curves"]) <= LEGEND_CLASSES:  # beyond, a legend would cover the curves
+    axis.set_title(f"one-vs-rest ROC, macro AUC {evaluation.roc_auc:.3f}")
+    if len(evaluation.roc_curves) <= LEGEND_CLASSES:  # beyond, a legend would cover the curves
         axis.legend(loc="lower right", fontsize=7)
     return _save(figure, path)
 

@@ -1,13 +1,14 @@
 """The reproduction page: a study's figure beside its faithful reproduction, the sound figure and
 the cross-validated one, and what each difference in protocol is worth. Rendered by the same
-reporter plugins as a run's report, from ``results.json`` (written by ``breedscope.reproduction``)."""
+reporter plugins as a run's report, from ``results.json`` (written by
+``breedscope.pipeline.reproduction``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from breedscope.presets import Preset
+from breedscope.config.presets import Preset
 from breedscope.report import figures
 from breedscope.report.document import Document, Figure, Paragraph, Section, Table
 from breedscope.report.reporter import ReporterSpec

@@ -1,1 +1,0 @@
-"""Datasets: what a source looks like (spec), getting it (fetch, archive, kaggle), checking it (validate)."""

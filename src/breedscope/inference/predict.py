@@ -1,0 +1,117 @@
+"""Using a trained model on new images: the files named (folders, globs), and their predictions."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from breedscope.core import quiet
+from breedscope.core.errors import ConfigError
+from breedscope.data.images import UnreadableImage, load_rgb
+from breedscope.data.spec import is_junk
+from breedscope.model.classifier import load_model
+from breedscope.runs.rundir import RunDir
+
+if TYPE_CHECKING:
+    import keras
+
+
+@dataclass
+class TrainedRun:
+    """A finished run's classes and input size, and its model, loaded when first used: a refusal,
+    a folder with no image in it or a copy of the model file answers without starting
+    TensorFlow (several seconds)."""
+
+    run_dir: Path
+    model_file: Path
+    classes: list[str]
+    image_size: int
+
+    @cached_property
+    def model(self) -> keras.Model:
+        quiet.load_tensorflow()
+        return load_model(self.model_file, len(self.classes))
+
+
+def load_run(run_dir: Path) -> TrainedRun:
+    """A finished run's model file, classes and input size, or a sentence saying what is missing."""
+    directory = RunDir(run_dir)
+    model_file = directory.model_file
+    image_size = directory.config().model.image_size
+    classes = directory.manifest().classes
+    return TrainedRun(run_dir, model_file, classes, image_size)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: str
+    top: list[tuple[str, float]]
+    error: str = ""
+
+
+def image_paths(arguments: Iterable[str | Path]) -> list[Path]:
+    """The files the arguments name, in order: a file as it is, a folder's files (recursively,
+    sorted, without system litter), a glob pattern's matches (``**`` for any depth). A name that
+    is neither stays in the list, so that it is reported as not found."""
+    found: list[Path] = []
+    for argument in arguments:
+        path = Path(argument).expanduser()
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and not is_junk(p.relative_to(path)))
+        elif not path.exists() and glob.has_magic(str(argument)):
+            found += [Path(m) for m in sorted(glob.glob(str(path), recursive=True)) if Path(m).is_file()]
+        else:
+            found.append(path)
+    return found
+
+
+def iter_predictions(
+    run: TrainedRun, paths: list[Path], top: int = 3, batch_size: int = 32
+) -> Iterator[Prediction]:
+    """Top classes for each image, in order, a batch at a time (a folder of 100,000 images is never
+    held in memory); an unreadable or missing file gets an error, the rest still run. ``top``
+    is at least 1 (checked here, before any file is read); more than the run's classes shows
+    them all."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError(f"top (how many classes to show per image) must be 1 or more, not {top!r}.")
+    return _predictions(run, paths, top, batch_size)
+
+
+def _predictions(run: TrainedRun, paths: list[Path], top: int, batch_size: int) -> Iterator[Prediction]:
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        results: list[Prediction | None] = []
+        pixels: list[np.ndarray] = []
+        for path in chunk:
+            if path.exists() and not path.is_file():  # a pipe would be waited on for ever
+                results.append(Prediction(str(path), [], "not a regular file (a pipe, socket or device)"))
+                continue
+            try:
+                pixels.append(load_rgb(path, run.image_size))
+                results.append(None)
+            except FileNotFoundError:
+                results.append(Prediction(str(path), [], "file not found"))
+            except UnreadableImage as exc:
+                results.append(Prediction(str(path), [], exc.reason))
+            except OSError as exc:
+                results.append(Prediction(str(path), [], f"cannot read ({exc.strerror or exc})"))
+        probabilities = iter(
+            np.asarray(run.model.predict_on_batch(np.stack(pixels).astype(np.float32))) if pixels else []
+        )
+        for path, result in zip(chunk, results, strict=True):
+            if result is None:
+                p = next(probabilities)
+                order = np.argsort(-p)[:top]
+                result = Prediction(str(path), [(run.classes[i], float(p[i])) for i in order])
+            yield result
+
+
+def predict(run: TrainedRun, paths: list[Path], top: int = 3, batch_size: int = 32) -> list[Prediction]:
+    """:func:`iter_predictions`, as a list."""
+    return list(iter_predictions(run, paths, top, batch_size))
