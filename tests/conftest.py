@@ -3,13 +3,27 @@ finished run."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY, cli, made_once, make_keras_home, write_tree
+from tests.helpers import SESSION_KERAS_HOME, TINY, WEIGHTS, cli, made_once, write_tree
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_keras_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One KERAS_HOME per worker, set before anything imports Keras (which reads it once), with
+    the shared ImageNet weights in it where they exist: the CLI then runs in the worker's process
+    (tests/helpers.cli) with the Keras cache a user's fresh process would have."""
+    path = tmp_path_factory.mktemp("keras_home")
+    (path / "models").mkdir()
+    if WEIGHTS.is_file():
+        shutil.copy(WEIGHTS, path / "models" / WEIGHTS.name)
+    os.environ["KERAS_HOME"] = os.environ[SESSION_KERAS_HOME] = str(path)
+    return path
 
 
 @pytest.fixture(autouse=True)
@@ -21,10 +35,11 @@ def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.fixture
-def keras_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = make_keras_home(tmp_path_factory)
-    monkeypatch.setenv("KERAS_HOME", str(path))
-    return path
+def keras_home(session_keras_home: Path) -> Path:
+    """The worker's KERAS_HOME, with the shared ImageNet MobileNetV2 weights (skipped without)."""
+    if not WEIGHTS.is_file():
+        pytest.skip(f"ImageNet weights {WEIGHTS} are absent (they sit in ../shared/weights in CI)")
+    return session_keras_home
 
 
 @pytest.fixture

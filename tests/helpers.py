@@ -11,8 +11,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +79,11 @@ def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callabl
     return folder
 
 
-def make_keras_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return keras_home_at(tmp_path_factory.mktemp("keras_home"))
+def require_weights() -> None:
+    """Skip, with the reason, where the shared ImageNet weights are absent (the worker's
+    KERAS_HOME holds them where they are present: tests/conftest.py)."""
+    if not WEIGHTS.is_file():
+        pytest.skip(f"ImageNet weights {WEIGHTS} are absent (they sit in ../shared/weights in CI)")
 
 
 def keras_home_at(path: Path) -> Path:
@@ -124,7 +127,10 @@ def shape_image(label: int, seed: int, size: int = 48) -> Image.Image:
     return Image.fromarray(array)
 
 
-def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def cli_process(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The CLI in a process of its own, as a user's shell starts it: for what only a process shows
+    (signals, locks held by another process, plugins found at start-up, TensorFlow's native
+    output, KERAS_HOME read when Keras is imported)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "breedscope.cli", *args],
@@ -135,14 +141,46 @@ def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.C
     )
 
 
-def cli_here(*args: str) -> subprocess.CompletedProcess:
-    """The CLI run in this test's own process, as :func:`cli` returns it: for what needs no
-    process of its own (files, exit codes, sentences), without a TensorFlow start-up per call.
-    Signals, locks and process behaviour keep :func:`cli`."""
+# The KERAS_HOME every worker's Keras was imported with (tests/conftest.py sets it first).
+SESSION_KERAS_HOME = "BREEDSCOPE_TEST_KERAS_HOME"
+
+
+def cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The CLI run in this test's own process with ``env`` set for the call, returned as
+    :func:`cli_process` returns it: files, exit codes and sentences need no process of their own,
+    and each worker then imports TensorFlow once instead of once per command. A call whose
+    KERAS_HOME differs from the one Keras was imported with (Keras reads it once) gets a process
+    of its own."""
+    del timeout  # a process's bound; in this process, pytest's own
+    overrides = {"COLUMNS": "200", **(env or {})}
+    wanted = overrides.get("KERAS_HOME", os.environ.get("KERAS_HOME"))
+    if wanted != os.environ.get(SESSION_KERAS_HOME):
+        return cli_process(*args, env=env)
+    return cli_here(*args, env=overrides)
+
+
+@contextmanager
+def environment(overrides: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``overrides`` for the length of the block."""
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def cli_here(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The CLI run in this test's own process (``breedscope.cli.execute``), as :func:`cli_process`
+    returns it."""
     from breedscope.cli import execute
 
     out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
+    with environment(env or {}), redirect_stdout(out), redirect_stderr(err):
         code = execute(list(args))
     return subprocess.CompletedProcess(["breedscope", *args], code, out.getvalue(), err.getvalue())
 

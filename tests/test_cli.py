@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from breedscope.data import store
-from tests.helpers import TINY, as_in_a_terminal, cli, noise_image, shared_archive
+from tests.helpers import TINY, as_in_a_terminal, cli, cli_process, noise_image, shared_archive
 
 
 def one_sentence_error(result: subprocess.CompletedProcess) -> str:
@@ -241,10 +241,12 @@ NOISE = re.compile(
 def test_a_run_and_an_export_print_only_what_a_user_can_act_on(tree_dataset_cli, tmp_path: Path) -> None:
     env = {"TF_CPP_MIN_LOG_LEVEL": ""}  # as a user's shell has it
     runs = tmp_path / "runs"
-    run = cli("run", "--dataset", tree_dataset_cli, *TINY, "--epochs", "1", "--runs-dir", str(runs), env=env)
+    run = cli_process(
+        "run", "--dataset", tree_dataset_cli, *TINY, "--epochs", "1", "--runs-dir", str(runs), env=env
+    )
     assert run.returncode == 0, run.stderr
     (run_dir,) = list((runs / tree_dataset_cli).iterdir())
-    exported = cli("export", str(run_dir), "--format", "tflite", env=env)
+    exported = cli_process("export", str(run_dir), "--format", "tflite", env=env)
     assert exported.returncode == 0, exported.stderr
 
     lines = [line for r in (run, exported) for line in (r.stdout + r.stderr).splitlines() if line.strip()]
@@ -253,7 +255,7 @@ def test_a_run_and_an_export_print_only_what_a_user_can_act_on(tree_dataset_cli,
     assert any(line.startswith("Exported:") for line in lines)
 
     # The same export with --debug shows what was silenced (so the test above can fail).
-    debug = cli("--debug", "export", str(run_dir), "--format", "tflite", env=env)
+    debug = cli_process("--debug", "export", str(run_dir), "--format", "tflite", env=env)
     assert debug.returncode == 0
     if not any(NOISE.search(line) for line in (debug.stdout + debug.stderr).splitlines()):
         pytest.skip("this TensorFlow build prints nothing at start-up, so there is nothing to silence")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DATASETS, cli, shape_image
+from tests.helpers import DATASETS, cli, cli_process, shape_image
 from tests.kaggle_server import PORT, Behaviour, StandIn
 
 SLUG = "brikwerk/bccd-white-blood-cell"
@@ -211,7 +211,7 @@ def test_credentials_where_kaggles_cli_keeps_them_are_used(
     # ~/.config/kaggle/kaggle.json: the CLI's fallback folder, which kagglehub does not read.
     (home_dir / ".config" / "kaggle").mkdir(parents=True)
     (home_dir / ".config" / "kaggle" / "kaggle.json").write_text('{"username": "ada", "key": "k3y"}')
-    result = cli("fetch", "bccd", env=without_config_dir)
+    result = cli_process("fetch", "bccd", env=without_config_dir)
     assert result.returncode == 0, _said(result)
     expected = "Basic " + base64.b64encode(b"ada:k3y").decode()
     assert kaggle.requests[-1].headers["Authorization"] == expected
@@ -223,7 +223,7 @@ def test_credentials_where_kaggles_cli_keeps_them_are_used(
     (home_dir / ".kaggle" / "credentials.json").write_text(
         json.dumps({"refresh_token": "r", "access_token": "oauth-token", "access_token_expiration": later})
     )
-    result = cli("fetch", "bccd", "--force", env=without_config_dir)
+    result = cli_process("fetch", "bccd", "--force", env=without_config_dir)
     assert result.returncode == 0, _said(result)
     assert kaggle.requests[-1].headers["Authorization"] == "Bearer oauth-token"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from breedscope import Document, Paragraph, Section, Table, hookspecs, plugins
-from tests.helpers import REPO, TINY, cli, pip_install_apart, shape_image
+from tests.helpers import REPO, TINY, cli_process, pip_install_apart, shape_image
 
 GUIDE = REPO / "docs" / "plugins.md"
 
@@ -130,7 +130,7 @@ def test_the_guides_dataset_plugin_installs_fetches_and_trains(tmp_path: Path) -
     archive = shutil.make_archive(str(tmp_path / "leaf-species"), "zip", root_dir=tmp_path / "archive")
 
     env = {"PYTHONPATH": str(site)}
-    fetched = cli("fetch", "leaves", "--from", archive, env=env)
+    fetched = cli_process("fetch", "leaves", "--from", archive, env=env)
     assert fetched.returncode == 0, fetched.stderr
     assert "Stored leaves: 36 images" in " ".join(fetched.stderr.split())
     home = Path(__import__("os").environ["BREEDSCOPE_HOME"])
@@ -140,6 +140,8 @@ def test_the_guides_dataset_plugin_installs_fetches_and_trains(tmp_path: Path) -
     assert {r["group"] for r in rows if r["label"] == "species_1"} == {f"plant1{i}" for i in range(6)}
 
     runs = tmp_path / "runs"
-    trained = cli("run", "--dataset", "leaves", *TINY, "--epochs", "1", "--runs-dir", str(runs), env=env)
+    trained = cli_process(
+        "run", "--dataset", "leaves", *TINY, "--epochs", "1", "--runs-dir", str(runs), env=env
+    )
     assert trained.returncode == 0, trained.stderr
     assert (runs / "leaves" / "run" / "report.pdf").is_file()

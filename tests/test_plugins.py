@@ -7,7 +7,7 @@ from pathlib import Path
 
 from breedscope import plugins
 from breedscope.hookspecs import hookimpl
-from tests.helpers import REPO, cli, pip_install_apart
+from tests.helpers import REPO, cli_process, pip_install_apart
 
 
 def test_first_party_plugins_come_through_the_entry_point_group() -> None:
@@ -54,7 +54,7 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_cli_keeps_working(tmp
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-dist\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[breedscope]\nbroken = module_that_does_not_exist\n")
-    out = cli("plugins", env={"PYTHONPATH": str(tmp_path)})
+    out = cli_process("plugins", env={"PYTHONPATH": str(tmp_path)})
     assert out.returncode == 0
     assert "plugin 'broken' (module_that_does_not_exist) failed to import (ModuleNotFoundError" in " ".join(
         out.stdout.split() + out.stderr.split()
@@ -66,7 +66,7 @@ def test_example_third_party_plugin_installs_and_is_found(tmp_path: Path) -> Non
     target = tmp_path / "site"
     installed = pip_install_apart(target, str(REPO / "plugins" / "breedscope-html-report"))
     assert installed.returncode == 0, installed.stderr
-    out = cli("plugins", env={"PYTHONPATH": str(target)})
+    out = cli_process("plugins", env={"PYTHONPATH": str(target)})
     assert out.returncode == 0, out.stderr
     line = next(line for line in out.stdout.splitlines() if " html " in line)
     assert "breedscope-html-report" in line and "0.1.0" in line and "reporter: html" in line

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import cli, keras_home_at, shared_archive
+from tests.helpers import cli, require_weights, shared_archive
 
 pytestmark = [pytest.mark.slow, pytest.mark.whole_run]
 
@@ -17,10 +17,8 @@ def test_the_bccd_presets_int8_export_keeps_the_models_decisions(
 ) -> None:
     # Full int8 agreed with Keras on 80.6% of the 72 test images and lost 8.3 points, with a
     # warning and exit 0. 2026-12-06, AMD machine: with 12 of 68 layers in float, 98.6% and -1.4.
-    env = {
-        "KERAS_HOME": str(keras_home_at(tmp_path / "keras_home")),
-        "BREEDSCOPE_HOME": str(tmp_path / "home"),
-    }
+    require_weights()
+    env = {"BREEDSCOPE_HOME": str(tmp_path / "home")}
     archive = shared_archive("bccd-white-blood-cell.zip")
     assert cli("fetch", "bccd", "--from", str(archive), env=env).returncode == 0
     runs = tmp_path / "runs"

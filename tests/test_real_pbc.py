@@ -12,18 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import cli, keras_home_at, made_once, shared_archive
+from tests.helpers import cli, made_once, require_weights, shared_archive
 
 pytestmark = [pytest.mark.slow, pytest.mark.whole_run]
 
 
 def _environment(folder: Path) -> dict:
-    return {"KERAS_HOME": str(folder / "keras_home"), "BREEDSCOPE_HOME": str(folder / "home")}
+    return {"BREEDSCOPE_HOME": str(folder / "home")}
 
 
 def _train_pbc(folder: Path, archive: Path) -> None:
     env = _environment(folder)
-    keras_home_at(folder / "keras_home")
     fetched = cli("fetch", "folder", "--from", str(archive), "--name", "pbc", env=env)
     assert fetched.returncode == 0, fetched.stderr
     result = cli("run", "--dataset", "pbc", "--epochs", "5", "--runs-dir", str(folder / "runs"), env=env)
@@ -34,6 +33,7 @@ def _train_pbc(folder: Path, archive: Path) -> None:
 def pbc_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The PBC run, trained once per session by whichever worker asks first. Tests leave it as it is."""
     archive = shared_archive("pbc-wbc.zip")
+    require_weights()
     folder = made_once(tmp_path_factory, "pbc-run", lambda into: _train_pbc(into, archive))
     (run_dir,) = list((folder / "runs" / "pbc").iterdir())
     return run_dir, _environment(folder)

@@ -20,7 +20,15 @@ from pypdf import PdfReader
 
 from breedscope.config import layering
 from breedscope.runs.rundir import RunDir
-from tests.helpers import TINY, as_in_a_terminal, cli, cli_in_a_terminal, pip_install_apart, write_tree
+from tests.helpers import (
+    TINY,
+    as_in_a_terminal,
+    cli,
+    cli_in_a_terminal,
+    cli_process,
+    pip_install_apart,
+    write_tree,
+)
 
 pytestmark = pytest.mark.whole_run
 
@@ -291,7 +299,7 @@ def test_fine_tuning_trains_only_the_top_of_the_backbone(tree_dataset: str, tmp_
 
 def test_mirrored_strategy_across_two_logical_cpus(tree_dataset: str, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    result = cli(
+    result = cli_process(
         "run",
         "--dataset",
         tree_dataset,
