@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from breedscope.config import settings as config_module
-from breedscope.core import locks, paths
-from breedscope.data import manifest as manifest_module
-from breedscope.core.atomic import atomic_path, write_json, write_text
 from breedscope.config.settings import RunConfig
+from breedscope.core import locks, paths
+from breedscope.core.atomic import atomic_path, write_json, write_text
 from breedscope.core.errors import BreedscopeError, ConfigError, DataError
+from breedscope.data import manifest as manifest_module
 from breedscope.evaluation.metrics import Evaluation
 from breedscope.runs.checkpoints import Checkpoints
 
