@@ -127,3 +127,17 @@ def test_a_config_nested_thousands_deep_is_one_sentence(tmp_path: Path, name: st
 def test_null_in_a_config_file_is_a_value() -> None:
     # `patience: null` ("null to disable", docs/configuration.md) used to be ignored.
     assert config.build([{"train": {"patience": 5}}, {"train": {"patience": None}}]).train.patience is None
+
+
+def test_every_setting_is_a_run_flag_and_every_run_flag_a_setting() -> None:
+    """``breedscope run`` and ``breedscope.run()`` take the same settings: the flags of ``run``
+    (beyond how the layers are chosen) are exactly the one settings table, so neither can drift."""
+    import inspect
+
+    from breedscope.cli.runs import run
+    from breedscope.config.layering import SETTINGS
+
+    layer_choices = {"preset", "config_file", "faithful", "resume"}
+    renamed = {"split_ratios": "split", "report_format": "formats"}  # --split, --format
+    flags = {renamed.get(name, name) for name in inspect.signature(run).parameters} - layer_choices
+    assert flags == set(SETTINGS)

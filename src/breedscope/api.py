@@ -272,7 +272,7 @@ def run(
     Settings are the ``breedscope run`` flags as keywords: ``epochs=20``, ``seed=7``,
     ``lr=1e-3``, ``weights="none"``, ``image_size=160``, ``classes=["a", "b"]``,
     ``split={"train": 0.8, "val": 0.1, "test": 0.1}``, ``runs_dir="runs"`` and the rest of
-    :data:`breedscope.pipeline.run.SETTINGS`. ``resume`` continues an interrupted run directory.
+    :data:`breedscope.config.layering.SETTINGS`. ``resume`` continues an interrupted run directory.
 
     With ``strategy="multiworker"``, every machine of the cluster calls this; only the chief's
     call writes and returns the run, the other workers' return ``None``.

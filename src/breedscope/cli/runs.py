@@ -13,20 +13,6 @@ from breedscope.core import tables
 from breedscope.core.progress import console
 
 
-def _flag_layer(**flags) -> dict:
-    """Turn run flags into a config layer; flags left unset (None) do not override anything."""
-    layer: dict = {}
-    for dotted, value in flags.items():
-        if value is None:
-            continue
-        section, _, key = dotted.partition("__")
-        if key:
-            layer.setdefault(section, {})[key] = value
-        else:
-            layer[section] = value
-    return layer
-
-
 @app.command()
 def run(
     dataset: Annotated[str | None, typer.Option(help="Dataset name (plugin or fetched).")] = None,
