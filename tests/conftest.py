@@ -73,3 +73,12 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, home: Path, tmp_path:
     run_dir = tmp_path / "runs" / "shapes" / "run"
     shutil.copytree(shared / "runs" / "shapes" / "run", run_dir)
     return run_dir
+
+
+@pytest.fixture
+def tree_dataset(make_tree, tmp_path: Path) -> str:
+    """The fetched dataset ``shapes``: 3 classes of 14 learnable 40-px images."""
+    root = make_tree(classes=3, per_class=14, size=40)
+    result = cli("fetch", "folder", "--from", str(root), "--name", "shapes")
+    assert result.returncode == 0, result.stderr
+    return "shapes"

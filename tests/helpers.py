@@ -228,3 +228,28 @@ def as_in_a_terminal() -> None:
     that started the test suite in the background (``pytest ... &``) has its children ignore
     SIGINT, and Python then installs no KeyboardInterrupt handler at all."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# Without a validation split there is no early stopping and no best-epoch restore.
+TINY_NO_VAL = [a if a != "0.6,0.2,0.2" else "0.7,0,0.3" for a in TINY]
+
+
+def history_epochs(run_dir: Path) -> list[int]:
+    """The epoch column of a run's history.csv."""
+    return [int(float(line.split(",")[0])) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
+
+
+def tensorboard_steps(run_dir: Path, split: str, tag: str) -> list[int]:
+    """The steps (epochs from 0) at which a run's TensorBoard logs hold ``tag``."""
+    import tensorflow as tf
+
+    steps = []
+    for file in sorted((run_dir / "tensorboard" / split).glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(file)):
+            steps += [event.step for value in event.summary.value if value.tag == tag]
+    return sorted(steps)
+
+
+def run_dir_of(runs: Path) -> Path:
+    (found,) = [p for p in (runs / "shapes").iterdir()]
+    return found

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +13,6 @@ import pytest
 import breedscope as bs
 from breedscope import plugins
 from breedscope.config import layering
-from breedscope.pipeline import run as pipeline
 from tests.helpers import TINY_SETTINGS
 
 
@@ -125,23 +122,6 @@ def test_plugin_names_come_from_one_registry() -> None:
     assert bs.Preset is type(registry.presets["demo"])
 
 
-def test_tensorflows_own_log_lines_stay_out_of_a_python_session() -> None:
-    # A notebook user has no TF_CPP_MIN_LOG_LEVEL set: once breedscope has loaded TensorFlow,
-    # its C++ lines ("I0000 ... generator_dataset_op.cc] Memory patch applied", printed when a
-    # run trains on images) must not reach the notebook.
-    code = (
-        "from breedscope.core import quiet; quiet.load_tensorflow(); import tensorflow as tf; "
-        "data = tf.data.Dataset.from_generator(lambda: iter([1.0, 2.0]), output_signature="
-        "tf.TensorSpec((), tf.float32)); print(sum(float(x) for x in data))"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert result.stdout.strip() == "3.0", result.stderr
-    assert not re.search(r"^[IWE]\d{4} \d\d:\d\d:", result.stderr, re.MULTILINE), result.stderr
-
-
 @pytest.mark.whole_run
 def test_in_a_notebook_errors_and_ctrl_c_show_a_sentence_and_the_call_that_continues(
     make_tree, tmp_path: Path
@@ -196,31 +176,6 @@ bs.run(dataset="shapes", epochs=30, patience=100, runs_dir={str(runs)!r}, **{TIN
     ]
     assert notebook.cells[4].outputs[-1]["data"]["text/plain"] == "'succeeded'"
     assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 30  # every epoch, once
-
-
-def test_a_second_run_at_once_in_one_process_is_refused_in_one_sentence(finished_run: Path) -> None:
-    # Two bs.run calls in two threads used to give other accuracies every time.
-    import threading
-
-    started, release, refused = threading.Event(), threading.Event(), []
-
-    def first_run() -> None:  # holds the process's one run, as a run in progress does
-        with pipeline._only_run_in_this_process():
-            started.set()
-            release.wait(60)
-
-    holder = threading.Thread(target=first_run, daemon=True)
-    holder.start()
-    assert started.wait(60)
-    try:
-        with pytest.raises(bs.BreedscopeError, match="Another run is in progress in this process") as caught:
-            bs.run(dataset="shapes", epochs=1, runs_dir=finished_run.parents[1])
-        refused.append(str(caught.value))
-    finally:
-        release.set()
-        holder.join(60)
-    assert "run them one after the other, or in separate processes" in refused[0]
-    assert sorted(p.name for p in (finished_run.parent).iterdir()) == ["run"]  # no run directory made
 
 
 def test_the_api_refuses_at_its_boundary_in_the_command_lines_sentences(

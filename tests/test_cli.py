@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -259,47 +257,6 @@ def test_a_run_and_an_export_print_only_what_a_user_can_act_on(tree_dataset_cli,
     assert debug.returncode == 0
     if not any(NOISE.search(line) for line in (debug.stdout + debug.stderr).splitlines()):
         pytest.skip("this TensorFlow build prints nothing at start-up, so there is nothing to silence")
-
-
-def test_while_tensorflow_loads_behind_python_output_is_shown_and_native_output_is_not() -> None:
-    # A frozen run computes its features while TensorFlow loads in another thread: TensorFlow's
-    # start-up lines (and what Python prints as it loads) must stay silenced without silencing
-    # the progress bars and messages printed meanwhile, and the terminal is whole again
-    # afterwards, after an error too.
-    code = textwrap.dedent(
-        """
-        import os, sys, warnings
-        from breedscope.core import quiet
-
-        importing = quiet._import_tensorflow
-        def import_as_a_library_might():  # what Python prints in the loading thread is dropped
-            print("python stderr of the loader", file=sys.stderr)
-            warnings.warn("a library's warning at import")
-            importing()
-        quiet._import_tensorflow = import_as_a_library_might
-        # Warnings are shown whatever stands in for sys.stderr (a progress bar's proxy in a
-        # notebook draws without writing to it): the loader's are dropped before that.
-        shown = []
-        warnings.showwarning = lambda message, *rest, **kwargs: shown.append(str(message))
-        try:
-            with quiet.tensorflow_loading_behind():
-                print("python stdout while loading", flush=True)
-                print("python stderr while loading", file=sys.stderr, flush=True)
-                warnings.warn("a warning of this thread")
-                os.write(2, b"native stderr while loading\\n")
-                raise ValueError("stopped")
-        except ValueError:
-            os.write(2, b"native stderr afterwards\\n")
-        print("tensorflow" in sys.modules, shown)
-        """
-    )
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["python stdout while loading", "True ['a warning of this thread']"]
-    assert result.stderr.splitlines() == ["python stderr while loading", "native stderr afterwards"]
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The feature cache: computed once per image and view, whoever asks first; stored in a few
-shards with an index; and the backbone's runtime (LiteRT) checked against Keras."""
+shards with an index; written under other library versions, not reused."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import pytest
 from breedscope.core.errors import DataError
 from breedscope.data.manifest import Row
 from breedscope.features import cache as features
-from breedscope.features import runtime
 from breedscope.features.cache import FeatureCache, read_views
 
 
@@ -144,71 +143,6 @@ def test_an_interrupted_extraction_of_several_views_keeps_each_views_finished_ba
     assert [s.read()[:, 0].tolist() for s in resumed] == [list(range(100)), [i + 1000 for i in range(100)]]
 
 
-def _small_extractor(image_size: int):
-    """A small from-scratch MobileNetV2 extractor, for LiteRT's conversion (skips without LiteRT)."""
-    if not runtime.litert_available():
-        pytest.skip("ai-edge-litert is not installed on this platform; features come from Keras")
-    from breedscope.config.settings import ModelConfig
-    from breedscope.model.backbone import build_feature_extractor
-    from breedscope.plugins import registry
-
-    config = ModelConfig(weights="none", alpha=0.35, image_size=image_size)
-    return build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), config)
-
-
-def test_litert_features_agree_with_keras_within_the_stated_tolerance(tmp_path: Path) -> None:
-    extractor = _small_extractor(64)
-    forward = runtime.choose(extractor, "auto", tmp_path, 64)
-    assert forward.runtime == "litert" and forward.check is not None
-    assert (tmp_path / runtime.BACKBONE_FILE).is_file() and (tmp_path / runtime.CHECK_FILE).is_file()
-    # Other images than the check's, and an odd batch length (padding): within the tolerance.
-    images = np.random.default_rng(1).uniform(0, 255, (11, 64, 64, 3)).astype(np.float32)
-    difference = np.abs(forward(images) - runtime.keras_forward(extractor)(images)).max()
-    assert difference <= runtime.TOLERANCE
-    assert forward.check.max_abs_difference <= runtime.TOLERANCE
-    # Built once: a second choice reuses the converted file.
-    modified = (tmp_path / runtime.BACKBONE_FILE).stat().st_mtime_ns
-    assert runtime.choose(extractor, "auto", tmp_path, 64).runtime == "litert"
-    assert (tmp_path / runtime.BACKBONE_FILE).stat().st_mtime_ns == modified
-    assert runtime.choose(extractor, "keras", tmp_path, 64).runtime == "keras"
-
-
-def test_gradcam_on_litert_feature_maps_equals_gradcam_through_keras(
-    tmp_path: Path, keras_home: Path
-) -> None:
-    # A frozen run's Grad-CAM takes the backbone's maps from the converted backbone that made
-    # its features, instead of calling the Keras backbone: the same heat maps and predictions.
-    # ImageNet weights: a random backbone's maps hardly depend on the image, so would not tell.
-    if not runtime.litert_available():
-        pytest.skip("ai-edge-litert is not installed on this platform; features come from Keras")
-    from breedscope.config.settings import ModelConfig
-    from breedscope.evaluation.explain import gradcam
-    from breedscope.model.backbone import build_feature_extractor
-    from breedscope.model.classifier import assemble, build_head
-    from breedscope.plugins import registry
-    from tests.helpers import WEIGHTS, shape_image
-
-    if not WEIGHTS.is_file():
-        pytest.skip(f"ImageNet weights {WEIGHTS} are absent (they sit in ../shared/weights in CI)")
-    # The file itself: Keras reads KERAS_HOME once per process, at import.
-    config = ModelConfig(weights=str(WEIGHTS), head=[16], dropout=0.0)  # MobileNetV2 at 224 px
-    extractor = build_feature_extractor(registry().pick("backbones", "mobilenet_v2"), config)
-    forward = runtime.choose(extractor, "litert", tmp_path, 224)
-    assert forward.maps is not None
-    model = assemble(extractor, build_head(extractor.output_shape[-1], 3, config))
-    images = np.stack([np.asarray(shape_image(i % 2, seed=i, size=224), np.float32) for i in range(3)])
-
-    keras_heat, keras_probabilities = gradcam(model, images)
-    heat, probabilities = gradcam(model, images, forward.maps)
-
-    np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-4)
-    assert heat.shape == keras_heat.shape == (3, 224, 224)
-    assert np.abs(heat - keras_heat).max() < 1e-3
-    # The comparison can tell: another image's maps give another heat map.
-    other, _ = gradcam(model, images, lambda pixels: forward.maps(pixels[::-1]))
-    assert np.abs(other[0] - keras_heat[0]).max() > 0.1
-
-
 def _resident_mb() -> float:
     status = Path("/proc/self/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
@@ -302,20 +236,6 @@ def test_a_shard_the_index_could_not_name_is_not_left_behind(tmp_path: Path, mon
     assert len(list((tmp_path / "clean").glob("shard-*.npy"))) == 1
     monkeypatch.undo()
     assert set(store.locate(["a", "b"], 0)) == {"a"}
-
-
-def test_a_damaged_converted_backbone_is_converted_again(tmp_path: Path) -> None:
-    # A truncated backbone.tflite used to end the run in "Unexpected error".
-    extractor = _small_extractor(32)
-    first = runtime.choose(extractor, "auto", tmp_path, 32)
-    images = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
-    expected = first(images)
-    model_file = tmp_path / runtime.BACKBONE_FILE
-    model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 3])
-    assert runtime.already_converted(tmp_path, 32, "auto") is None  # not used ahead of TensorFlow
-    again = runtime.choose(extractor, "auto", tmp_path, 32)
-    assert again.runtime == "litert"
-    np.testing.assert_array_equal(again(images), expected)
 
 
 def _installed_as(tmp_path: Path, package: str, version: str, monkeypatch) -> None:

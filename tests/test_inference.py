@@ -1,59 +1,44 @@
-"""Using a trained model: what export feeds the int8 converter, and what it writes."""
+"""Predicting with a finished run (inference/): files, folders and globs, non-images per file."""
 
 from __future__ import annotations
 
-import time
-from collections import Counter
+import os
 from pathlib import Path
 
 import pytest
 
-from breedscope.data.manifest import Row
-from breedscope.export.convert import calibration_rows
+from tests.helpers import cli
 
 
-def _rows(per_class: dict[str, int]) -> list[Row]:
-    # Sorted by class, as a manifest's split is: the first rows are all one class.
-    return [
-        Row(f"{label}/{i}.png", label, "train", f"{label}/{i}.png", f"{label}{i}", "0" * 16, 64, 64, "")
-        for label, count in per_class.items()
-        for i in range(count)
-    ]
-
-
-def test_int8_calibration_draws_every_class_in_turn() -> None:
-    rows = _rows({"basophil": 50, "eosinophil": 50, "lymphocyte": 50})
-
-    picked = calibration_rows(rows, 30)
-
-    assert Counter(r.label for r in picked) == {"basophil": 10, "eosinophil": 10, "lymphocyte": 10}
-    assert len({r.path for r in picked}) == 30
-    assert calibration_rows(rows, 30) == picked  # seeded: the same export calibrates the same way
-
-
-def test_int8_calibration_takes_all_of_a_small_class_and_fills_up_from_the_others() -> None:
-    picked = calibration_rows(_rows({"rare": 3, "common": 100}), 20)
-    assert Counter(r.label for r in picked) == {"rare": 3, "common": 17}
-
-
-def test_the_same_model_exported_at_another_time_is_the_same_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.whole_run
+def test_predict_takes_folders_and_globs_and_reports_non_images_per_file(
+    finished_run: Path, make_tree, tmp_path: Path
 ) -> None:
-    # A user checks an export by its checksum: the labels packed into a TFLite file must not
-    # carry the time of the export (zip entries do, unless told otherwise).
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
+    import csv
 
-    from breedscope.export import tflite_metadata
+    tree = make_tree(classes=2, per_class=3, root=tmp_path / "new")
+    (tree / "class_0" / "notes.txt").write_text("not an image")
+    (tree / ".DS_Store").write_text("litter")
+    os.mkfifo(tree / "pipe.png")  # named on its own: reading it would wait for ever
+    out = tmp_path / "out.csv"
 
-    model = schema.ModelT()
-    model.version, model.subgraphs, model.buffers = 3, [], [schema.BufferT()]
-    empty_model = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-    files = []
-    for index, clock in enumerate((time.time(), time.time() + 3600)):  # an hour apart
-        monkeypatch.setattr(time, "time", lambda clock=clock: clock)
-        model_file = tmp_path / f"model_{index}.tflite"
-        model_file.write_bytes(empty_model)
-        tflite_metadata.attach(model_file, b"metadata", {"labels.txt": "basophil\neosinophil\n"})
-        files.append(model_file.read_bytes())
-    assert files[0] == files[1]
+    result = cli(
+        "predict",
+        str(finished_run),
+        str(tree / "class_0"),
+        str(tree / "class_1" / "*.png"),
+        str(tree / "pipe.png"),
+        "--csv",
+        str(out),
+        timeout=120,
+    )
+
+    assert result.returncode == 2  # two files could not be read
+    with open(out, newline="") as handle:
+        rows = {Path(row["path"]).relative_to(tree).as_posix(): row for row in csv.DictReader(handle)}
+    assert len(rows) == 8 and rows["class_0/notes.txt"]["error"] == "not an image"
+    assert rows["pipe.png"]["error"] == "not a regular file (a pipe, socket or device)"
+    assert rows["class_0/notes.txt"]["class_1"] == ""  # every row has every column
+    unreadable = ("class_0/notes.txt", "pipe.png")
+    assert all(row["class_1"] for name, row in rows.items() if name not in unreadable)
+    assert "2 of 8 file(s) could not be read as images" in " ".join(result.stderr.split())
