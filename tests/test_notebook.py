@@ -57,3 +57,13 @@ def test_the_quickstart_notebook_runs_in_a_kernel_and_shows_the_run(
     # TensorFlow's C++ log lines ("I0000 00:00:... generator_dataset_op.cc ...") are not for users.
     assert not re.search(r"^[IWE]\d{4} \d\d:\d\d:", printed, re.MULTILINE), printed
     assert (tmp_path / "runs" / "shapes" / "run" / "export" / "model.tflite").is_file()
+    # The label audit shows itself, and the run without its suspects says what it left out.
+    audit_cell = next(c for c in code if c.source.startswith("audit = bs.audit("))
+    audit_shown = next(o for o in _outputs(audit_cell) if o["output_type"] == "execute_result")["data"]
+    assert "Label audit" in audit_shown["text/html"] and "images suspect" in audit_shown["text/html"]
+    audit_dir = tmp_path / "runs" / "shapes" / "audit"
+    assert (audit_dir / "issues.csv").is_file() and (audit_dir / "audit.md").is_file()
+    suspects = len((audit_dir / "issues.csv").read_text().splitlines()) - 1
+    compare_cell = next(c for c in code if c.source.startswith("clean = bs.run("))
+    compared = next(o for o in _outputs(compare_cell) if o["output_type"] == "execute_result")["data"]
+    assert f"{suspects} excluded" in compared["text/markdown"]

@@ -290,6 +290,93 @@ def run(
     return Run(outcome.run_dir) if outcome.chief else None
 
 
+def audit(
+    dataset: str | None = None,
+    *,
+    preset: str | None = None,
+    cv: int = 5,
+    config: str | Path | dict | None = None,
+    **settings: object,
+) -> Audit:
+    """Audit a dataset's labels before training on them: out-of-fold predictions of a probe on
+    the frozen backbone's features (``cv`` grouped folds), ranked by cleanlab. Writes
+    ``RUNS_DIR/DATASET/audit/`` (``issues.csv``, ``audit.md``, ``audit.pdf``) and returns it as an
+    :class:`Audit`; ``run(..., exclude=audit.issues_file)`` then trains without those images.
+    Settings are :func:`run`'s (``backbone``, ``image_size``, ``seed``, ``runs_dir``, ``formats``...)."""
+    from breedscope.evaluation.label_audit import require_cleanlab
+    from breedscope.pipeline import audit as pipeline
+
+    require_cleanlab()  # an absent extra is said before anything else
+    chosen = configure(dataset, preset=preset, config=config, cv=cv, **settings)  # cv checked there
+    return Audit(pipeline.audit(chosen, plugins(), folds=chosen.cv.folds).folder)
+
+
+class Audit:
+    """A label audit's folder (``RUNS_DIR/DATASET/audit``): the suspect images and the page.
+
+    ``audit.issues`` lists them most suspect first (path, given and suggested label, score,
+    kind: ``label``, ``duplicate`` or ``outlier``); in a notebook it shows the summary, the
+    thumbnails of the most suspect images and the first rows of the table."""
+
+    def __init__(self, path: str | Path) -> None:
+        from breedscope.pipeline import audit as pipeline
+
+        self.path = Path(path)
+        self.issues_file = self.path / pipeline.ISSUES
+        self.summary: dict = read_json(self.path / pipeline.SUMMARY)
+        self.issues = pipeline.read_issues(self.issues_file)
+
+    def __repr__(self) -> str:
+        return f"Audit({str(self.path)!r})"
+
+    def reports(self) -> list[Path]:
+        """The audit's pages, one per reporter it was rendered with (``audit.md``, ``audit.pdf``)."""
+        return sorted(p for p in self.path.glob("audit.*") if p.suffix != ".json")
+
+    def table(self, top: int = 20) -> Table:
+        from breedscope.pipeline import audit as pipeline
+
+        rows = [[s.path, s.given, s.suggested, f"{s.score:.3f}", s.kind] for s in self.issues[:top]]
+        return Table(list(pipeline.COLUMNS), rows)
+
+    def headline(self) -> str:
+        """The audit in one sentence."""
+        kinds = self.summary["by_kind"]
+        return (
+            f"{self.summary['suspects']} of {self.summary['images']} images suspect "
+            f"({kinds['label']} label, {kinds['duplicate']} duplicate, {kinds['outlier']} outlier); "
+            f"probe out-of-fold accuracy {self.summary['probe_accuracy']:.1%}."
+        )
+
+    def _repr_markdown_(self) -> str:
+        from breedscope.pipeline import audit as pipeline
+
+        title = f"**Label audit {markdown_literal(self.path)}**: {markdown_literal(self.headline())}"
+        figure = self.path / pipeline.THUMBNAILS
+        picture = [f"![most suspect images](<{figure.as_posix()}>)", ""] if figure.is_file() else []
+        return "\n".join([title, "", *picture, *self.table().markdown_lines()])
+
+    def _repr_html_(self) -> str:
+        from breedscope.pipeline import audit as pipeline
+
+        figure = self.path / pipeline.THUMBNAILS
+        image = (
+            f'<img alt="most suspect images" style="max-width:640px" '
+            f'src="data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode()}">'
+            if figure.is_file()
+            else ""
+        )
+        table = self.table()
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
+        cells = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.rows
+        )
+        return (
+            f"<div><p><b>Label audit <code>{html.escape(str(self.path))}</code></b>: "
+            f"{html.escape(self.headline())}</p>{image}<table><tr>{head}</tr>{cells}</table></div>"
+        )
+
+
 def open_run(path: str | Path) -> Run:
     """A run directory written earlier, as a :class:`Run`."""
     directory = RunDir(path)

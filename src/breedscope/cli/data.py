@@ -137,3 +137,44 @@ def split(
     for warning in manifest.header["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"sha256 {manifest.sha256()}")
+
+
+@app.command()
+def audit(
+    dataset: Annotated[str, typer.Argument(help="A fetched dataset (or a plugin that fetches itself).")],
+    preset: Annotated[
+        str | None, typer.Option(help="Preset whose backbone and split settings to use.")
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="TOML or YAML config: backbone, image size, split...")
+    ] = None,
+    cv: Annotated[int, typer.Option(help="Grouped folds for the out-of-fold predictions.")] = 5,
+    seed: Annotated[int | None, typer.Option()] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="Writes RUNS_DIR/DATASET/audit.")] = None,
+    report_format: Annotated[
+        str | None, typer.Option("--format", help="Reporters for the page, e.g. markdown,pdf")
+    ] = None,
+) -> None:
+    """Find images whose label to doubt, outliers and near duplicates with another label (cleanlab).
+
+    Example: `breedscope audit breast --preset breast`, then
+    `breedscope run --dataset breast --exclude runs/breast/audit/issues.csv`
+    """
+    from breedscope import api
+
+    found = api.audit(
+        dataset,
+        preset=preset,
+        config=config_file,
+        cv=cv,
+        seed=seed,
+        runs_dir=runs_dir,
+        formats=report_format.split(",") if report_format else None,
+    )
+    console.print(found.headline())
+    table = found.table(10)
+    if table.rows:
+        tables.show(out, "Most suspect", table.header, table.rows, right=["score"])
+    console.print(f"Suspect images: {found.issues_file}")
+    for path in found.reports():
+        console.print(f"Report: {path}")

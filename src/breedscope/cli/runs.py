@@ -38,6 +38,10 @@ def run(
     ] = None,
     cap: Annotated[int | None, typer.Option(help="Images per class for --balance cap.")] = None,
     classes: Annotated[str | None, typer.Option(help="Comma-separated classes to use.")] = None,
+    exclude: Annotated[
+        Path | None,
+        typer.Option(help="Leave out the images a CSV's path column lists (an audit's issues.csv)."),
+    ] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     feature_cache: Annotated[bool | None, typer.Option("--feature-cache/--no-feature-cache")] = None,
     runtime: Annotated[
@@ -111,6 +115,7 @@ def run(
             balance=balance,
             cap=cap,
             classes=classes.split(",") if classes else None,
+            exclude=exclude,
             formats=report_format.split(",") if report_format else None,
             name=name,
             runs_dir=runs_dir,

@@ -61,6 +61,7 @@ def config_layers(
 SETTINGS: dict[str, str] = {
     "dataset": "dataset.name",
     "classes": "dataset.classes",
+    "exclude": "dataset.exclude",
     "epochs": "train.epochs",
     "batch_size": "train.batch_size",
     "lr": "train.learning_rate",

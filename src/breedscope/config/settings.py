@@ -42,6 +42,9 @@ class DatasetConfig(_Section):
     name: str = Field("demo", description="A dataset plugin or a fetched dataset name.")
     classes: list[str] | None = Field(None, description="Use only these classes (for example breeds).")
     min_side: int = Field(32, ge=1, description="Images smaller than this on a side are excluded.")
+    exclude: Path | None = Field(
+        None, description="Train without the images this CSV's path column lists (an audit's issues.csv)."
+    )
 
     @field_validator("name")
     @classmethod

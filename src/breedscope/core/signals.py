@@ -18,6 +18,7 @@ from types import FrameType
 
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
 _received: list[int] = []  # the signal that ended this process's command, once it has arrived
+_owner: list[int] = [0]  # the process whose command the handlers stop (not its forked children)
 
 
 class Terminated(KeyboardInterrupt):
@@ -29,6 +30,12 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise(signum: int, frame: FrameType | None) -> None:
+    if os.getpid() != _owner[0]:
+        # A library's forked worker (multiprocessing.Pool in cleanlab, scikit-learn) inherits the
+        # handler; its pool stops it with SIGTERM, which must end it as it would without us.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     if _received:  # a second signal while finished work is being kept: let that finish
         return
     _received.append(signum)
@@ -60,6 +67,7 @@ def as_interrupts() -> Iterator[None]:
         yield
         return
     _received.clear()
+    _owner[0] = os.getpid()
     previous = {signum: signal.signal(signum, _raise) for signum in HANDLED}
     try:
         yield

@@ -24,6 +24,7 @@ from breedscope.core.errors import BreedscopeError, ConfigError, DataError, Inte
 from breedscope.core.progress import console
 from breedscope.data import fetch, store
 from breedscope.data import manifest as manifest_module
+from breedscope.data.exclusion import read_exclusion
 from breedscope.evaluation.metrics import Evaluation, evaluate
 from breedscope.features.augment import Augmenter
 from breedscope.model.classifier import save_model
@@ -119,8 +120,21 @@ class RunContext:
 
 def reused_or_new_manifest(config: RunConfig, dataset: store.StoredDataset) -> manifest_module.Manifest:
     if config.manifest is None:
-        return manifest_module.build(
-            dataset.records(), config.split, config.balance, config.dataset.classes, dataset.info
+        records = dataset.records()
+        exclusion = None
+        if config.dataset.exclude is not None:
+            exclusion = read_exclusion(config.dataset.exclude, records, dataset.name)
+            records = exclusion.kept(records)
+        built = manifest_module.build(
+            records, config.split, config.balance, config.dataset.classes, dataset.info
+        )
+        if exclusion is not None:
+            built.header["excluded"] = exclusion.header()
+        return built
+    if config.dataset.exclude is not None:
+        raise ConfigError(
+            "--exclude leaves images out of a new split, and --manifest reuses a split as it is; "
+            "use one of them."
         )
     reused = rundir.read_manifest(config.manifest)
     if reused.header.get("dataset", {}).get("name") != dataset.name:

@@ -74,6 +74,14 @@ def summary_section(config: dict, manifest: dict, evaluation: Evaluation) -> Sec
         table = Table(["class", "train", "val", "test"], rows, "Images per split")
     blocks: list = [Paragraph(text), table]
     blocks += [Paragraph(f"Note: {w}.") for w in manifest.get("warnings", [])]
+    excluded = manifest.get("excluded")
+    if excluded:
+        blocks.append(
+            Paragraph(
+                f"Excluded: {excluded['images']} image(s) listed in {excluded['file']} (SHA-256 "
+                f"{excluded['sha256'][:12]}) were left out before the split."
+            )
+        )
     stopping = None if cv else early_stopping_note(config["train"].get("patience"), manifest["counts"]["val"])
     if stopping:
         blocks.append(Paragraph(f"Note: {stopping}"))

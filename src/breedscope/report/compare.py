@@ -23,9 +23,9 @@ HEADER = [
 ]
 
 
-def protocol(config: dict) -> str:
+def protocol(config: dict, manifest: dict | None = None) -> str:
     """How a run was tested: ``one split``, ``5-fold CV``, ``5-fold CV x 2``; ``, faithful`` when
-    the study's own protocol was applied."""
+    the study's own protocol was applied; ``, 30 excluded`` when ``--exclude`` left images out."""
     cv = config.get("cv") or {}
     if cv.get("folds"):
         text = f"{cv['folds']}-fold CV" + (f" x {cv['repeats']}" if cv.get("repeats", 1) > 1 else "")
@@ -35,6 +35,9 @@ def protocol(config: dict) -> str:
         text += ", faithful"
     elif not config["split"].get("grouped", True):
         text += ", per image"
+    excluded = (manifest or {}).get("excluded")
+    if excluded:
+        text += f", {excluded['images']} excluded"
     return text
 
 
@@ -53,7 +56,7 @@ def comparison_table(run_dirs: list[Path]) -> tuple[Table, list[str]]:
                 f"{path.parent.name}/{path.name}",
                 manifest["dataset"]["name"] or "",
                 config.get("preset") or "",
-                protocol(config),
+                protocol(config, manifest),
                 config["model"]["backbone"],
                 manifest["csv_sha256"][:10],
                 str(evaluation.n_test),
