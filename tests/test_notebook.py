@@ -30,7 +30,7 @@ def test_the_quickstart_notebook_runs_in_a_kernel_and_shows_the_run(
     archive = shutil.make_archive(str(tmp_path / "shapes"), "zip", root_dir=tmp_path, base_dir="shapes")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     (parameters,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
-    settings = {**TINY_SETTINGS, "epochs": 2, "runs_dir": str(tmp_path / "runs")}
+    settings = {**TINY_SETTINGS, "epochs": 2, "runs_dir": str(tmp_path / "runs"), "positive": "class_1"}
     parameters.source = f"ARCHIVE = {archive!r}\nPLUGIN = 'folder'\nSETTINGS = {settings!r}"
 
     # The kernel inherits this process's environment: BREEDSCOPE_HOME is the test's own.
@@ -54,6 +54,7 @@ def test_the_quickstart_notebook_runs_in_a_kernel_and_shows_the_run(
     assert figures, "the training-curves figure was not displayed"
     printed = "".join(o.get("text", "") for c in code for o in _outputs(c) if o["output_type"] == "stream")
     assert "F1" in printed and "test images" in printed and "agrees with Keras on" in printed
+    assert "Called class_1 when its probability is at least" in printed  # the operating point
     # TensorFlow's C++ log lines ("I0000 00:00:... generator_dataset_op.cc ...") are not for users.
     assert not re.search(r"^[IWE]\d{4} \d\d:\d\d:", printed, re.MULTILINE), printed
     assert (tmp_path / "runs" / "shapes" / "run" / "export" / "model.tflite").is_file()

@@ -69,6 +69,7 @@ PRESETS: list[Preset] = [
         description="Breast images (benign/malignant/normal), 70/30, transfer learning",
         config={
             "dataset": {"name": "breast"},
+            "decision": {"positive": "malignant"},
             "split": {"train": 0.7, "val": 0.0, "test": 0.3},
             "augment": {"preset": "ultrasound"},
             "model": {"image_size": 224, "head": [128], "dropout": 0.3},
@@ -152,6 +153,7 @@ PRESETS: list[Preset] = [
         description="Pneumonia vs normal, 75/15/10 stratified, grouped by patient, 20 epochs",
         config={
             "dataset": {"name": "chest_xray"},
+            "decision": {"positive": "PNEUMONIA"},
             "split": {"train": 0.75, "val": 0.15, "test": 0.10},
             "augment": {"preset": "xray"},
             "model": {"image_size": 224, "head": [128], "dropout": 0.2},

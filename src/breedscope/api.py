@@ -633,6 +633,11 @@ class Run:
             [
                 f"{run}: {markdown_literal(self.metrics.summary())}",
                 "",
+                *(
+                    [markdown_literal(point.sentence()), ""]
+                    if (point := self.metrics.operating_point)
+                    else []
+                ),
                 *table.markdown_lines(),
                 "",
                 *(f"*{markdown_text(caveat)}*\n" for caveat in self.metrics.caveats()),
@@ -650,6 +655,8 @@ class Run:
             for row in self._per_class_rows()
         )
         caveats = "".join(f"<p><i>{html.escape(c)}</i></p>" for c in self.metrics.caveats())
+        if self.metrics.operating_point is not None:
+            caveats = f"<p>{html.escape(self.metrics.operating_point.sentence())}</p>" + caveats
         figure = self.path / CONFUSION_FIGURE
         image = (
             f'<img alt="confusion matrix" style="max-width:420px" '

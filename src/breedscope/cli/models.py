@@ -43,7 +43,9 @@ def predict(
     title = f"Predictions ({run_dir})"
     predictions = run.iter_predictions(paths, top=top)  # a bad --top is refused before any file is made
     with (
-        PredictionWriter(top, csv_file, as_json, out, title=title) as writer,
+        PredictionWriter(
+            top, csv_file, as_json, out, title, decides=run.metrics.operating_point is not None
+        ) as writer,
         progress_bar("Predicting", total=len(paths)) as advance,
     ):
         for prediction in predictions:

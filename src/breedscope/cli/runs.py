@@ -75,6 +75,15 @@ def run(
         typer.Option("--cv", help="Grouped, stratified K-fold cross-validation: test every image."),
     ] = None,
     repeats: Annotated[int | None, typer.Option(help="Repeat the cross-validation with other folds.")] = None,
+    operating_point: Annotated[
+        str | None,
+        typer.Option(
+            help="sensitivity=0.95, specificity=0.90 or youden: a threshold chosen on validation data."
+        ),
+    ] = None,
+    positive: Annotated[
+        str | None, typer.Option(help="The class a screening calls positive (binary: the second).")
+    ] = None,
 ) -> None:
     """Train and evaluate on a dataset, and write the report: everything lands in one run directory.
 
@@ -122,11 +131,15 @@ def run(
             manifest=manifest,
             cv=cv,
             repeats=repeats,
+            operating_point=operating_point,
+            positive=positive,
         )
     if finished is None:
         console.print("Trained in step with the chief of the cluster; the chief writes the run directory.")
         return
     console.print(finished.metrics.summary())
+    if finished.metrics.operating_point is not None:
+        console.print(finished.metrics.operating_point.sentence())
     for caveat in finished.metrics.caveats():  # the support rule, as the report and notebook say it
         console.print(f"[yellow]note:[/] {escape(caveat)}")
     for path in finished.reports():

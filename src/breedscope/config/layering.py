@@ -89,6 +89,8 @@ SETTINGS: dict[str, str] = {
     "manifest": "manifest",
     "cv": "cv.folds",
     "repeats": "cv.repeats",
+    "operating_point": "decision.operating_point",
+    "positive": "decision.positive",
 }
 
 

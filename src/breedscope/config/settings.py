@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from breedscope.config.targets import Target
 from breedscope.core.errors import ConfigError
 from breedscope.core.names import component_problem
 
@@ -164,6 +165,26 @@ class ReportConfig(_Section):
     formats: list[str] = Field(default_factory=lambda: ["markdown", "pdf"])
 
 
+class DecisionConfig(_Section):
+    """How a screening model is used: one class against the rest, at a threshold chosen for a
+    sensitivity or a specificity on data the test never sees."""
+
+    positive: str | None = Field(
+        None, description="The class a screening calls positive (binary: the second)."
+    )
+    operating_point: str | None = Field(
+        None, description="sensitivity=0.95, specificity=0.90 or youden: the threshold's target."
+    )
+    folds: int = Field(
+        5, ge=2, le=20, description="Out-of-fold folds when the split has no validation images."
+    )
+
+    @field_validator("operating_point")
+    @classmethod
+    def _a_target(cls, value: str | None) -> str | None:
+        return None if value is None else str(Target.parse(value))
+
+
 class CVConfig(_Section):
     """Grouped, stratified K-fold cross-validation instead of one train/test split."""
 
@@ -184,6 +205,7 @@ class RunConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     cv: CVConfig = Field(default_factory=CVConfig)
+    decision: DecisionConfig = Field(default_factory=DecisionConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     @field_validator("name")

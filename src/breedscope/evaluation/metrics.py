@@ -8,44 +8,22 @@ images count once) and calibration bins.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from breedscope.evaluation.bootstrap import BOOTSTRAP_ROUNDS, bootstrap_interval
+from breedscope.evaluation.operating_point import OperatingPoint
+
 if TYPE_CHECKING:
     from breedscope.data.manifest import Row
 
 MIN_CLASS_SUPPORT = 10  # below this many test images, a class's own figures are not meaningful
 LISTED_CLASSES = 12  # a sentence names this many classes at most
-BOOTSTRAP_ROUNDS = 1000
 CALIBRATION_BINS = 10
-
-
-def bootstrap_interval(
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    score: Callable[[np.ndarray, np.ndarray], float],
-    groups: Sequence[str] | None = None,
-    rounds: int = BOOTSTRAP_ROUNDS,
-    seed: int = 0,
-    level: float = 0.95,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``score``, resampling groups (or images) with replacement."""
-    rng = np.random.default_rng(seed)
-    group_ids = np.asarray(groups) if groups is not None else np.arange(len(y_true)).astype(str)
-    unique, inverse = np.unique(group_ids, return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
-    scores = []
-    for _ in range(rounds):
-        picked = rng.integers(0, len(unique), size=len(unique))
-        indices = np.concatenate([members[g] for g in picked])
-        scores.append(score(y_true[indices], y_pred[indices]))
-    tail = (1 - level) / 2
-    low, high = np.quantile(scores, [tail, 1 - tail])
-    return float(low), float(high)
 
 
 def calibration(y_true: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
@@ -215,6 +193,7 @@ class Evaluation:
     specificity: float | None = None
     cv: CrossValidation | None = None
     training: Mapping[str, Any] | None = None  # how training went (epochs, runtime), when trained
+    operating_point: OperatingPoint | None = None  # with --operating-point: the threshold and its figures
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -250,6 +229,9 @@ class Evaluation:
             specificity=data.get("specificity"),
             cv=_cross_validation(data.get("cv")),
             training=data.get("training"),
+            operating_point=OperatingPoint.from_json(data["operating_point"])
+            if "operating_point" in data
+            else None,
             data=data,
         )
 

@@ -215,7 +215,7 @@ def _tflite(run: TrainedRun, output: Path, quantize: str | None) -> Path:
     labels = labels_text(run.classes)
     metadata = tflite_metadata.classifier_metadata(
         name=f"breedscope {dataset} classifier",
-        description=f"{len(run.classes)} classes, trained by breedscope in {run.run_dir}.",
+        description=f"{len(run.classes)} classes, trained by breedscope in {run.run_dir}.{_decided(run)}",
         version=__version__,
         image_size=run.image_size,
         labels_file=LABELS_FILE,
@@ -238,7 +238,40 @@ def _onnx(run: TrainedRun, output: Path) -> Path:
     with quiet.native_output_silenced(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # tf2onnx probes numpy's removed aliases
         run.model.export(str(target), format="onnx", verbose=False)
+    _describe_onnx(run, target)
     return target
+
+
+def _decided(run: TrainedRun) -> str:
+    """The run's operating point, as a sentence an exported model's description carries."""
+    point = run.operating_point
+    if point is None:
+        return ""
+    return (
+        f" Operating point: {point.positive} when its probability is at least {point.threshold:.6f} "
+        f"(chosen for {point.target} on {point.chosen_on} predictions)."
+    )
+
+
+def _describe_onnx(run: TrainedRun, target: Path) -> None:
+    """What a reader of the ONNX file needs, in its metadata (``session.get_modelmeta()
+    .custom_metadata_map`` in onnxruntime): the labels in output order, the input it expects,
+    and the operating point when the run has one."""
+    import onnx
+
+    model = onnx.load(str(target))
+    entries = {
+        "labels": "\n".join(run.classes),
+        "input": f"RGB image, {run.image_size}x{run.image_size} pixels, values in [0, 255]",
+        "description": f"{len(run.classes)} classes, trained by breedscope.{_decided(run)}",
+    }
+    point = run.operating_point
+    if point is not None:
+        entries |= {"positive_class": point.positive, "threshold": f"{point.threshold:.6f}"}
+    for key, value in entries.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(target))
 
 
 def export(run: TrainedRun, fmt: str, output: Path, quantize: str | None = None) -> Path:

@@ -21,6 +21,8 @@ from breedscope.runs.rundir import RunDir
 if TYPE_CHECKING:
     import keras
 
+    from breedscope.evaluation.operating_point import OperatingPoint
+
 
 @dataclass
 class TrainedRun:
@@ -32,6 +34,7 @@ class TrainedRun:
     model_file: Path
     classes: list[str]
     image_size: int
+    operating_point: OperatingPoint | None = None  # with one, each image is also decided at its threshold
 
     @cached_property
     def model(self) -> keras.Model:
@@ -45,7 +48,8 @@ def load_run(run_dir: Path) -> TrainedRun:
     model_file = directory.model_file
     image_size = directory.config().model.image_size
     classes = directory.manifest().classes
-    return TrainedRun(run_dir, model_file, classes, image_size)
+    point = directory.evaluation().operating_point
+    return TrainedRun(run_dir, model_file, classes, image_size, point)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class Prediction:
     path: str
     top: list[tuple[str, float]]
     error: str = ""
+    decision: str = ""  # at the run's operating point: its positive class, or "not" it
 
 
 def image_paths(arguments: Iterable[str | Path]) -> list[Path]:
@@ -108,8 +113,19 @@ def _predictions(run: TrainedRun, paths: list[Path], top: int, batch_size: int) 
             if result is None:
                 p = next(probabilities)
                 order = np.argsort(-p)[:top]
-                result = Prediction(str(path), [(run.classes[i], float(p[i])) for i in order])
+                result = Prediction(
+                    str(path), [(run.classes[i], float(p[i])) for i in order], "", _decision(run, p)
+                )
             yield result
+
+
+def _decision(run: TrainedRun, probabilities: np.ndarray) -> str:
+    """The call at the run's operating point (empty without one)."""
+    point = run.operating_point
+    if point is None:
+        return ""
+    called = probabilities[run.classes.index(point.positive)] >= point.threshold
+    return point.positive if called else f"not {point.positive}"
 
 
 def predict(run: TrainedRun, paths: list[Path], top: int = 3, batch_size: int = 32) -> list[Prediction]:

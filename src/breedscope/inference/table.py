@@ -26,8 +26,15 @@ class PredictionWriter:
     """``with PredictionWriter(top, csv_path, as_json, console) as writer: writer.add(p)``."""
 
     def __init__(
-        self, top: int, csv_path: Path | None, as_json: bool, console: Console, title: str = "Predictions"
+        self,
+        top: int,
+        csv_path: Path | None,
+        as_json: bool,
+        console: Console,
+        title: str = "Predictions",
+        decides: bool = False,
     ) -> None:
+        self.decides = decides  # the run has an operating point: a decision column
         self.top, self.csv_path, self.as_json, self.console, self.title = (
             top,
             csv_path,
@@ -46,7 +53,7 @@ class PredictionWriter:
             self._csv_handle = open(self.csv_path, "w", newline="", encoding="utf-8")
             self._csv = csv.writer(self._csv_handle, lineterminator="\n")
             ranks = [f"{kind}_{rank}" for rank in range(1, self.top + 1) for kind in ("class", "probability")]
-            self._csv.writerow(["path", "error", *ranks])
+            self._csv.writerow(["path", "error", *ranks, *(["decision"] if self.decides else [])])
         if self.as_json:
             sys.stdout.write("[")
         return self
@@ -57,7 +64,8 @@ class PredictionWriter:
         if self._csv is not None:
             cells = [value for name, p in prediction.top for value in (name, f"{p:.6f}")]
             cells += [""] * (2 * self.top - len(cells))  # a failed file: every column, empty
-            self._csv.writerow([prediction.path, prediction.error, *cells])
+            decision = [prediction.decision] if self.decides else []
+            self._csv.writerow([prediction.path, prediction.error, *cells, *decision])
         if self.as_json:
             item = (
                 {"path": prediction.path, "error": prediction.error}
@@ -65,6 +73,7 @@ class PredictionWriter:
                 else {
                     "path": prediction.path,
                     "top": [{"class": c, "probability": round(p, 6)} for c, p in prediction.top],
+                    **({"decision": prediction.decision} if self.decides else {}),
                 }
             )
             sys.stdout.write(("," if self.count > 1 else "") + "\n  " + json.dumps(item))

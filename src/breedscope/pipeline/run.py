@@ -28,7 +28,7 @@ from breedscope.data.exclusion import read_exclusion
 from breedscope.evaluation.metrics import Evaluation, evaluate
 from breedscope.features.augment import Augmenter
 from breedscope.model.classifier import save_model
-from breedscope.pipeline import crossval, samples
+from breedscope.pipeline import crossval, decision, samples
 from breedscope.pipeline.render import render
 from breedscope.plugins import Registry
 from breedscope.report.build import early_stopping_note
@@ -227,11 +227,13 @@ def _run_one(
         directory = RunDir(run_dir)
         with directory.writing():
             manifest = directory.manifest()
+            decision.check(config, manifest)
             directory.checkpoints().state()  # a state from elsewhere is refused before the status changes
             return _run_locked(
                 RunContext(config, chosen, directory, dataset, manifest, prepared_for(manifest))
             )
     manifest = planned_manifest(config, dataset)
+    decision.check(config, manifest)
     prepared = prepared_for(manifest)
     if not distribute.is_chief(prepared.strategy):
         console.print("This worker trains in step with the chief; its files are scratch, deleted at the end.")
@@ -294,12 +296,13 @@ def _trained(context: RunContext) -> Evaluation:
     classes = manifest.classes
     y_true = np.array([classes.index(r.label) for r in test_rows])
     rundir.write_predictions(directory.predictions_file, test_rows, classes, result.test_probabilities)
+    groups = [r.group for r in test_rows] if config.split.grouped else None
     measured = evaluate(
         y_true,
         result.test_probabilities,
         classes,
         paths=[r.path for r in test_rows],
-        groups=[r.group for r in test_rows] if config.split.grouped else None,
+        groups=groups,
         seed=config.train.seed,
     )
     training = {
@@ -311,7 +314,10 @@ def _trained(context: RunContext) -> Evaluation:
         "strategy": config.train.strategy,
         "replicas": result.replicas,
     }
-    evaluation = measured.with_extra(training=training)
+    sections: dict = {"training": training}
+    if config.decision.operating_point is not None:
+        sections["operating_point"] = decision.choose(context.job(), result, groups).to_json()
+    evaluation = measured.with_extra(**sections)
     directory.write_evaluation(evaluation)
     samples.draw_all(
         result.model,

@@ -289,6 +289,47 @@ def figures_sections(run_dir: Path, evaluation: Evaluation, history: list[dict])
     return sections
 
 
+def operating_point_section(run_dir: Path, evaluation: Evaluation) -> Section | None:
+    """With --operating-point: the threshold, the test figures at it with intervals, the curve."""
+    point = evaluation.operating_point
+    if point is None:
+        return None
+    rows = [
+        [label, point.estimate(name).percent()]
+        for name, label in (
+            ("sensitivity", f"sensitivity (of {point.test_positives} {point.positive})"),
+            ("specificity", f"specificity (of {point.test_negatives} others)"),
+            ("ppv", "positive predictive value"),
+            ("npv", "negative predictive value"),
+        )
+    ]
+    chosen = (
+        "the validation split"
+        if point.chosen_on == "validation"
+        else "out-of-fold predictions of the training split (a head per fold, trained on the others)"
+    )
+    note = (
+        f"The threshold {point.threshold:.4f} on the probability of {point.positive} was chosen on {chosen} "
+        f"({point.chosen_images} images) for {point.target}; the test split never saw it chosen. "
+        "PPV and NPV hold at this test split's prevalence "
+        f"({point.test_positives} of {point.test_positives + point.test_negatives})."
+    )
+    figures.operating_point(evaluation, run_dir / rundir.OPERATING_POINT_FIGURE)
+    return Section(
+        "Operating point",
+        [
+            Paragraph(point.sentence()),
+            Table(["at the threshold, on the test split", "value (95% CI)"], rows),
+            Paragraph(note),
+            Figure(
+                Path(rundir.OPERATING_POINT_FIGURE),
+                "The test ROC curve and the chosen point, with its intervals.",
+                0.55,
+            ),
+        ],
+    )
+
+
 def errors_section(run_dir: Path, evaluation: Evaluation) -> Section:
     rows = [[e.path, e.true, e.predicted, f"{e.confidence:.3f}"] for e in evaluation.most_confident_errors]
     if not rows:
@@ -372,6 +413,7 @@ def build_document(run_dir: Path, known_presets: Mapping[str, Preset]) -> Docume
         sections.append(comparison)
     sections += [
         metrics_section(evaluation),
+        *([point] if (point := operating_point_section(run_dir, evaluation)) else []),
         *([cv] if (cv := cross_validation_section(evaluation)) else []),
         *figures_sections(run_dir, evaluation, history),
         errors_section(run_dir, evaluation),

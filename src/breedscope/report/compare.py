@@ -43,12 +43,13 @@ def protocol(config: dict, manifest: dict | None = None) -> str:
 
 def comparison_table(run_dirs: list[Path]) -> tuple[Table, list[str]]:
     """The table, and notes (for example when the runs were not tested on the same manifest)."""
-    rows, manifests = [], set()
+    rows, manifests, points = [], set(), []
     for path in run_dirs:
         directory = RunDir(path)
         evaluation = directory.evaluation()
         config, manifest = directory.config_data(), directory.manifest_header()
         manifests.add(manifest["csv_sha256"])
+        points.append(evaluation.operating_point)
         accuracy_ci = evaluation.interval("accuracy")
         f1_ci = evaluation.interval("macro_f1")
         rows.append(
@@ -67,10 +68,23 @@ def comparison_table(run_dirs: list[Path]) -> tuple[Table, list[str]]:
                 f"{evaluation.ece:.3f}",
             ]
         )
+    header = list(HEADER)
+    if any(points):  # a column only where some run was given an operating point
+        header.append("sensitivity / specificity at the operating point")
+        for row, point in zip(rows, points, strict=True):
+            row.append(_at_point(point) if point else "")
     notes = []
     if len(manifests) > 1:
         notes.append(
             "The runs used different manifests, so their test images differ; for a like-for-like "
             "comparison, run with --manifest pointing at one run's directory."
         )
-    return Table(HEADER, rows), notes
+    return Table(header, rows), notes
+
+
+def _at_point(point) -> str:
+    sensitivity, specificity = point.sensitivity, point.specificity
+    return (
+        f"{sensitivity.value:.3f} ({sensitivity.low:.3f}–{sensitivity.high:.3f}) / "
+        f"{specificity.value:.3f} ({specificity.low:.3f}–{specificity.high:.3f}) at {point.target}"
+    )

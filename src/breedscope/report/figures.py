@@ -133,6 +133,38 @@ def roc(evaluation: Evaluation, path: Path) -> Path:
     return _save(figure, path)
 
 
+def operating_point(evaluation: Evaluation, path: Path) -> Path:
+    """The positive class's ROC curve on the test split, with the operating point chosen on other
+    data and the 95% intervals of its sensitivity and specificity as a cross."""
+    point = evaluation.operating_point
+    assert point is not None
+    curve = (
+        evaluation.roc_curve if evaluation.roc_curve is not None else evaluation.roc_curves[point.positive]
+    )
+    auc = evaluation.roc_auc if evaluation.roc_curve is not None else curve.auc
+    figure, axis = _subplots(figsize=(4.6, 4.2))
+    axis.plot(list(curve.fpr), list(curve.tpr), lw=2, label=f"test ROC, AUC {auc:.3f}")
+    axis.plot([0, 1], [0, 1], "k--", lw=1)
+    x, y = 1 - point.specificity.value, point.sensitivity.value
+    xerr = [[x - (1 - point.specificity.high)], [(1 - point.specificity.low) - x]]
+    yerr = [[y - point.sensitivity.low], [point.sensitivity.high - y]]
+    axis.errorbar(
+        [x],
+        [y],
+        xerr=xerr,
+        yerr=yerr,
+        fmt="o",
+        color="crimson",
+        capsize=4,
+        label=f"threshold {point.threshold:.3f} ({point.target})",
+    )
+    axis.set_xlabel("1 - specificity")
+    axis.set_ylabel("sensitivity")
+    axis.set_title(f"{point.positive} against the rest")
+    axis.legend(loc="lower right", fontsize=8)
+    return _save(figure, path)
+
+
 LEGEND_CLASSES = 12
 
 

@@ -42,6 +42,7 @@ CURVES_FIGURE = "figures/training_curves.png"
 CONFUSION_FIGURE = "figures/confusion_matrix.png"
 RELIABILITY_FIGURE = "figures/reliability.png"
 ROC_FIGURE = "figures/roc.png"
+OPERATING_POINT_FIGURE = "figures/operating_point.png"
 AUGMENTED_FIGURE = "figures/augmented_samples.png"
 ERRORS_FIGURE = "figures/confident_errors.png"
 GRADCAM_FIGURE = "figures/gradcam.png"
@@ -49,6 +50,7 @@ GRADCAM_NOTE = "figures/gradcam.txt"  # why there is no Grad-CAM figure, when th
 CHECKPOINTS = "checkpoints"  # the training state and its model files (see runs.checkpoints)
 TENSORBOARD = "tensorboard"  # per-epoch scalars, as Keras' TensorBoard callback writes them
 FOLDS = "folds"  # cross-validation: one run-like folder per repeat and fold
+OPERATING_POINT = "operating_point"  # --operating-point without validation: its out-of-fold heads
 FOLDS_TABLE = "folds.csv"  # cross-validation: which fold tests each image, per repeat
 PROBABILITIES = "probabilities.npy"  # a fold's test probabilities, kept for a resumed run
 EXPORT = "export"
@@ -277,6 +279,15 @@ class RunDir:
     @property
     def folds_table(self) -> Path:
         return self.path / FOLDS_TABLE
+
+    @property
+    def operating_point_predictions(self) -> Path:
+        """The predictions an operating point's threshold was chosen on (validation or out-of-fold)."""
+        return self.path / OPERATING_POINT / PREDICTIONS
+
+    def operating_point_folds(self) -> RunDir:
+        """Where an operating point's out-of-fold heads train (their folds and folds.csv)."""
+        return RunDir(self.path / OPERATING_POINT)
 
     def fold(self, repeat: int, fold: int) -> RunDir:
         """The folder of one fold (both counted from 1): a run directory of its own."""

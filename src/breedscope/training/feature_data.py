@@ -110,8 +110,10 @@ def train_features(
     return train_sets, val_set
 
 
-def features_for_testing(cache: FeatureCache, rows: list[Row], loader: ImageLoader) -> FeatureSet:
-    return cache.features(rows, loader, label="Features: test")
+def features_for_testing(
+    cache: FeatureCache, rows: list[Row], loader: ImageLoader, split: str = "test"
+) -> FeatureSet:
+    return cache.features(rows, loader, label=f"Features: {split}")
 
 
 def features_ahead(

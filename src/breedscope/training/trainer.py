@@ -84,6 +84,7 @@ class TrainResult:
     # The frozen backbone's feature maps from the runtime that computed the features, when the
     # model's backbone is exactly that one (not fine-tuned) and the runtime has them: Grad-CAM.
     feature_maps: Callable[[np.ndarray], np.ndarray] | None = None
+    val_probabilities: np.ndarray | None = None  # predicted only for an operating point chosen on them
 
 
 class _TensorBoardLog:
@@ -397,16 +398,19 @@ def train(job: Job) -> TrainResult:
         state.next_epoch - state.head_epochs < fine_tune_epochs
     )
 
-    if cache is not None and tests_on_features(config):  # the test split's features are cached
-        test_set = features_for_testing(cache, splits.rows["test"], loader)
-        batches = (test_set.read(np.arange(len(test_set))[s]) for s in batch_slices(len(test_set), 256))
-        probabilities = predict_in_batches(full.get_layer("head"), batches)
-    else:
-        test_batches = images.split("test", False)
-        probabilities = predict_in_batches(full, (test_batches[i][0] for i in range(len(test_batches))))
+    def predicted(split: str) -> np.ndarray:
+        if cache is not None and tests_on_features(config):  # the split's features are cached
+            cached = features_for_testing(cache, splits.rows[split], loader, split)
+            batches = (cached.read(np.arange(len(cached))[s]) for s in batch_slices(len(cached), 256))
+            return predict_in_batches(full.get_layer("head"), batches)
+        split_batches = images.split(split, False)
+        return predict_in_batches(full, (split_batches[i][0] for i in range(len(split_batches))))
+
+    # Validation predictions only where an operating point is chosen on them.
+    wants_val = config.decision.operating_point is not None and len(splits.rows["val"]) > 0
     return TrainResult(
         full,
-        probabilities,
+        predicted("test"),
         state.history,
         state.best_epoch,
         stopped_early,
@@ -415,6 +419,7 @@ def train(job: Job) -> TrainResult:
         trainer.after_head if not fine_tune_epochs else None,
         cache.forward.record() if cache is not None else None,
         cache.forward.maps if cache is not None and tests_on_features(config) else None,
+        predicted("val") if wants_val else None,
     )
 
 
