@@ -171,13 +171,56 @@ def test_without_validation_images_the_threshold_comes_from_out_of_fold_predicti
     _recompute(run, point)
 
 
+def test_under_cross_validation_each_folds_threshold_is_chosen_within_its_training_part(
+    tmp_path: Path,
+) -> None:
+    dataset = _binary_dataset(tmp_path)
+    runs = tmp_path / "runs"
+    result = cli(
+        "run",
+        "--dataset",
+        dataset,
+        *TINY,
+        "--epochs",
+        "1",
+        "--cv",
+        "3",
+        "--operating-point",
+        "youden",
+        "--runs-dir",
+        str(runs),
+    )
+    assert result.returncode == 0, result.stderr
+    run = runs / dataset / "run"
+    point = json.loads((run / "evaluation.json").read_text())["operating_point"]
+    assert point["chosen_on"] == "within-folds" and len(point["fold_thresholds"]) == 3
+    fold_of = {r["path"]: int(r["repeat_1"]) for r in _rows(run / "folds.csv")}
+    for fold, threshold in enumerate(point["fold_thresholds"], start=1):
+        chosen = _rows(run / "folds" / f"repeat1-fold{fold}" / "operating_point" / "predictions.csv")
+        # Chosen on the other folds' images only, by its definition.
+        assert {r["path"] for r in chosen} == {p for p, f in fold_of.items() if f != fold}
+        is_positive = np.array([r["label"] == "class_1" for r in chosen])
+        scores = np.array([float(r["p_class_1"]) for r in chosen])
+        assert threshold == pytest.approx(
+            _brute_force_threshold(is_positive, scores, Target("youden")), abs=1e-6
+        )
+    # The pooled figures: each image called at its own fold's threshold.
+    tested = _rows(run / "predictions.csv")
+    truth = np.array([r["label"] == "class_1" for r in tested])
+    limits = np.array([point["fold_thresholds"][fold_of[r["path"]] - 1] for r in tested])
+    called = np.array([float(r["p_class_1"]) for r in tested]) >= limits
+    assert point["sensitivity"]["value"] == pytest.approx((called & truth).sum() / truth.sum())
+    assert point["specificity"]["value"] == pytest.approx((~called & ~truth).sum() / (~truth).sum())
+    assert "## Operating point" in (run / "report.md").read_text()
+
+
 @pytest.mark.parametrize(
     "flags,expected",
     [
         (["--operating-point", "sensitivity=1.2"], "strictly between 0 and 1"),
         (["--operating-point", "recall=0.9"], "is not an operating point"),
         (["--operating-point", "youden", "--positive", "class_9"], "--positive 'class_9' is not a class"),
-        (["--operating-point", "youden", "--cv", "3"], "run it without --cv"),
+        (["--operating-point", "youden", "--cv", "2"], "each cross-validation fold's training part"),
         (["--operating-point", "youden", "--split", "0.5,0,0.5"], "group(s) of training images"),
     ],
 )

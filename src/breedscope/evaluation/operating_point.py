@@ -75,7 +75,7 @@ class OperatingPoint:
     threshold: float
     target: Target
     positive: str
-    chosen_on: Literal["validation", "out-of-fold"]
+    chosen_on: Literal["validation", "out-of-fold", "within-folds"]
     chosen_images: int
     sensitivity: Estimate
     specificity: Estimate
@@ -83,20 +83,31 @@ class OperatingPoint:
     npv: Estimate
     test_positives: int
     test_negatives: int
+    fold_thresholds: tuple[float, ...] = ()  # cross-validation: each fold's own (threshold: their median)
 
     def estimate(self, name: str) -> Estimate:
         return getattr(self, name)
 
+    def where(self) -> str:
+        """Where the threshold was chosen, in words."""
+        return {
+            "validation": "the validation split",
+            "out-of-fold": "out-of-fold predictions of the training split",
+            "within-folds": "out-of-fold predictions within each fold's training part",
+        }[self.chosen_on]
+
+    def at(self) -> str:
+        """The threshold, or each fold's for a cross-validated run."""
+        if not self.fold_thresholds:
+            return f"{self.threshold:.3f}"
+        low, high = min(self.fold_thresholds), max(self.fold_thresholds)
+        return f"its fold's threshold (median {self.threshold:.3f}, {low:.3f}–{high:.3f})"
+
     def sentence(self) -> str:
         """The operating point as a clinician reads it."""
-        where = (
-            "the validation split"
-            if self.chosen_on == "validation"
-            else "out-of-fold predictions of the training split"
-        )
         return (
-            f"Called {self.positive} when its probability is at least {self.threshold:.3f} (chosen "
-            f"on {where} for {self.target}), the model finds {self.sensitivity.percent()} of the "
+            f"Called {self.positive} when its probability is at least {self.at()} (chosen on "
+            f"{self.where()} for {self.target}), the model finds {self.sensitivity.percent()} of the "
             f"{self.test_positives} {self.positive} test images and clears "
             f"{self.specificity.percent()} of the {self.test_negatives} others; a positive call is "
             f"right {self.ppv.percent()} of the time, a negative one {self.npv.percent()}."
@@ -112,6 +123,7 @@ class OperatingPoint:
             **{name: self.estimate(name).to_json() for name in FIGURES},
             "test_positives": self.test_positives,
             "test_negatives": self.test_negatives,
+            **({"fold_thresholds": list(self.fold_thresholds)} if self.fold_thresholds else {}),
         }
 
     @classmethod
@@ -126,18 +138,20 @@ class OperatingPoint:
             **{name: Estimate(**{k: float(v) for k, v in data[name].items()}) for name in FIGURES},
             test_positives=int(data["test_positives"]),
             test_negatives=int(data["test_negatives"]),
+            fold_thresholds=tuple(float(t) for t in data.get("fold_thresholds", ())),
         )
 
 
 def at_threshold(
     positive: np.ndarray,
     scores: np.ndarray,
-    threshold: float,
+    threshold: float | np.ndarray,
     groups: Sequence[str] | None,
     seed: int,
 ) -> dict[str, Estimate]:
-    """Sensitivity, specificity, PPV and NPV of calling ``scores >= threshold`` positive, each with
-    a bootstrap 95% interval that resamples ``groups`` (patients) or images."""
+    """Sensitivity, specificity, PPV and NPV of calling ``scores >= threshold`` positive (one
+    threshold, or one per image), each with a bootstrap 95% interval that resamples ``groups``
+    (patients) or images."""
     called = scores >= threshold
     figures = _rates(positive, called)
     estimates = {}

@@ -3,8 +3,9 @@
 On the validation split's predictions when the split has validation images; otherwise on
 out-of-fold predictions of the training split: its images dealt into grouped, stratified folds
 (``decision.folds``), a head trained on the others for each (on the cached features, as
-cross-validation does), in ``RUN_DIR/operating_point/``. Never on the test split. The test
-split's figures at that threshold carry grouped bootstrap intervals.
+cross-validation does), in ``RUN_DIR/operating_point/``; under ``--cv``, each fold's threshold
+on out-of-fold predictions of that fold's training part. Never on the images it is tested on.
+The test figures at the threshold carry grouped bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ from breedscope.config.targets import Target
 from breedscope.core.errors import ConfigError
 from breedscope.core.progress import console
 from breedscope.data.manifest import Manifest, Row
-from breedscope.evaluation.operating_point import OperatingPoint, operating_point
+from breedscope.evaluation.operating_point import (
+    OperatingPoint,
+    at_threshold,
+    choose_threshold,
+    operating_point,
+)
 from breedscope.pipeline import crossval
 from breedscope.runs.rundir import write_predictions
 
@@ -45,31 +51,49 @@ def positive_class(config: RunConfig, classes: list[str]) -> str:
     return positive
 
 
+def _small_classes(rows: list[Row], folds: int) -> dict[str, int]:
+    """Classes of ``rows`` with fewer groups than ``folds``, and how many they have."""
+    groups: dict[str, set[str]] = {}
+    for row in rows:
+        groups.setdefault(row.label, set()).add(crossval.group_of(row))
+    return {label: len(found) for label, found in sorted(groups.items()) if len(found) < folds}
+
+
+def _training_parts(config: RunConfig, manifest: Manifest) -> list[list[Row]]:
+    """Each cross-validation fold's training part (every repeat's), as crossval deals them."""
+    cv = config.cv
+    table = crossval.assign_folds(manifest.rows, cv.folds, cv.repeats, config.train.seed)
+    return [
+        [row for row, f in zip(manifest.rows, table[repeat], strict=True) if f != fold]
+        for repeat in range(cv.repeats)
+        for fold in range(cv.folds)
+    ]
+
+
 def check(config: RunConfig, manifest: Manifest) -> None:
     """Refuse, before any run directory exists, an operating point this run cannot choose: no
-    positive class, cross-validation (which has no split to choose on), or a split without
-    validation images whose training classes are too small for out-of-fold predictions."""
+    positive class, or training images too few for out-of-fold predictions where there is no
+    validation split (a split without one, or each fold of a cross-validation)."""
     if config.decision.operating_point is None:
         return
-    if config.cv.folds:
-        raise ConfigError(
-            "--operating-point chooses a threshold on one split's validation (or out-of-fold) "
-            "predictions and measures it on its test split; run it without --cv."
-        )
     positive_class(config, manifest.classes)
-    if manifest.split("val"):
-        return
     folds = config.decision.folds
-    groups: dict[str, set[str]] = {}
-    for row in manifest.split("train"):
-        groups.setdefault(row.label, set()).add(crossval.group_of(row))
-    small = {label: len(found) for label, found in sorted(groups.items()) if len(found) < folds}
+    if config.cv.folds:
+        parts, where = _training_parts(config, manifest), "each cross-validation fold's training part"
+    elif manifest.split("val"):
+        return
+    else:
+        parts, where = [manifest.split("train")], "the training split"
+    small: dict[str, int] = {}
+    for part in parts:
+        for label, count in _small_classes(part, folds).items():
+            small[label] = min(count, small.get(label, count))
     if small:
         named = ", ".join(f"'{label}' has {count}" for label, count in small.items())
         raise ConfigError(
-            f"The split has no validation images, so the threshold is chosen on {folds}-fold out-of-fold "
-            f"predictions of the training split, but {named} group(s) of training images; give the split "
-            "validation images (--split 0.7,0.15,0.15) or a larger dataset."
+            f"The threshold is chosen on {folds}-fold out-of-fold predictions of {where}, but {named} "
+            "group(s) of training images there, too few; give the split validation images "
+            "(--split 0.7,0.15,0.15, without --cv) or a larger dataset."
         )
 
 
@@ -81,14 +105,16 @@ def _scores(probabilities: np.ndarray, rows: list[Row], classes: list[str], posi
     return is_positive, np.round(np.asarray(probabilities, dtype=np.float64)[:, index], 6)
 
 
-def _out_of_fold(job: Job) -> tuple[list[Row], np.ndarray]:
-    """The training split's out-of-fold probabilities, from one head per fold."""
+def _out_of_fold(job: Job, quiet: bool = False) -> tuple[list[Row], np.ndarray]:
+    """The out-of-fold probabilities of ``job``'s training split, from one head per fold, trained
+    in ``RUN_DIR/operating_point/`` of the job's run directory."""
     config = job.config
     folds = config.decision.folds
-    console.print(
-        f"Choosing the threshold on out-of-fold predictions of the training split: {folds} heads, "
-        "each trained on the other folds."
-    )
+    if not quiet:
+        console.print(
+            f"Choosing the threshold on out-of-fold predictions of the training split: {folds} heads, "
+            "each trained on the other folds."
+        )
     train = [replace(row, split="test") for row in job.manifest.split("train")]
     pool = Manifest(train, dict(job.manifest.header))
     fold_config = config.model_copy(
@@ -96,6 +122,8 @@ def _out_of_fold(job: Job) -> tuple[list[Row], np.ndarray]:
     )
     fold_job = replace(job, config=fold_config, manifest=pool, run=job.run.operating_point_folds())
     _, rows, probabilities = crossval.cross_validate(fold_job)
+    fold_job.run.path.mkdir(parents=True, exist_ok=True)
+    write_predictions(job.run.operating_point_predictions, rows, job.manifest.classes, probabilities)
     return rows, probabilities
 
 
@@ -108,11 +136,55 @@ def choose(job: Job, result: TrainResult, groups: list[str] | None) -> Operating
     target = Target.parse(config.decision.operating_point)
     if result.val_probabilities is not None:
         chosen_on, rows, probabilities = "validation", manifest.split("val"), result.val_probabilities
+        job.run.operating_point_predictions.parent.mkdir(exist_ok=True)
+        write_predictions(job.run.operating_point_predictions, rows, classes, probabilities)
     else:
         chosen_on, (rows, probabilities) = "out-of-fold", _out_of_fold(job)
-    stored = job.run.operating_point_predictions
-    stored.parent.mkdir(exist_ok=True)
-    write_predictions(stored, rows, classes, probabilities)  # what the threshold was chosen on, to check
     choosing = _scores(probabilities, rows, classes, positive)
     test = _scores(result.test_probabilities, manifest.split("test"), classes, positive)
     return operating_point(target, positive, chosen_on, choosing, test, groups, config.train.seed)
+
+
+def choose_within_folds(job: Job, rows: list[Row], probabilities: np.ndarray) -> OperatingPoint:
+    """A cross-validated run's operating point: each fold's threshold chosen on out-of-fold
+    predictions of that fold's training part only (a nested cross-validation, on the cached
+    features), each fold's test images called at their fold's threshold, the figures pooled."""
+    config, manifest = job.config, job.manifest
+    classes, cv = manifest.classes, config.cv
+    positive = positive_class(config, classes)
+    target = Target.parse(config.decision.operating_point)
+    table = crossval.assign_folds(manifest.rows, cv.folds, cv.repeats, config.train.seed)
+    console.print(
+        f"Choosing each fold's threshold on {config.decision.folds}-fold out-of-fold predictions of its "
+        "training part."
+    )
+    thresholds = np.empty(table.shape, dtype=np.float64)
+    for repeat in range(cv.repeats):
+        for fold in range(cv.folds):
+            fold_run = job.run.fold(repeat + 1, fold + 1)
+            fold_job = replace(
+                job,
+                manifest=crossval.fold_manifest(manifest, manifest.rows, table[repeat], fold),
+                run=fold_run,
+            )
+            inner_rows, inner = _out_of_fold(fold_job, quiet=True)
+            chosen = choose_threshold(*_scores(inner, inner_rows, classes, positive), target)
+            thresholds[repeat, table[repeat] == fold] = chosen
+    positive_test, scores = _scores(probabilities, rows, classes, positive)
+    per_image = thresholds.reshape(-1)  # the pooled rows are repeat by repeat, in manifest order
+    groups = [row.group for row in rows] if config.split.grouped else None
+    figures = at_threshold(positive_test, scores, per_image, groups, config.train.seed)
+    fold_thresholds = tuple(
+        float(thresholds[r, table[r] == f][0]) for r in range(cv.repeats) for f in range(cv.folds)
+    )
+    return OperatingPoint(
+        float(np.median(fold_thresholds)),
+        target,
+        positive,
+        "within-folds",
+        len(manifest.rows),
+        test_positives=int(positive_test.sum()),
+        test_negatives=int((~positive_test).sum()),
+        fold_thresholds=fold_thresholds,
+        **figures,
+    )

@@ -275,6 +275,9 @@ def _cross_validated(context: RunContext) -> Evaluation:
     """K-fold cross-validation in place of one split: the pooled evaluation, written as the run's."""
     directory, manifest = context.run, context.manifest
     evaluation, rows, probabilities = crossval.cross_validate(context.job())
+    if context.config.decision.operating_point is not None:
+        point = decision.choose_within_folds(context.job(), rows, probabilities)
+        evaluation = evaluation.with_extra(operating_point=point.to_json())
     rundir.write_predictions(directory.predictions_file, rows, manifest.classes, probabilities)
     directory.write_evaluation(evaluation)
     loader, augmenter = context.loader(), context.augmenter()

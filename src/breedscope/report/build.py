@@ -303,14 +303,18 @@ def operating_point_section(run_dir: Path, evaluation: Evaluation) -> Section | 
             ("npv", "negative predictive value"),
         )
     ]
-    chosen = (
-        "the validation split"
-        if point.chosen_on == "validation"
-        else "out-of-fold predictions of the training split (a head per fold, trained on the others)"
+    threshold = (
+        f"Each fold's threshold (median {point.threshold:.4f}; "
+        + ", ".join(f"{t:.4f}" for t in point.fold_thresholds)
+        + ")"
+        if point.fold_thresholds
+        else f"The threshold {point.threshold:.4f}"
     )
+    heads = "" if point.chosen_on == "validation" else "; a head per fold, trained on the other folds"
     note = (
-        f"The threshold {point.threshold:.4f} on the probability of {point.positive} was chosen on {chosen} "
-        f"({point.chosen_images} images) for {point.target}; the test split never saw it chosen. "
+        f"{threshold} on the probability of {point.positive} was chosen on {point.where()} "
+        f"({point.chosen_images} images{heads}) for {point.target}; no image was tested by a "
+        "threshold chosen on it. "
         "PPV and NPV hold at this test split's prevalence "
         f"({point.test_positives} of {point.test_positives + point.test_negatives})."
     )

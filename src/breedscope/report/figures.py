@@ -156,7 +156,12 @@ def operating_point(evaluation: Evaluation, path: Path) -> Path:
         fmt="o",
         color="crimson",
         capsize=4,
-        label=f"threshold {point.threshold:.3f} ({point.target})",
+        label=(
+            f"fold thresholds, median {point.threshold:.3f}"
+            if point.fold_thresholds
+            else f"threshold {point.threshold:.3f}"
+        )
+        + f" ({point.target})",
     )
     axis.set_xlabel("1 - specificity")
     axis.set_ylabel("sensitivity")
