@@ -135,11 +135,13 @@ def test_a_threshold_chosen_on_validation_predictions_is_measured_on_the_test_sp
     session = onnxruntime.InferenceSession(
         str(run / "export" / "model.onnx"), providers=["CPUExecutionProvider"]
     )
+    assert session.get_outputs()[0].name == "probabilities"
     meta = session.get_modelmeta().custom_metadata_map
     assert meta["positive_class"] == "class_1" and float(meta["threshold"]) == pytest.approx(
         point["threshold"]
     )
     assert meta["labels"].split("\n") == ["class_0", "class_1"] and "Operating point" in meta["description"]
+    assert "Operating point" in (run / "export" / "MODEL_CARD.md").read_text()
 
 
 def test_without_validation_images_the_threshold_comes_from_out_of_fold_predictions(tmp_path: Path) -> None:

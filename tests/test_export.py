@@ -55,9 +55,31 @@ def test_a_stopped_export_leaves_no_model_labels_or_temporary_files(
 
 def test_an_export_writes_its_labels_after_its_model(finished_run: Path, tmp_path: Path) -> None:
     path = export.export(load_run(finished_run), "keras", tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["labels.txt", "model.keras"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "MODEL_CARD.md",
+        "labels.txt",
+        "model.keras",
+    ]
     assert path == tmp_path / "out" / "model.keras"
     assert (tmp_path / "out" / "labels.txt").read_text().splitlines() == ["class_0", "class_1", "class_2"]
+
+
+def test_every_export_has_a_model_card_with_the_runs_data_protocol_figures_and_limits(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    from breedscope.runs.rundir import RunDir
+
+    export.export(load_run(finished_run), "keras", tmp_path / "out")
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    evaluation = RunDir(finished_run).evaluation()
+    low, high = evaluation.interval("accuracy")
+    assert "# Model card: shapes classifier" in card and "`model.keras`" in card
+    assert f"accuracy {evaluation.accuracy:.3f} (95% CI {low:.3f}–{high:.3f})" in card
+    assert "grouped: a patient's images" in card  # the protocol
+    for name in evaluation.classes:
+        assert f"| {name} |" in card
+    # The run's test classes are few images each: the support rule is among the limits.
+    assert "## Limits" in card and all(caveat in card for caveat in evaluation.caveats())
 
 
 def test_exported_labels_are_one_line_per_output() -> None:

@@ -33,6 +33,7 @@ from breedscope.data import manifest as manifest_module
 from breedscope.data import store
 from breedscope.data.images import load_rgb
 from breedscope.export import tflite_metadata
+from breedscope.export.model_card import MODEL_CARD, model_card
 from breedscope.export.quantize import int8_model
 from breedscope.features import runtime
 from breedscope.features.runtime import tflite_predict
@@ -271,7 +272,20 @@ def _describe_onnx(run: TrainedRun, target: Path) -> None:
     for key, value in entries.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
+    _rename_output(model.graph, ONNX_OUTPUT)
     onnx.save(model, str(target))
+
+
+ONNX_OUTPUT = "probabilities"  # the ONNX output's name (Keras' export calls it "output_0")
+
+
+def _rename_output(graph, name: str) -> None:
+    """Give the graph's one output a name that says what it holds, wherever it is referred to."""
+    old = graph.output[0].name
+    for node in graph.node:
+        node.output[:] = [name if value == old else value for value in node.output]
+        node.input[:] = [name if value == old else value for value in node.input]
+    graph.output[0].name = name
 
 
 def export(run: TrainedRun, fmt: str, output: Path, quantize: str | None = None) -> Path:
@@ -293,6 +307,7 @@ def export(run: TrainedRun, fmt: str, output: Path, quantize: str | None = None)
             os.replace(file, placed)
         target = output / made.name
     write_text(output / LABELS_FILE, labels)  # for every format
+    write_text(output / MODEL_CARD, model_card(run.run_dir, target))
     return target
 
 
