@@ -96,14 +96,16 @@ class Manifest:
             digest.update(line.encode("utf-8"))
         return digest.hexdigest()
 
-    def write(self, rows_file: Path, header_file: Path) -> None:
-        """Write the rows (CSV) and the header (JSON, with the CSV's SHA-256), each atomically."""
+    def write(self, rows_file: Path, header_file: Path) -> str:
+        """Write the rows (CSV) and the header (JSON, with the CSV's SHA-256), each atomically;
+        return that SHA-256."""
         digest = hashlib.sha256()
         with atomic_path(rows_file) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
             for line in self.csv_lines():
                 handle.write(line)
                 digest.update(line.encode("utf-8"))
         write_json(header_file, {**self.header, "csv_sha256": digest.hexdigest()})
+        return digest.hexdigest()
 
 
 def read(rows_file: Path, header_file: Path) -> Manifest:

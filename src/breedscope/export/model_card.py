@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from breedscope.core.markdown import markdown_literal as literal
 from breedscope.core.versions import __version__
-from breedscope.report.document import markdown_literal as literal
 from breedscope.runs.rundir import RunDir
 
 MODEL_CARD = "MODEL_CARD.md"

@@ -5,24 +5,13 @@ Every reporter renders the same :class:`Document`, so the Markdown and the PDF c
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-# In Markdown text from data or users (class names, paths, settings): the characters that would
-# start code or emphasis, end a table cell, or close a link's text before its target (``](``),
-# shown as themselves instead. (A lone bracket, as in a setting's ``[64]``, makes no link.)
-_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*|]|\](?=\())")
+from breedscope.core.markdown import markdown_literal
+
 BOLD = re.compile(r"(\*\*.+?\*\*)")  # the one markup a document's text holds
-
-
-def markdown_literal(text: object) -> str:
-    """``text`` as Markdown that shows exactly it: HTML characters as entities (a class named
-    ``<img src=x onerror=...>`` is text in every viewer, not an element), Markdown's own
-    punctuation escaped, a line break as a space (it would end a table row)."""
-    escaped = html.escape(str(text), quote=False)
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", escaped).replace("\r", " ").replace("\n", " ")
 
 
 def markdown_text(text: str) -> str:

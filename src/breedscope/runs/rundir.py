@@ -24,6 +24,7 @@ from breedscope.core import locks, paths
 from breedscope.core.atomic import atomic_path, write_json, write_text
 from breedscope.core.errors import BreedscopeError, ConfigError, DataError
 from breedscope.data import manifest as manifest_module
+from breedscope.data.croissant import CROISSANT, croissant
 from breedscope.evaluation.metrics import Evaluation
 from breedscope.runs.checkpoints import Checkpoints
 
@@ -78,9 +79,10 @@ def write_predictions(path: Path, rows: list, classes: list[str], probabilities:
 
 
 def write_manifest(folder: Path, manifest: manifest_module.Manifest) -> Path:
-    """A manifest's two files in ``folder`` (a run directory, or a folder ``breedscope split``
-    writes); returns the rows' file."""
-    manifest.write(folder / MANIFEST_ROWS, folder / MANIFEST)
+    """A manifest's files in ``folder`` (a run directory, or a folder ``breedscope split``
+    writes): the rows, the header and the same split as Croissant JSON-LD; returns the rows' file."""
+    digest = manifest.write(folder / MANIFEST_ROWS, folder / MANIFEST)
+    write_json(folder / CROISSANT, croissant(manifest, digest))
     return folder / MANIFEST_ROWS
 
 
