@@ -47,6 +47,7 @@ def test_every_hook_has_an_example() -> None:
         "breedscope_backbones",
         "breedscope_augmentations",
         "breedscope_reporters",
+        "breedscope_trackers",
     }
     assert all("@hookimpl" in source for source in examples.values())
 
@@ -59,6 +60,7 @@ def test_every_hook_has_an_example() -> None:
         ("breedscope_backbones", "backbones", "efficientnet_b0"),
         ("breedscope_augmentations", "augmentations", "stain"),
         ("breedscope_reporters", "reporters", "json"),
+        ("breedscope_trackers", "trackers", "epochlog"),
     ],
 )
 def test_each_hookspec_example_registers_what_it_says(hook: str, kind: str, name: str) -> None:
@@ -85,6 +87,17 @@ def test_the_hookspec_augmentation_and_reporter_examples_do_their_work(tmp_path:
     assert augmented.shape == (16, 16, 3)
     path = registry.reporters["json"].render(_document(tmp_path), tmp_path)
     assert '"title": "A run"' in path.read_text()
+
+    from breedscope.runs.tracking import TrackedRun
+
+    tracked = TrackedRun("shapes/run", tmp_path, {}, {})
+    tracker = plugins.load(
+        extra_modules=[as_module("example_trackers", hookspec_examples()["breedscope_trackers"])]
+    )
+    log = tracker.trackers["epochlog"].start(tracked)
+    log.epoch({"loss": 0.5}, 1, None)
+    log.epoch({"loss": 0.25}, 1, "repeat1-fold2")
+    assert (tmp_path / "epochs.log").read_text() == "- 1 0.5000\nrepeat1-fold2 1 0.2500\n"
 
 
 def _document(run_dir: Path) -> Document:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from breedscope.features.augment import AugmentPreset
     from breedscope.model.backbone import BackboneSpec
     from breedscope.report.reporter import ReporterSpec
+    from breedscope.runs.tracking import TrackerSpec
 
 PROJECT = "breedscope"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -163,4 +164,38 @@ def breedscope_reporters(context: PluginContext) -> list[ReporterSpec]:
         @hookimpl
         def breedscope_reporters():
             return [ReporterSpec(name="json", description="report as JSON", render=render)]
+    """
+
+
+@hookspec
+def breedscope_trackers(context: PluginContext) -> list[TrackerSpec]:
+    """Return experiment trackers (the values of ``--track``, ``track`` in a config file).
+
+    For each run, ``start`` receives a :class:`~breedscope.runs.tracking.TrackedRun` (its name,
+    directory, settings as ``params`` and ``tags``) and returns an object with three methods:
+    ``epoch(metrics, step, fold)`` after every epoch (``fold`` is ``repeat1-fold2`` under
+    ``--cv``, otherwise ``None``), ``finished(run_dir)`` once the run's files are written, and
+    ``failed(status)``. An exception in any of them is one warning, and the run goes on.
+
+    Example: every epoch's loss, appended to a log beside the run::
+
+        from breedscope import TrackerSpec, hookimpl
+
+        class EpochLog:
+            def __init__(self, run):
+                self.file = run.run_dir / "epochs.log"
+
+            def epoch(self, metrics, step, fold):
+                with open(self.file, "a") as log:
+                    log.write(f"{fold or '-'} {step} {metrics['loss']:.4f}\\n")
+
+            def finished(self, run_dir):
+                pass
+
+            def failed(self, status):
+                pass
+
+        @hookimpl
+        def breedscope_trackers():
+            return [TrackerSpec(name="epochlog", description="loss per epoch", start=EpochLog)]
     """

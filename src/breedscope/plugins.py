@@ -22,6 +22,7 @@ from breedscope.data.spec import DatasetSpec
 from breedscope.features.augment import AugmentPreset
 from breedscope.model.backbone import BackboneSpec
 from breedscope.report.reporter import ReporterSpec
+from breedscope.runs.tracking import TrackerSpec
 
 GROUP = "breedscope"
 
@@ -45,6 +46,7 @@ class Registry:
     backbones: dict[str, BackboneSpec] = field(default_factory=dict)
     augmentations: dict[str, AugmentPreset] = field(default_factory=dict)
     reporters: dict[str, ReporterSpec] = field(default_factory=dict)
+    trackers: dict[str, TrackerSpec] = field(default_factory=dict)
     presets: dict[str, Preset] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
 
@@ -89,7 +91,8 @@ class Registry:
         return sorted([*self.datasets, *self.aliases])
 
     def pick(self, kind: str, name: str) -> Any:
-        """The ``kind`` (``backbones``, ``augmentations``, ``reporters``, ``presets``) called ``name``."""
+        """The ``kind`` (``backbones``, ``augmentations``, ``reporters``, ``presets``, ``trackers``)
+        called ``name``."""
         table: dict[str, Any] = getattr(self, kind)
         if name not in table:
             close = difflib.get_close_matches(name, table, n=1)
@@ -188,6 +191,7 @@ def load(extra_modules: Iterable[Any] = ()) -> Registry:
         "breedscope_backbones": registry.backbones,
         "breedscope_augmentations": registry.augmentations,
         "breedscope_reporters": registry.reporters,
+        "breedscope_trackers": registry.trackers,
     }
     for hook_name, table in tables.items():
         kind = hook_name.removeprefix("breedscope_")[:-1]

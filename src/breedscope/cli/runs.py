@@ -84,6 +84,9 @@ def run(
     positive: Annotated[
         str | None, typer.Option(help="The class a screening calls positive (binary: the second).")
     ] = None,
+    track: Annotated[
+        str | None, typer.Option(help="Experiment trackers, e.g. mlflow (MLFLOW_TRACKING_URI says where).")
+    ] = None,
 ) -> None:
     """Train and evaluate on a dataset, and write the report: everything lands in one run directory.
 
@@ -133,6 +136,7 @@ def run(
             repeats=repeats,
             operating_point=operating_point,
             positive=positive,
+            track=track,
         )
     if finished is None:
         console.print("Trained in step with the chief of the cluster; the chief writes the run directory.")

@@ -91,6 +91,7 @@ SETTINGS: dict[str, str] = {
     "repeats": "cv.repeats",
     "operating_point": "decision.operating_point",
     "positive": "decision.positive",
+    "track": "track",
 }
 
 

@@ -207,6 +207,15 @@ class RunConfig(_Section):
     cv: CVConfig = Field(default_factory=CVConfig)
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    track: list[str] = Field(default_factory=list, description="Experiment trackers, e.g. [mlflow].")
+
+    @field_validator("track", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        """``track="mlflow"`` or ``--track mlflow,other``, as the list it stands for."""
+        return (
+            [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
+        )
 
     @field_validator("name")
     @classmethod

@@ -23,6 +23,7 @@ from breedscope.core.errors import ConfigError
 from breedscope.core.progress import console
 from breedscope.data.manifest import Manifest, Row
 from breedscope.evaluation.metrics import Evaluation, evaluate_rows
+from breedscope.runs import tracking
 
 if TYPE_CHECKING:
     from breedscope.config.settings import RunConfig
@@ -174,7 +175,8 @@ def cross_validate(job: Job) -> tuple[Evaluation, list[Row], np.ndarray]:
             console.print(f"Cross-validation: repeat {repeat + 1} of {repeats}, fold {fold + 1} of {folds}.")
             seed_fold(seed, repeat, fold)
             fold_run = job.run.fold(repeat + 1, fold + 1)
-            evaluation, fold_p = _fold(job, table[repeat], fold, fold_run)
+            with tracking.fold(f"repeat{repeat + 1}-fold{fold + 1}"):
+                evaluation, fold_p = _fold(job, table[repeat], fold, fold_run)
             probabilities[repeat, table[repeat] == fold] = fold_p
             per_fold.append(
                 {

@@ -27,7 +27,8 @@ from breedscope.evaluation.operating_point import (
     operating_point,
 )
 from breedscope.pipeline import crossval
-from breedscope.runs.rundir import write_predictions
+from breedscope.runs import tracking
+from breedscope.runs.rundir import OPERATING_POINT, write_predictions
 
 if TYPE_CHECKING:
     from breedscope.training.job import Job
@@ -121,7 +122,8 @@ def _out_of_fold(job: Job, quiet: bool = False) -> tuple[list[Row], np.ndarray]:
         update={"cv": config.cv.model_copy(update={"folds": folds, "repeats": 1})}
     )
     fold_job = replace(job, config=fold_config, manifest=pool, run=job.run.operating_point_folds())
-    _, rows, probabilities = crossval.cross_validate(fold_job)
+    with tracking.fold(OPERATING_POINT):
+        _, rows, probabilities = crossval.cross_validate(fold_job)
     fold_job.run.path.mkdir(parents=True, exist_ok=True)
     write_predictions(job.run.operating_point_predictions, rows, job.manifest.classes, probabilities)
     return rows, probabilities
@@ -167,7 +169,8 @@ def choose_within_folds(job: Job, rows: list[Row], probabilities: np.ndarray) ->
                 manifest=crossval.fold_manifest(manifest, manifest.rows, table[repeat], fold),
                 run=fold_run,
             )
-            inner_rows, inner = _out_of_fold(fold_job, quiet=True)
+            with tracking.fold(f"repeat{repeat + 1}-fold{fold + 1}"):
+                inner_rows, inner = _out_of_fold(fold_job, quiet=True)
             chosen = choose_threshold(*_scores(inner, inner_rows, classes, positive), target)
             thresholds[repeat, table[repeat] == fold] = chosen
     positive_test, scores = _scores(probabilities, rows, classes, positive)

@@ -33,7 +33,7 @@ from breedscope.pipeline.render import render
 from breedscope.plugins import Registry
 from breedscope.report.build import early_stopping_note
 from breedscope.runs import environment as runs
-from breedscope.runs import rundir
+from breedscope.runs import rundir, tracking
 from breedscope.runs.rundir import RunDir, check_runs_dir
 from breedscope.training import distribute
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from breedscope.features.loading import ImageLoader
     from breedscope.model.backbone import BackboneSpec
     from breedscope.report.reporter import ReporterSpec
+    from breedscope.runs.tracking import TrackerSpec
     from breedscope.training.job import Job, Prepared
     from breedscope.training.trainer import TrainResult
 
@@ -72,6 +73,7 @@ class RunPlugins:
     augmentation: AugmentPreset
     reporters: list[ReporterSpec]
     presets: dict[str, Preset]
+    trackers: list[TrackerSpec]
 
 
 def resolve_plugins(config: RunConfig, registry: Registry) -> RunPlugins:
@@ -81,7 +83,13 @@ def resolve_plugins(config: RunConfig, registry: Registry) -> RunPlugins:
         augmentation=registry.pick("augmentations", config.augment.preset),
         reporters=[registry.pick("reporters", name) for name in config.report.formats],
         presets=registry.presets,
+        trackers=[_usable(registry.pick("trackers", name)) for name in config.track],
     )
+
+
+def _usable(spec: TrackerSpec) -> TrackerSpec:
+    spec.check()  # its library is installed: said before any work
+    return spec
 
 
 @dataclass(frozen=True)
@@ -355,16 +363,35 @@ def _run_locked(context: RunContext) -> RunOutcome:
     directory.set_status("running")
     console.print(f"Run directory: [bold]{run_dir}[/]")
 
-    try:
-        evaluation = _cross_validated(context) if config.cv.folds else _trained(context)
-        reports = render(run_dir, context.plugins.reporters, context.plugins.presets)
-    except KeyboardInterrupt:
-        directory.set_status("interrupted")
-        raise Interrupted(
-            f"{run_dir} keeps its manifest and the checkpoints of every finished epoch.", "run", run_dir
-        ) from None
-    except BaseException as exc:  # the directory must not look finished
-        directory.set_status("failed", error=str(exc) or type(exc).__name__)
-        raise
-    directory.set_status("succeeded", accuracy=evaluation.accuracy)
+    with tracking.tracked(context.plugins.trackers, tracked_run(context)) as trackers:
+        try:
+            evaluation = _cross_validated(context) if config.cv.folds else _trained(context)
+            reports = render(run_dir, context.plugins.reporters, context.plugins.presets)
+        except KeyboardInterrupt:
+            directory.set_status("interrupted")
+            trackers.call("failed", "interrupted")
+            raise Interrupted(
+                f"{run_dir} keeps its manifest and the checkpoints of every finished epoch.", "run", run_dir
+            ) from None
+        except BaseException as exc:  # the directory must not look finished
+            directory.set_status("failed", error=str(exc) or type(exc).__name__)
+            trackers.call("failed", "failed")
+            raise
+        directory.set_status("succeeded", accuracy=evaluation.accuracy)
+        trackers.call("finished", run_dir)
     return RunOutcome(run_dir, evaluation, reports)
+
+
+def tracked_run(context: RunContext) -> tracking.TrackedRun:
+    """What the run's trackers are told at its start: its settings and what identifies its data."""
+    dataset = context.manifest.header.get("dataset", {})
+    tags = {
+        "breedscope.dataset": context.dataset.name,
+        "breedscope.source": dataset.get("handle") or dataset.get("source") or "",
+        "breedscope.manifest_sha256": context.manifest.sha256(),
+        "breedscope.preset": context.config.preset or "",
+    }
+    params = tracking.flat(context.config.model_dump(mode="json"))
+    return tracking.TrackedRun(
+        f"{context.dataset.name}/{context.run.path.name}", context.run.path, params, tags
+    )

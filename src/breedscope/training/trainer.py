@@ -33,6 +33,7 @@ from breedscope.model.classifier import (
     save_weights,
     unfreeze_top,
 )
+from breedscope.runs import tracking
 from breedscope.runs.checkpoints import epoch_checkpoint
 from breedscope.runs.rundir import RunDir
 from breedscope.training import distribute
@@ -168,6 +169,7 @@ class _Trainer:
             state.history.append(row)
             self.tensorboard.write(row)
             _report_epoch(row, until)
+            tracking.epoch_ended(row)
             stop = False
             if val_data is not None:
                 if state.best_val_loss is None or row["val_loss"] < state.best_val_loss:
