@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from breedscope.config.settings import RunConfig
+from breedscope.core import devices
 from breedscope.core.atomic import atomic_path
 from breedscope.core.errors import BreedscopeError, ConfigError, DataError, Interrupted
 from breedscope.core.progress import console
@@ -324,6 +325,7 @@ def _trained(context: RunContext) -> Evaluation:
         "feature_runtime": result.feature_runtime,
         "strategy": config.train.strategy,
         "replicas": result.replicas,
+        "devices": devices.described(devices.gpus()),
     }
     sections: dict = {"training": training}
     if config.decision.operating_point is not None:

@@ -8,6 +8,7 @@ import platform
 import sys
 from pathlib import Path
 
+from breedscope.core import devices
 from breedscope.core.versions import package_versions
 
 
@@ -21,7 +22,7 @@ def environment(seed: int, manifest_sha256: str) -> dict:
         "processor": platform.machine(),
         "cpu_count": os.cpu_count(),
         "memory_gb": memory_gb(),
-        "gpus": gpus(),
+        "gpus": devices.gpus(),
         "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
     }
 
@@ -32,9 +33,3 @@ def memory_gb() -> float | None:
         return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)
     except (AttributeError, ValueError, OSError):
         return None
-
-
-def gpus() -> list[str]:
-    import tensorflow as tf  # imported for training anyway
-
-    return [device.name for device in tf.config.list_physical_devices("GPU")]

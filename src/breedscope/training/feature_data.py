@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from breedscope.config.settings import RunConfig
-from breedscope.core import quiet
+from breedscope.core import devices, quiet
 from breedscope.core.paths import features_dir
 from breedscope.data.manifest import Manifest, Row
 from breedscope.features import runtime
@@ -59,12 +59,13 @@ def tests_on_features(config: RunConfig) -> bool:
 
 def runtime_setting(config: RunConfig, splits: Splits, views: int) -> str:
     """``train.feature_runtime``, with ``auto`` settled to Keras where LiteRT cannot help: a
+    visible GPU (Keras runs the backbone there many times faster than LiteRT on the CPU), a
     float16 graph, or a run too small to repay converting the backbone."""
     setting = config.train.feature_runtime
     if setting != "auto":
         return setting
-    if config.train.mixed_precision:
-        return "keras"  # a float16 graph stays with Keras
+    if config.train.mixed_precision or devices.gpus():
+        return "keras"  # a float16 graph stays with Keras; a GPU runs Keras' backbone
     rows = splits.rows
     embedded = len(rows["train"]) * views + len(rows["val"]) + len(rows["test"])
     return setting if runtime.worth_converting(embedded, config.model.image_size) else "keras"
