@@ -58,6 +58,24 @@ def test_the_quickstart_notebook_runs_in_a_kernel_and_shows_the_run(
     # TensorFlow's C++ log lines ("I0000 00:00:... generator_dataset_op.cc ...") are not for users.
     assert not re.search(r"^[IWE]\d{4} \d\d:\d\d:", printed, re.MULTILINE), printed
     assert (tmp_path / "runs" / "shapes" / "run" / "export" / "model.tflite").is_file()
+    # Every bar ends where its work ended (a notebook's bars are not refreshed on a timer), as
+    # the widgets' stored state shows them.
+    widgets = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    bars = [
+        re.sub(r"\x1b\[[0-9;]*m", "", output.get("data", {}).get("text/plain", ""))
+        for widget in widgets.values()
+        for output in widget.get("state", {}).get("outputs", [])
+    ]
+    counts = [re.search(r"(\d+)/(\d+)", bar) for bar in bars if "━" in bar]
+    assert counts and all(c is not None and c.group(1) == c.group(2) for c in counts), bars
+    assert any(bar.startswith("Exporting (tflite)") for bar in bars)
+    # The fetch shows what validation found; the epochs are one output growing in place.
+    fetch_cell = next(c for c in code if "bs.fetch(" in c.source)
+    fetched = next(o for o in _outputs(fetch_cell) if o["output_type"] == "execute_result")["data"]
+    assert "| class | found | kept |" in fetched["text/markdown"]
+    (epochs,) = [o for o in _outputs(run_cell) if "epoch 1/2" in str(o.get("data", ""))]
+    assert "epoch 2/2" in epochs["data"]["text/plain"]
+    assert "INFO:tensorflow" not in printed + str([o for c in code for o in _outputs(c)])
     # The label audit shows itself, and the run without its suspects says what it left out.
     audit_cell = next(c for c in code if c.source.startswith("audit = bs.audit("))
     audit_shown = next(o for o in _outputs(audit_cell) if o["output_type"] == "execute_result")["data"]

@@ -5,6 +5,7 @@ quiet when output goes to a file or a pipe."""
 from __future__ import annotations
 
 import importlib.util
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -43,4 +44,42 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
     )
     with Progress(*columns, console=console, transient=False, disable=not _shows_bars()) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda steps=1: bar.advance(task, steps)
+        if not console.is_jupyter:
+            yield lambda steps=1: bar.advance(task, steps)
+            return
+        # A notebook's bar is not refreshed on a timer (rich cannot there): drawn at most ten
+        # times a second as it advances, and once more at the end, so that it shows where it ended.
+        drawn = [0.0]
+
+        def advance(steps: int = 1) -> None:
+            bar.advance(task, steps)
+            if time.monotonic() - drawn[0] > 0.1:
+                bar.refresh()
+                drawn[0] = time.monotonic()
+
+        try:
+            yield advance
+        finally:
+            bar.refresh()
+
+
+class LiveLines:
+    """Lines a long step prints one by one (an epoch each): in a terminal, each on its own line;
+    in a notebook, one output that grows in place, instead of one output per line."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.handle = None
+
+    def add(self, text: str) -> None:
+        if not console.is_jupyter:
+            console.print(text)
+            return
+        from IPython.display import display
+
+        self.lines.append(text)
+        content = {"text/plain": "\n".join(self.lines)}
+        if self.handle is None:
+            self.handle = display(content, raw=True, display_id=True)
+        else:
+            self.handle.update(content, raw=True)

@@ -12,6 +12,7 @@ writes to), and nowhere else: errors still surface as Python exceptions, and
 from __future__ import annotations
 
 import io
+import logging
 import os
 import sys
 import threading
@@ -53,9 +54,29 @@ def native_output_silenced() -> Iterator[None]:
     if debugging():
         yield
         return
-    # Python-level prints too: in a notebook sys.stdout is not file descriptor 1.
-    with _descriptors_to_devnull(), redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+    # Python-level prints too: in a notebook sys.stdout is not file descriptor 1. And TensorFlow's
+    # Python log ("INFO:tensorflow:Assets written to: ..."), whose handler holds the stream it
+    # was made with, which neither redirection reaches.
+    with (
+        _descriptors_to_devnull(),
+        redirect_stdout(io.StringIO()),
+        redirect_stderr(io.StringIO()),
+        _loggers_at_errors("tensorflow", "absl"),
+    ):
         yield
+
+
+@contextmanager
+def _loggers_at_errors(*names: str) -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _import_tensorflow() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from breedscope.core import paths
 from breedscope.core.atomic import atomic_path
+from breedscope.core.markdown import markdown_literal
 from breedscope.data.validate import ImageRecord
 
 INFO_FILE = "dataset.json"
@@ -66,12 +67,38 @@ class StoredDataset:
         """Images kept per class, in class-name order."""
         return dict(sorted(Counter(record.label for record in self.records()).items()))
 
+    def validation_summary(self) -> list[str]:
+        """What validation found, in sentences (what ``breedscope fetch`` prints below its table)."""
+        found = self.validation()
+        one_side = "kept on one side of every split."
+        lines = [
+            f"{n} file(s) skipped by the layout: {why}."
+            for why, n in found.get("skipped_by_layout", {}).items()
+        ]
+        if found.get("exact_duplicate_sets"):
+            lines.append(f"{len(found['exact_duplicate_sets'])} set(s) of identical files, {one_side}")
+        if found.get("near_duplicate_groups"):
+            lines.append(f"{len(found['near_duplicate_groups'])} group(s) of near-duplicates, {one_side}")
+        lines += [
+            f"Label conflict, excluded: {' = '.join(pair)}." for pair in found.get("label_conflicts", [])
+        ]
+        return lines
+
     def _repr_markdown_(self) -> str:
-        counts = self.class_counts()
-        rows = "\n".join(f"| {label} | {count} |" for label, count in counts.items())
+        by_class = self.validation().get("by_class", {})
+        reasons = sorted({k for counts in by_class.values() for k in counts} - {"found", "kept"})
+        header = ["class", "found", "kept", *reasons]
+        rows = [[label, *(str(counts.get(c, 0)) for c in header[1:])] for label, counts in by_class.items()]
+        table = "\n".join(
+            "| " + " | ".join(markdown_literal(cell) for cell in row) + " |"
+            for row in [header, ["---"] * len(header), *rows]
+        )
+        kept = sum(int(counts.get("kept", 0)) for counts in by_class.values())
+        notes = "".join(f"\n\n{markdown_literal(line)}" for line in self.validation_summary())
+        name, plugin, folder = (markdown_literal(v) for v in (self.name, self.plugin, self.directory))
         return (
-            f"**Dataset `{self.name}`** ({self.plugin} plugin): {sum(counts.values())} images in "
-            f"{len(counts)} classes, stored in `{self.directory}`\n\n| class | images |\n|---|---|\n{rows}"
+            f"**Dataset `{name}`** ({plugin} plugin): {kept} images kept in {len(by_class)} classes, "
+            f"stored in `{folder}`\n\n{table}{notes}"
         )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from breedscope.config.settings import RunConfig
 from breedscope.core.errors import DataError
 from breedscope.core.paths import images_dir
-from breedscope.core.progress import console
+from breedscope.core.progress import LiveLines, console
 from breedscope.data.images import decoded_images_name
 from breedscope.features.augment import Augmenter
 from breedscope.features.batching import batch_slices
@@ -129,6 +129,7 @@ class _Trainer:
             else None
         )
         self.tensorboard = _TensorBoardLog(run.tensorboard)
+        self.epoch_lines = LiveLines()
 
     @property
     def last(self) -> Path | None:
@@ -168,7 +169,7 @@ class _Trainer:
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
             state.history.append(row)
             self.tensorboard.write(row)
-            _report_epoch(row, until)
+            self.epoch_lines.add(_epoch_line(row, until))
             tracking.epoch_ended(row)
             stop = False
             if val_data is not None:
@@ -425,8 +426,8 @@ def train(job: Job) -> TrainResult:
     )
 
 
-def _report_epoch(row: dict[str, float], epochs: int) -> None:
+def _epoch_line(row: dict[str, float], epochs: int) -> str:
     parts = [f"epoch {int(row['epoch'])}/{epochs}", f"loss {row['loss']:.4f}", f"acc {row['accuracy']:.4f}"]
     if "val_loss" in row:
         parts += [f"val_loss {row['val_loss']:.4f}", f"val_acc {row['val_accuracy']:.4f}"]
-    console.print("  ".join(parts))
+    return "  ".join(parts)
