@@ -309,3 +309,16 @@ def test_a_report_of_many_classes_scales_and_reads(tmp_path: Path) -> None:
     assert f1 == sorted(f1) and len(per_class.rows) == 150
     said = " ".join(b.text for b in metrics_section(evaluation).blocks if hasattr(b, "text"))
     assert "and 138 more (marked in the per-class table)" in said  # 12 named, not 150
+
+
+def test_the_configuration_table_starts_with_the_dataset_its_source_and_the_command(tmp_path: Path) -> None:
+    from breedscope.report.build import build_document
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(FIXTURE, run_dir)
+    document = build_document(run_dir, {})
+    (section,) = [s for s in document.sections if s.title == "Configuration"]
+    rows = dict(section.blocks[0].rows[:3])
+    assert rows["dataset"] == "xray"
+    assert rows["source"] == "Kaggle paultimothymooney/chest-xray-pneumonia/versions/2"
+    assert rows["command"].startswith("breedscope run --dataset xray --preset chest_xray")

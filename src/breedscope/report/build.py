@@ -116,8 +116,23 @@ def early_stopping_note(patience: int | None, val_counts: dict[str, int]) -> str
     )
 
 
-def configuration_section(config: dict) -> Section:
+def configuration_section(
+    config: dict, manifest: dict | None = None, environment: dict | None = None
+) -> Section:
+    """The settings, after what the run was made from: the dataset, its source (the Kaggle handle
+    and version, or the archive's kind and SHA-256) and the command."""
     rows = []
+    dataset = (manifest or {}).get("dataset", {})
+    if dataset:
+        rows.append(["dataset", str(dataset.get("name"))])
+        if dataset.get("handle"):
+            rows.append(["source", f"Kaggle {dataset['handle']}"])
+        else:
+            digest = dataset.get("source_sha256") or dataset.get("content_sha256")
+            kind = dataset.get("source") or "local"
+            rows.append(["source", f"{kind}, SHA-256 {digest}" if digest else kind])
+    if (environment or {}).get("command"):
+        rows.append(["command", environment["command"]])
     for section in ("model", "train", "augment", "split", "balance"):
         for key, value in config.get(section, {}).items():
             rows.append([f"{section}.{key}", json.dumps(value) if not isinstance(value, str) else value])
@@ -422,7 +437,7 @@ def build_document(run_dir: Path, known_presets: Mapping[str, Preset]) -> Docume
         *figures_sections(run_dir, evaluation, history),
         errors_section(run_dir, evaluation),
         *pictures_sections(run_dir, config),
-        configuration_section(config),
+        configuration_section(config, manifest, environment),
         environment_section(environment, manifest["csv_sha256"]),
     ]
     title = f"breedscope report: {manifest['dataset']['name']}"

@@ -23,7 +23,7 @@ def environment(seed: int, manifest_sha256: str) -> dict:
         "cpu_count": os.cpu_count(),
         "memory_gb": memory_gb(),
         "gpus": devices.gpus(),
-        "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]),
+        "command": command(),
     }
 
 
@@ -33,3 +33,12 @@ def memory_gb() -> float | None:
         return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def command() -> str:
+    """The command line that made the run (``python -m breedscope.cli run ...`` reads as the
+    ``breedscope run ...`` it is)."""
+    program = Path(sys.argv[0]).name
+    if program == "__main__.py" and "breedscope" in Path(sys.argv[0]).parts:
+        program = "breedscope"
+    return " ".join([*program.split(), *sys.argv[1:]])
