@@ -97,7 +97,7 @@ class StoredDataset:
         notes = "".join(f"\n\n{markdown_literal(line)}" for line in self.validation_summary())
         name, plugin, folder = (markdown_literal(v) for v in (self.name, self.plugin, self.directory))
         return (
-            f"**Dataset `{name}`** ({plugin} plugin): {kept} images kept in {len(by_class)} classes, "
+            f"**Dataset `{name}`** ({plugin} plugin): {kept} images in {len(by_class)} classes, "
             f"stored in `{folder}`\n\n{table}{notes}"
         )
 
