@@ -49,6 +49,14 @@ def main() -> None:
         # Everything is written and closed by now. Without this, interpreter shutdown walks the
         # million objects TensorFlow leaves behind, which takes about a second of every command.
         gc.freeze()
+    if code in (130, *(128 + s for s in signals.HANDLED)):
+        # Stopped by a signal, with finished work kept and said. Interpreter shutdown could still
+        # abort here ("terminate called without an active exception": a TensorFlow thread running
+        # while its C++ objects are destroyed), turning exit 130 into a crash: leave at once.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
     if code:
         sys.exit(code)
 
