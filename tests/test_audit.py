@@ -174,3 +174,17 @@ def test_without_cleanlab_the_audit_is_one_sentence_naming_the_extra(monkeypatch
     monkeypatch.setitem(sys.modules, "cleanlab", None)  # what `import cleanlab` finds uninstalled
     with pytest.raises(ConfigError, match=r'pip install "breedscope\[audit\]"'):
         bs.audit("shapes")
+
+
+def test_the_audit_forks_no_worker_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # In a notebook kernel (threads of its own, and TensorFlow's), a forked pool worker can
+    # deadlock on a lock another thread held at the fork; cleanlab's default pool did that.
+    import multiprocessing.pool
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("the audit started a process pool")
+
+    monkeypatch.setattr(multiprocessing.pool, "Pool", no_pool)
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    features, labels, folds = _blobs()
+    assert label_audit.find_issues(features, labels, folds, ["a", "b", "c"], seed=0).issues is not None

@@ -85,7 +85,13 @@ def _datalab(features: np.ndarray, labels: np.ndarray, probabilities: np.ndarray
         lab.find_issues(
             features=features,
             pred_probs=probabilities,
-            issue_types={"label": {}, "outlier": {}, "near_duplicate": {}},
+            # One process: cleanlab's default pool forks a process that may hold threads (a
+            # notebook kernel, TensorFlow's), and the audit's few thousand rows need no pool.
+            issue_types={
+                "label": {"clean_learning_kwargs": {"find_label_issues_kwargs": {"n_jobs": 1}}},
+                "outlier": {},
+                "near_duplicate": {},
+            },
         )
     return lab
 
