@@ -68,7 +68,7 @@ def _table(pdf: _Pdf, block: Table) -> None:
                 row.cell(str(value))
     if block.caption:
         pdf.set_font(FONT, "I", 8)
-        pdf.multi_cell(0, 4.5, block.caption, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 4.5, block.caption, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
 
 
@@ -77,11 +77,20 @@ def _figure_height(pdf: _Pdf, block: Figure, run_dir: Path) -> float:
         return pdf.epw * block.width_fraction * image.height / image.width
 
 
+# A figure that nearly fits the rest of the page is drawn smaller there, rather than moved to
+# the next page and leaving most of this one blank.
+SHRINK_TO_FIT = 0.6
+
+
 def _figure(pdf: _Pdf, block: Figure, run_dir: Path) -> None:
     width = pdf.epw * block.width_fraction
     height = _figure_height(pdf, block, run_dir)
-    if pdf.get_y() + height + 8 > pdf.page_break_trigger:
-        pdf.add_page()
+    room = pdf.page_break_trigger - pdf.get_y() - 8  # the caption's line below it
+    if height > room:
+        if room >= SHRINK_TO_FIT * height:
+            width *= room / height
+        else:
+            pdf.add_page()
     pdf.image(str(run_dir / block.path), x=pdf.l_margin + (pdf.epw - width) / 2, w=width)
     pdf.set_font(FONT, "I", 8)
     pdf.multi_cell(0, 4.5, block.caption, align="C", new_x="LMARGIN", new_y="NEXT")
@@ -92,9 +101,10 @@ def render_pdf(document: Document, out_dir: Path) -> Path:
     pdf = _Pdf(document.title)
     pdf.add_page()
     pdf.set_font(FONT, "B", 16)
-    pdf.multi_cell(0, 8, document.title, new_x="LMARGIN", new_y="NEXT")
+    # Left-aligned: fpdf2 justifies by default, which spreads a title's words across the line.
+    pdf.multi_cell(0, 8, document.title, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT, "I", 9)
-    pdf.multi_cell(0, 5, document.subtitle, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 5, document.subtitle, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     for section in document.sections:
         first = section.blocks[0] if section.blocks else None
