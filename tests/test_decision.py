@@ -243,3 +243,15 @@ def test_a_multi_class_operating_point_needs_a_positive_class(tree_dataset: str,
         "run", "--dataset", tree_dataset, *TINY, "--operating-point", "youden", "--runs-dir", str(tmp_path)
     )
     assert result.returncode == 2 and "name it with --positive" in " ".join(result.stderr.split())
+
+
+def test_a_specificity_no_threshold_reaches_calls_nothing_positive_not_even_a_certain_image() -> None:
+    # The only threshold meeting specificity 0.99 here is above every score; it used to be
+    # stored as 1.0, which called the negative image scored 1.0 positive (specificity 0.5).
+    from breedscope.evaluation.operating_point import at_threshold
+
+    positive = np.array([False, True, True, False])
+    scores = np.array([1.0, 0.9, 0.8, 0.1])
+    threshold = choose_threshold(positive, scores, Target("specificity", 0.99))
+    assert threshold > 1.0 and not (scores >= threshold).any()
+    assert at_threshold(positive, scores, threshold, None, seed=0)["specificity"].value == 1.0

@@ -28,7 +28,9 @@ def choose_threshold(positive: np.ndarray, scores: np.ndarray, target: Target) -
     from sklearn.metrics import roc_curve
 
     fpr, tpr, thresholds = roc_curve(positive.astype(int), scores, drop_intermediate=False)
-    thresholds = np.minimum(thresholds, 1.0)  # scikit-learn's first threshold is +inf: no positive call
+    # scikit-learn's first threshold is +inf (no positive call): kept just above 1, which JSON can
+    # hold and which still calls no image positive, not even one whose probability is 1.
+    thresholds = np.minimum(thresholds, np.nextafter(1.0, 2.0))
     if target.kind == "sensitivity":
         index = int(np.flatnonzero(tpr >= target.value)[0])
     elif target.kind == "specificity":
