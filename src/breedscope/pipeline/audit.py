@@ -14,7 +14,7 @@ ones to look at), ``audit.json`` and a page through the reporter plugins.
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +80,7 @@ def audit(config: RunConfig, registry: Registry, folds: int) -> AuditOutcome:
     labels = np.array([classes.index(row.label) for row in rows])
     assignment = crossval.assign_folds(rows, folds, 1, config.train.seed)[0]
     folder = audit_folder(config, dataset.name)
-    crossval_runs_dir_check(folder)
+    _refuse_a_run_directory(folder)
     folder.mkdir(parents=True, exist_ok=True)
     busy = f"{folder} is being written by another breedscope audit; wait for it to finish."
     with locks.exclusive(folder / LOCK, busy):
@@ -107,7 +107,7 @@ def audit(config: RunConfig, registry: Registry, folds: int) -> AuditOutcome:
     return AuditOutcome(folder, suspects, summary, reports)
 
 
-def crossval_runs_dir_check(folder: Path) -> None:
+def _refuse_a_run_directory(folder: Path) -> None:
     """A run named ``audit`` owns that folder: the audit does not write into a run directory."""
     if (folder / "status.json").exists():
         raise DataError(
@@ -233,15 +233,3 @@ def render_audit(folder: Path, reporters: list[ReporterSpec]) -> list[Path]:
         path.replace(named)
         written.append(named)
     return written
-
-
-def summary_line(outcome: AuditOutcome) -> str:
-    kinds = outcome.summary["by_kind"]
-    return (
-        f"{len(outcome.suspects)} of {outcome.summary['images']} images suspect ({kinds['label']} label, "
-        f"{kinds['duplicate']} duplicate, {kinds['outlier']} outlier): {outcome.folder / ISSUES}"
-    )
-
-
-def as_dicts(suspects: list[SuspectImage]) -> list[dict]:
-    return [asdict(s) for s in suspects]
