@@ -17,12 +17,17 @@ from contextlib import contextmanager
 from types import FrameType
 
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
+# Ctrl-C too goes through this module's handler (still a KeyboardInterrupt, exit 130): then a
+# KeyboardInterrupt that something swallowed (raised inside a destructor, whose exceptions Python
+# only reports) is still known, and the next safe point stops (:func:`stop_if_signalled`).
+CAUGHT = (signal.SIGINT, *HANDLED)
 _received: list[int] = []  # the signal that ended this process's command, once it has arrived
 _owner: list[int] = [0]  # the process whose command the handlers stop (not its forked children)
 
 
 class Terminated(KeyboardInterrupt):
-    """The process was asked to stop (SIGTERM, SIGHUP): handled exactly as Ctrl-C is."""
+    """The process was asked to stop (Ctrl-C, SIGTERM, SIGHUP): a KeyboardInterrupt, kept by every
+    ``except KeyboardInterrupt`` that keeps finished work."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -68,12 +73,20 @@ def as_interrupts() -> Iterator[None]:
         return
     _received.clear()
     _owner[0] = os.getpid()
-    previous = {signum: signal.signal(signum, _raise) for signum in HANDLED}
+    previous = {signum: signal.signal(signum, _raise) for signum in CAUGHT}
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _owner[0] = 0  # no command is stopped by what arrives from now on
+
+
+def stop_if_signalled() -> None:
+    """At a safe point of long work (an epoch saved): stop if a signal arrived whose exception
+    never reached the command (a KeyboardInterrupt raised inside a destructor is only reported)."""
+    if _received and _owner[0] == os.getpid() and threading.current_thread() is threading.main_thread():
+        raise Terminated(_received[0])
 
 
 def exit_code(default: int = 130) -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from breedscope.config.settings import RunConfig
+from breedscope.core import signals
 from breedscope.core.errors import DataError
 from breedscope.core.paths import images_dir
 from breedscope.core.progress import LiveLines, console
@@ -182,6 +183,7 @@ class _Trainer:
                 stop = patience is not None and state.epochs_without_improvement >= patience
             state.next_epoch = epoch + 1
             self.checkpoint(model)
+            signals.stop_if_signalled()  # a Ctrl-C whose KeyboardInterrupt something swallowed
             if stop:
                 console.print(f"Early stopping: no better validation loss for {patience} epochs.")
                 return
