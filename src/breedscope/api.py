@@ -336,8 +336,7 @@ class Audit:
     def table(self, top: int = 20) -> Table:
         from breedscope.pipeline import audit as pipeline
 
-        rows = [[s.path, s.given, s.suggested, f"{s.score:.3f}", s.kind] for s in self.issues[:top]]
-        return Table(list(pipeline.COLUMNS), rows)
+        return Table(list(pipeline.COLUMNS), [s.cells() for s in self.issues[:top]])
 
     def headline(self) -> str:
         """The audit in one sentence."""
@@ -359,13 +358,7 @@ class Audit:
     def _repr_html_(self) -> str:
         from breedscope.pipeline import audit as pipeline
 
-        figure = self.path / pipeline.THUMBNAILS
-        image = (
-            f'<img alt="most suspect images" style="max-width:640px" '
-            f'src="data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode()}">'
-            if figure.is_file()
-            else ""
-        )
+        image = _inline_png(self.path / pipeline.THUMBNAILS, "most suspect images", 640)
         table = self.table()
         head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
         cells = "".join(
@@ -375,6 +368,14 @@ class Audit:
             f"<div><p><b>Label audit <code>{html.escape(str(self.path))}</code></b>: "
             f"{html.escape(self.headline())}</p>{image}<table><tr>{head}</tr>{cells}</table></div>"
         )
+
+
+def _inline_png(figure: Path, alt: str, max_width: int) -> str:
+    """A figure as an ``<img>`` a notebook shows without the file beside it ("" if it is absent)."""
+    if not figure.is_file():
+        return ""
+    data = base64.b64encode(figure.read_bytes()).decode()
+    return f'<img alt="{alt}" style="max-width:{max_width}px" src="data:image/png;base64,{data}">'
 
 
 def open_run(path: str | Path) -> Run:
@@ -657,13 +658,7 @@ class Run:
         caveats = "".join(f"<p><i>{html.escape(c)}</i></p>" for c in self.metrics.caveats())
         if self.metrics.operating_point is not None:
             caveats = f"<p>{html.escape(self.metrics.operating_point.sentence())}</p>" + caveats
-        figure = self.path / CONFUSION_FIGURE
-        image = (
-            f'<img alt="confusion matrix" style="max-width:420px" '
-            f'src="data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode()}">'
-            if figure.is_file()
-            else ""
-        )
+        image = _inline_png(self.path / CONFUSION_FIGURE, "confusion matrix", 420)
         return (
             f"<div><p><b>Run <code>{html.escape(str(self.path))}</code></b>: "
             f"{html.escape(self.metrics.summary())}</p>"

@@ -54,6 +54,10 @@ class SuspectImage:
     score: float
     kind: str
 
+    def cells(self) -> list[str]:
+        """The row as a table shows it (the columns of :data:`COLUMNS`)."""
+        return [self.path, self.given, self.suggested, f"{self.score:.3f}", self.kind]
+
 
 @dataclass(frozen=True)
 class AuditOutcome:
@@ -217,7 +221,7 @@ def audit_document(folder: Path) -> Document:
             shown = min(SHOWN, len(suspects))
             caption = f"The {shown} most suspect images: kind and score, given → suggested label."
             sections.append(Section("Most suspect", [Figure(Path(THUMBNAILS), caption, width_fraction=0.72)]))
-        rows = [[s.path, s.given, s.suggested, f"{s.score:.3f}", s.kind] for s in suspects[:LISTED]]
+        rows = [s.cells() for s in suspects[:LISTED]]
         more = f"; all {len(suspects)} in {ISSUES}" if len(suspects) > LISTED else ""
         sections.append(Section("Suspect images", [Table(list(COLUMNS), rows, f"Most suspect first{more}.")]))
     return Document(f"Label audit: {summary['dataset']}", "breedscope audit", folder, sections)

@@ -124,7 +124,6 @@ def _out_of_fold(job: Job, quiet: bool = False) -> tuple[list[Row], np.ndarray]:
     fold_job = replace(job, config=fold_config, manifest=pool, run=job.run.operating_point_folds())
     with tracking.fold(OPERATING_POINT):
         _, rows, probabilities = crossval.cross_validate(fold_job)
-    fold_job.run.path.mkdir(parents=True, exist_ok=True)
     write_predictions(job.run.operating_point_predictions, rows, job.manifest.classes, probabilities)
     return rows, probabilities
 
