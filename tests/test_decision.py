@@ -255,3 +255,17 @@ def test_a_specificity_no_threshold_reaches_calls_nothing_positive_not_even_a_ce
     threshold = choose_threshold(positive, scores, Target("specificity", 0.99))
     assert threshold > 1.0 and not (scores >= threshold).any()
     assert at_threshold(positive, scores, threshold, None, seed=0)["specificity"].value == 1.0
+
+
+def test_a_point_that_calls_nothing_positive_says_so_in_words() -> None:
+    from breedscope.evaluation.operating_point import Estimate, OperatingPoint
+
+    nan = float("nan")
+    none, all_, undefined = Estimate(0.0, 0.0, 0.0), Estimate(1.0, 1.0, 1.0), Estimate(nan, nan, nan)
+    point = OperatingPoint(
+        np.nextafter(1.0, 2.0), Target("youden"), "PNEUMONIA", "validation", 10,
+        none, all_, undefined, Estimate(0.5, 0.2, 0.75), 8, 8,
+    )  # fmt: skip
+    sentence = point.sentence()
+    assert sentence.startswith("Never called PNEUMONIA (chosen on") and "nan" not in sentence
+    assert "it calls no test image PNEUMONIA, and a negative call is right 50.0%" in sentence

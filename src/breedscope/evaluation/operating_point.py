@@ -107,12 +107,32 @@ class OperatingPoint:
 
     def sentence(self) -> str:
         """The operating point as a clinician reads it."""
+        # Above 1 where only "never" met the target: no probability reaches it.
+        never = self.threshold > 1 and not self.fold_thresholds
+        called = (
+            f"Never called {self.positive}"
+            if never
+            else (f"Called {self.positive} when its probability is at least {self.at()}")
+        )
         return (
-            f"Called {self.positive} when its probability is at least {self.at()} (chosen on "
+            f"{called} (chosen on "
             f"{self.where()} for {self.target}), the model finds {self.sensitivity.percent()} of the "
             f"{self.test_positives} {self.positive} test images and clears "
-            f"{self.specificity.percent()} of the {self.test_negatives} others; a positive call is "
-            f"right {self.ppv.percent()} of the time, a negative one {self.npv.percent()}."
+            f"{self.specificity.percent()} of the {self.test_negatives} others; {self._calls()}."
+        )
+
+    def _calls(self) -> str:
+        """How often its calls are right; a call it never makes (every image on one side of the
+        threshold) has no predictive value, and says so."""
+        if np.isnan(self.ppv.value):
+            return (
+                f"it calls no test image {self.positive}, and a negative call is right "
+                f"{self.npv.percent()} of the time"
+            )
+        if np.isnan(self.npv.value):
+            return f"it calls every test image {self.positive}, and is right {self.ppv.percent()} of the time"
+        return (
+            f"a positive call is right {self.ppv.percent()} of the time, a negative one {self.npv.percent()}"
         )
 
     def to_json(self) -> dict[str, Any]:
