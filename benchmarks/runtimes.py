@@ -90,8 +90,8 @@ def main() -> None:
         "litert (XNNPACK)": lambda batch: litert(batch),
     }
     for name, make in (
-        ("openvino (CPU, f32)", lambda: openvino_run(work / runtime.BACKBONE_FILE, threads)),
-        ("onnxruntime (CPU)", lambda: onnxruntime_run(work / runtime.BACKBONE_FILE, work, threads)),
+        ("openvino (CPU, f32)", lambda: openvino_run(runtime.BACKBONE.model_file(work), threads)),
+        ("onnxruntime (CPU)", lambda: onnxruntime_run(runtime.BACKBONE.model_file(work), work, threads)),
     ):
         try:
             candidates[name] = make()

@@ -26,16 +26,16 @@ def test_litert_features_agree_with_keras_within_the_stated_tolerance(tmp_path: 
     extractor = _small_extractor(64)
     forward = runtime.choose(extractor, "auto", tmp_path, 64)
     assert forward.runtime == "litert" and forward.check is not None
-    assert (tmp_path / runtime.BACKBONE_FILE).is_file() and (tmp_path / runtime.CHECK_FILE).is_file()
+    assert runtime.BACKBONE.model_file(tmp_path).is_file() and runtime.BACKBONE.check_file(tmp_path).is_file()
     # Other images than the check's, and an odd batch length (padding): within the tolerance.
     images = np.random.default_rng(1).uniform(0, 255, (11, 64, 64, 3)).astype(np.float32)
     difference = np.abs(forward(images) - runtime.keras_forward(extractor)(images)).max()
     assert difference <= runtime.TOLERANCE
     assert forward.check.max_abs_difference <= runtime.TOLERANCE
     # Built once: a second choice reuses the converted file.
-    modified = (tmp_path / runtime.BACKBONE_FILE).stat().st_mtime_ns
+    modified = runtime.BACKBONE.model_file(tmp_path).stat().st_mtime_ns
     assert runtime.choose(extractor, "auto", tmp_path, 64).runtime == "litert"
-    assert (tmp_path / runtime.BACKBONE_FILE).stat().st_mtime_ns == modified
+    assert runtime.BACKBONE.model_file(tmp_path).stat().st_mtime_ns == modified
     assert runtime.choose(extractor, "keras", tmp_path, 64).runtime == "keras"
 
 
@@ -45,7 +45,7 @@ def test_a_damaged_converted_backbone_is_converted_again(tmp_path: Path) -> None
     first = runtime.choose(extractor, "auto", tmp_path, 32)
     images = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
     expected = first(images)
-    model_file = tmp_path / runtime.BACKBONE_FILE
+    model_file = runtime.BACKBONE.model_file(tmp_path)
     model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 3])
     assert runtime.already_converted(tmp_path, 32, "auto") is None  # not used ahead of TensorFlow
     again = runtime.choose(extractor, "auto", tmp_path, 32)

@@ -560,19 +560,25 @@ class Run:
 
         return inference.load_run(self.path)
 
-    def predict(self, images: str | Path | Iterable[str | Path], top: int = 3) -> list[Prediction]:
+    def predict(
+        self, images: str | Path | Iterable[str | Path], top: int = 3, runtime: str = "auto"
+    ) -> list[Prediction]:
         """The ``top`` classes of each image: files, folders (all their files, recursively) and
-        glob patterns; an unreadable file gets an ``error``, the rest still run."""
-        return list(self.iter_predictions(images, top))
+        glob patterns; an unreadable file gets an ``error``, the rest still run. ``runtime``:
+        ``"auto"`` (LiteRT, the model converted once and checked against Keras), ``"litert"``
+        or ``"keras"``."""
+        return list(self.iter_predictions(images, top, runtime))
 
     def iter_predictions(
-        self, images: str | Path | Iterable[str | Path], top: int = 3
+        self, images: str | Path | Iterable[str | Path], top: int = 3, runtime: str = "auto"
     ) -> Iterator[Prediction]:
         """:meth:`predict`, one image at a time as batches finish (for folders of any size)."""
         from breedscope.inference import predict as inference
 
         named = [images] if isinstance(images, str | Path) else list(images)
-        return inference.iter_predictions(self._trained, inference.image_paths(named), top=top)
+        return inference.iter_predictions(
+            self._trained, inference.image_paths(named), top=top, runtime=runtime
+        )
 
     def export(
         self,

@@ -25,6 +25,13 @@ def predict(
     csv_file: Annotated[
         Path | None, typer.Option("--csv", help="Also write one row per image to this CSV file.")
     ] = None,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="auto (LiteRT, converted once per model and checked against Keras; Keras where it "
+            "is not installed or disagrees), litert or keras."
+        ),
+    ] = "auto",
 ) -> None:
     """Predict the classes of images with a trained run's model.
 
@@ -41,7 +48,7 @@ def predict(
     if not paths:
         raise BreedscopeError(f"No image files were found in {', '.join(images)}.")
     title = f"Predictions ({run_dir})"
-    predictions = run.iter_predictions(paths, top=top)  # a bad --top is refused before any file is made
+    predictions = run.iter_predictions(paths, top=top, runtime=runtime)  # a bad --top is refused here
     with (
         PredictionWriter(
             top, csv_file, as_json, out, title, decides=run.metrics.operating_point is not None

@@ -74,6 +74,11 @@ def features_dir() -> Path:
     return home() / "features"
 
 
+def converted_dir() -> Path:
+    """Run models converted to LiteRT for prediction, one folder per model file; safe to delete."""
+    return home() / "converted"
+
+
 def images_dir() -> Path:
     """Decoded, resized images (``.npy``) for training on images; safe to delete."""
     return home() / "images"

@@ -42,8 +42,6 @@ TOLERANCE = 1e-3
 CHECK_IMAGES = 8
 KERAS_BATCH = 32  # predict_on_batch's graph is traced for one batch shape: every batch is this
 LITERT_BATCH = 8  # XNNPACK is as fast at 1-8 images as at 32, and small batches stay in cache
-BACKBONE_FILE = "backbone.tflite"
-CHECK_FILE = "backbone.check.json"
 # Converting MobileNetV2 at 224 px and checking it takes 3-5 s on two cores, and saves Keras'
 # own fixed costs and 3-8 ms an image: a first run of 113 images at 224 px was 1.5 s quicker with
 # Keras, one of 351 images 1.6 s quicker with LiteRT (docs/benchmarks.md). ``auto`` converts for
@@ -181,18 +179,43 @@ def tflite_converter(model: keras.Model, *, signature: bool) -> tf.lite.TFLiteCo
     return converter
 
 
-def convert(extractor: keras.Model, target: Path) -> None:
-    """The Keras extractor as a float32 TFLite file (TensorFlow's converter; written atomically),
-    with the backbone's last feature maps as a second output."""
+def convert_backbone(extractor: keras.Model, target: Path) -> None:
+    """The Keras extractor as a float32 TFLite file, with the backbone's last feature maps as a
+    second output."""
     import keras
 
     maps = extractor.get_layer("pool").input  # see model.build_feature_extractor
-    both = keras.Model(extractor.inputs, [extractor.output, maps], name=extractor.name)
+    convert_model(keras.Model(extractor.inputs, [extractor.output, maps], name=extractor.name), target)
+
+
+def convert_model(model: keras.Model, target: Path) -> None:
+    """``model``'s inference call as a float32 TFLite file (TensorFlow's converter; written
+    atomically)."""
     with quiet.native_output_silenced(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        data = tflite_converter(both, signature=False).convert()
+        data = tflite_converter(model, signature=False).convert()
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What is converted for LiteRT, how, and the setting that asks for it: the backbone for
+    features (here), or a whole classifier for prediction (:mod:`breedscope.inference.runtime`)."""
+
+    kind: str  # names the files (``<kind>.tflite``, ``<kind>.check.json``) and the messages
+    make: Callable[[keras.Model, Path], None]
+    setting: str  # the setting that chooses the runtime, as a user writes it
+    kept: str  # where the conversion is kept, in words
+
+    def model_file(self, directory: Path) -> Path:
+        return directory / f"{self.kind}.tflite"
+
+    def check_file(self, directory: Path) -> Path:
+        return directory / f"{self.kind}.check.json"
+
+
+BACKBONE = Conversion("backbone", convert_backbone, "train.feature_runtime", "kept with its features")
 
 
 def check_images(image_size: int, seed: int = 0) -> np.ndarray:
@@ -209,21 +232,23 @@ def compare(reference: Forward, candidate: Forward, image_size: int) -> RuntimeC
     return RuntimeCheck(len(images), float(np.abs(expected - got).max()), float(np.abs(expected).mean()))
 
 
-def already_converted(directory: Path, image_size: int, setting: str) -> Forward | None:
+def already_converted(
+    directory: Path, image_size: int, setting: str, conversion: Conversion = BACKBONE
+) -> Forward | None:
     """The LiteRT forward pass :func:`choose` would give, when it needs neither Keras nor
-    TensorFlow: the backbone was converted and agreed with Keras (``None`` otherwise). Features can
-    then be computed while TensorFlow is still loading."""
-    if setting == "keras" or not litert_available() or not (directory / CHECK_FILE).is_file():
+    TensorFlow: the model was converted and agreed with Keras (``None`` otherwise). Features can
+    then be computed, or images classified, while TensorFlow is still loading or never loaded."""
+    if setting == "keras" or not litert_available() or not conversion.check_file(directory).is_file():
         return None
-    forward = _stored_conversion(directory, image_size)
+    forward = _stored_conversion(directory, image_size, conversion)
     return forward if forward is not None and forward.check is not None and forward.check.agrees else None
 
 
-def _stored_conversion(directory: Path, image_size: int) -> Forward | None:
-    """The converted backbone kept in ``directory`` with its check, or ``None`` when either file
+def _stored_conversion(directory: Path, image_size: int, conversion: Conversion) -> Forward | None:
+    """The converted model kept in ``directory`` with its check, or ``None`` when either file
     is missing or unreadable (a truncated model, a damaged check): both are then removed, and
-    the backbone is converted again, as a cache is rebuilt rather than failing a run."""
-    model_file, check_file = directory / BACKBONE_FILE, directory / CHECK_FILE
+    the model is converted again, as a cache is rebuilt rather than failing a run."""
+    model_file, check_file = conversion.model_file(directory), conversion.check_file(directory)
     try:
         check = RuntimeCheck(**json.loads(check_file.read_text(encoding="utf-8")))
         return litert_forward(model_file, image_size, check)
@@ -233,42 +258,52 @@ def _stored_conversion(directory: Path, image_size: int) -> Forward | None:
         return None
 
 
-def converted_backbone(extractor: keras.Model, directory: Path, image_size: int) -> Forward:
-    """LiteRT's forward pass of ``extractor``, converted and checked once, then reused."""
-    model_file, check_file = directory / BACKBONE_FILE, directory / CHECK_FILE
-    waiting = "Another run is converting this backbone; waiting."
-    with locks.waiting(directory / ".backbone.lock", waiting):
-        forward = _stored_conversion(directory, image_size) if check_file.is_file() else None
+def converted(
+    model: keras.Model, directory: Path, image_size: int, conversion: Conversion = BACKBONE
+) -> Forward:
+    """LiteRT's forward pass of ``model``, converted and checked against Keras once, then reused."""
+    model_file, check_file = conversion.model_file(directory), conversion.check_file(directory)
+    waiting = f"Another run is converting this {conversion.kind}; waiting."
+    with locks.waiting(directory / f".{conversion.kind}.lock", waiting):
+        forward = _stored_conversion(directory, image_size, conversion) if check_file.is_file() else None
         if forward is None:
-            console.print("Converting the backbone for LiteRT (once; kept with its features).")
-            convert(extractor, model_file)
-            check = compare(keras_forward(extractor), litert_forward(model_file, image_size), image_size)
+            console.print(f"Converting the {conversion.kind} for LiteRT (once; {conversion.kept}).")
+            conversion.make(model, model_file)
+            check = compare(keras_forward(model), litert_forward(model_file, image_size), image_size)
             write_json(check_file, asdict(check))
             forward = litert_forward(model_file, image_size, check)
     return forward
 
 
-def choose(extractor: keras.Model, setting: str, directory: Path, image_size: int) -> Forward:
-    """The forward pass ``train.feature_runtime`` asks for, or the fastest that agrees with Keras."""
+def converted_backbone(extractor: keras.Model, directory: Path, image_size: int) -> Forward:
+    """LiteRT's forward pass of the feature extractor, converted and checked once, then reused."""
+    return converted(extractor, directory, image_size, BACKBONE)
+
+
+def choose(
+    model: keras.Model, setting: str, directory: Path, image_size: int, conversion: Conversion = BACKBONE
+) -> Forward:
+    """The forward pass ``setting`` asks for (``auto``, ``litert`` or ``keras``): with ``auto``,
+    LiteRT where it is installed and its conversion agrees with Keras, otherwise Keras."""
     if setting == "keras" or (setting == "auto" and not litert_available()):
-        return keras_forward(extractor)
+        return keras_forward(model)
     if not litert_available():
         raise ConfigError(
-            "train.feature_runtime is 'litert', but the ai-edge-litert package is not installed; "
+            f"{conversion.setting} is 'litert', but the ai-edge-litert package is not installed; "
             "`pip install ai-edge-litert`, or use 'auto' to fall back to Keras."
         )
-    forward = converted_backbone(extractor, directory, image_size)
+    forward = converted(model, directory, image_size, conversion)
     assert forward.check is not None
     if forward.check.agrees:
         return forward
     message = (
-        f"The LiteRT backbone's features differ from Keras' by up to {forward.check.max_abs_difference:.2g} "
-        f"(more than {TOLERANCE:g})"
+        f"The LiteRT {conversion.kind}'s outputs differ from Keras' by up to "
+        f"{forward.check.max_abs_difference:.2g} (more than {TOLERANCE:g})"
     )
     if setting == "litert":
-        raise ConfigError(f"{message}; use train.feature_runtime 'keras' for this backbone.")
-    console.print(f"[yellow]warning:[/] {message}; features come from Keras instead.")
-    return keras_forward(extractor)
+        raise ConfigError(f"{message}; use {conversion.setting} 'keras' for this {conversion.kind}.")
+    console.print(f"[yellow]warning:[/] {message}; Keras is used instead.")
+    return keras_forward(model)
 
 
 def tflite_predict(model_file: Path, images: np.ndarray) -> np.ndarray:

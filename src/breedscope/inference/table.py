@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import IO
 
 from rich.console import Console
+from rich.markup import escape
 
 from breedscope.core import tables
 from breedscope.inference.predict import Prediction
@@ -96,7 +97,7 @@ class PredictionWriter:
         header = ["image", *(f"#{rank + 1}" for rank in range(self.top))]
         rows = [
             [
-                r.path,
+                escape(r.path),  # a file may be named "scan[1].png", which is not markup
                 *(
                     [f"[red]{r.error}[/]"] + [""] * (self.top - 1)
                     if r.error
