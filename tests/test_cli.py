@@ -39,6 +39,50 @@ def test_version_and_help_with_examples() -> None:
         assert "Example" in cli(command, "--help").stdout
 
 
+def _commands() -> list[list[str]]:
+    from typer.main import get_command
+
+    from breedscope.cli.app import app
+
+    group = get_command(app)
+    names = [[name] for name in group.commands if name != "augment"]
+    return [*names, ["augment", "preview"]]
+
+
+def test_help_at_80_columns_names_arguments_plainly_and_keeps_flags_typeless() -> None:
+    for command in _commands():
+        result = cli(*command, "--help", env={"COLUMNS": "80"})
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 80, command
+        assert "<bool>" not in result.stdout, command  # a flag takes no value
+        usage = next(line for line in lines if "Usage:" in line)
+        assert "{" not in usage and "}" not in usage, usage
+    usage = next(line for line in cli("predict", "--help").stdout.splitlines() if "Usage:" in line)
+    assert "predict [OPTIONS] RUN_DIR IMAGES..." in usage
+    assert "Missing argument 'RUN_DIR'." in cli("predict").stderr
+
+
+def test_run_help_at_80_columns_leaves_most_of_the_width_to_the_help_text() -> None:
+    lines = cli("run", "--help", env={"COLUMNS": "80"}).stdout.splitlines()
+    # A flag pair is one entry over two lines, not two columns widening every row.
+    pair = next(i for i, line in enumerate(lines) if "--feature-cache /" in line)
+    assert "--no-feature-cache" in lines[pair + 1]
+    dataset = next(line for line in lines if line.startswith("│ --dataset "))
+    assert dataset.index("Dataset name") <= 40  # was 56: the option column took 46 of 80
+
+
+def test_a_flag_pair_still_parses_both_ways_after_help_was_shown() -> None:
+    from typer.main import get_command
+
+    from breedscope.cli.app import app
+
+    run = get_command(app).commands["run"]
+    assert cli("run", "--help").returncode == 0
+    cache = next(p for p in run.params if p.name == "feature_cache")
+    assert cache.opts == ["--feature-cache"] and cache.secondary_opts == ["--no-feature-cache"]
+
+
 def test_unknown_dataset_suggests_the_close_match() -> None:
     text = one_sentence_error(cli("run", "--dataset", "bcdd"))
     assert "dataset.name: unknown dataset 'bcdd'. Did you mean 'bccd'?" in text
@@ -270,10 +314,15 @@ def tree_dataset_cli(make_tree) -> str:
     return "shapes"
 
 
-def test_datasets_at_80_columns_folds_instead_of_cutting() -> None:
+def test_datasets_at_80_columns_wraps_between_tokens_instead_of_cutting() -> None:
+    from breedscope.core.tables import pieces
+
     result = cli("datasets", env={"COLUMNS": "80"})
     assert result.returncode == 0, result.stderr
     assert "…" not in result.stdout and max(len(line) for line in result.stdout.splitlines()) <= 80
+    # Never inside a token: each part of a slug between its separators is on one line, whole.
+    for piece in pieces("brikwerk/bccd-white-blood-cell paultimothymooney/chest-xray-pneumonia"):
+        assert piece.strip() in result.stdout, piece
     # The Kaggle column, read down: every slug is there whole, folded over lines, with its version.
     kaggle = "".join(
         line.split("│")[3].strip() for line in result.stdout.splitlines() if line.count("│") == 6

@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from breedscope.cli.help import App
 from breedscope.core import quiet
 from breedscope.core.errors import BreedscopeError
 from breedscope.core.versions import __version__
 
-app = typer.Typer(
+app = App(
     name="breedscope",
     help="Small-data image classification studies, reproduced with one reliable command.",
     no_args_is_help=True,

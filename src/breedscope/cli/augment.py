@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from breedscope.cli.app import app
+from breedscope.cli.help import App
 from breedscope.core.progress import console
 
-augment_app = typer.Typer(help="Look at augmentation presets.", no_args_is_help=True)
+augment_app = App(help="Look at augmentation presets.", no_args_is_help=True)
 app.add_typer(augment_app, name="augment")
 
 
