@@ -178,7 +178,13 @@ def cli_here(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
     """The CLI run in this test's own process (``breedscope.cli.execute``), as :func:`cli_process`
     returns it."""
     from breedscope.cli import execute
+    from breedscope.cli.app import out as results
+    from breedscope.core.progress import console as messages
 
+    # A console reads COLUMNS once, when it is made (at the first import, in whichever test that
+    # was): give both the width a process started with this environment would have.
+    columns = {**os.environ, **(env or {})}.get("COLUMNS", "80")
+    results.width = messages.width = int(columns) if columns.isdigit() else 80
     out, err = io.StringIO(), io.StringIO()
     with environment(env or {}), redirect_stdout(out), redirect_stderr(err):
         code = execute(list(args))

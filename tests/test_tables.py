@@ -72,3 +72,17 @@ def test_a_token_wider_than_the_terminal_allows_is_shortened_in_its_middle() -> 
 def test_a_table_that_fits_is_printed_as_it_is() -> None:
     text = _printed(["one", "two"], [["a", "b-c/d e"], ["f", "g"]])
     assert [line.split("│")[2].strip() for line in _body_lines(text)] == ["b-c/d e", "g"]
+
+
+def test_a_turned_table_wraps_its_names_before_it_shortens_any_value() -> None:
+    label = "sensitivity / specificity at the operating point"
+    header = ["run", label, "accuracy (95% CI)"]
+    runs = [
+        ["pairs/run-with-a-long-name", "sensitivity=0.9", "0.947 (0.907\u20130.980)"],
+        ["pairs/run-2", "sensitivity=0.95", "0.942 (0.909\u20130.972)"],
+    ]
+    text = _printed(header, runs, width=60, may_turn=True)
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 60
+    assert "sensitivity=0.95" in text and "sensitivity=0.9 " in text  # values whole
+    names = [line.split("│")[1].strip() for line in _body_lines(text)]
+    assert " ".join(" ".join(names).split()).startswith(label)  # the name wrapped between its words

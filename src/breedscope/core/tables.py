@@ -88,15 +88,18 @@ def _without_end_space(line: Text) -> Text:
 def column_widths(columns: Sequence[Sequence[str]], available: int, whole: Sequence[int] = ()) -> list[int]:
     """Widths for ``columns`` (each its header and cells) that fit ``available`` cells: each
     column as wide as its widest line when they all fit; otherwise the widest columns are capped
-    (never below their longest unbreakable piece; columns in ``whole`` never), so that short
-    cells stay on one line and long ones wrap; when even that does not fit, the widest columns
-    are narrowed further (their longest pieces are then shortened)."""
+    (never below their longest unbreakable piece; columns in ``whole`` not at all, unless that
+    would shorten a value), so that short cells stay on one line and long ones wrap; when even
+    that does not fit, the widest columns are narrowed further (their longest pieces are then
+    shortened)."""
     natural = [max(widest_line(cell) for cell in column) for column in columns]
     if sum(natural) <= available:
         return natural
     least = [
         natural[i] if i in whole else max(map(longest_piece, column)) for i, column in enumerate(columns)
     ]
+    if sum(least) > available and whole:
+        return column_widths(columns, available)  # the names wrap rather than any value is shortened
 
     def capped(cap: int) -> list[int]:
         return [min(n, max(low, cap)) for n, low in zip(natural, least, strict=True)]
