@@ -566,8 +566,18 @@ class Run:
         """The ``top`` classes of each image: files, folders (all their files, recursively) and
         glob patterns; an unreadable file gets an ``error``, the rest still run. ``runtime``:
         ``"auto"`` (LiteRT, the model converted once and checked against Keras), ``"litert"``
-        or ``"keras"``."""
-        return list(self.iter_predictions(images, top, runtime))
+        or ``"keras"``. A progress bar shows in a terminal and a notebook."""
+        from breedscope.core.progress import progress_bar
+        from breedscope.inference import predict as inference
+
+        paths = inference.image_paths([images] if isinstance(images, str | Path) else images)
+        predictions = inference.iter_predictions(self._trained, paths, top=top, runtime=runtime)
+        done: list[Prediction] = []
+        with progress_bar("Predicting", total=len(paths)) as advance:
+            for prediction in predictions:
+                done.append(prediction)
+                advance(1)
+        return done
 
     def iter_predictions(
         self, images: str | Path | Iterable[str | Path], top: int = 3, runtime: str = "auto"
