@@ -146,3 +146,21 @@ def test_the_predictions_table_at_80_columns_keeps_every_path_token_whole(
         for piece in pieces(str(path)):
             assert piece.strip() in result.stdout, piece
     assert "not an image" in result.stdout
+
+
+def test_a_replaced_model_or_an_upgrade_gets_a_conversion_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A conversion is never answered for a model file or a TensorFlow other than its own.
+    from breedscope.core import versions
+    from breedscope.inference.runtime import conversion_dir
+
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"the first model")
+    first = conversion_dir(model)
+    model.write_bytes(b"a retrained model")
+    assert conversion_dir(model) != first
+    model.write_bytes(b"the first model")
+    assert conversion_dir(model) == first
+    monkeypatch.setattr(versions, "package_versions", lambda packages: {"tensorflow": "99.0"})
+    assert conversion_dir(model) != first

@@ -134,7 +134,6 @@ def _predictions(
     chunks = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
     if not chunks:
         return
-    forward = run.forward(runtime)
     # The next batch is decoded (Pillow releases the GIL) while this one is classified.
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(_read, chunks[0], run.image_size)
@@ -143,13 +142,15 @@ def _predictions(
                 batch = pending.result()
                 if position + 1 < len(chunks):
                     pending = pool.submit(_read, chunks[position + 1], run.image_size)
-                yield from _predicted(run, batch, forward, top)
+                yield from _predicted(run, batch, runtime, top)
         finally:
             pending.cancel()  # a caller that stops early leaves nothing decoding
 
 
-def _predicted(run: TrainedRun, batch: _Batch, forward: Forward, top: int) -> Iterator[Prediction]:
-    probabilities = iter(forward(batch.pixels) if batch.pixels is not None else [])
+def _predicted(run: TrainedRun, batch: _Batch, runtime: str, top: int) -> Iterator[Prediction]:
+    # The model is loaded (or its conversion read) only for a batch with an image in it: a folder
+    # of files that are not images is answered without starting TensorFlow.
+    probabilities = iter(run.forward(runtime)(batch.pixels) if batch.pixels is not None else [])
     for path, result in zip(batch.paths, batch.results, strict=True):
         if result is None:
             p = next(probabilities)
