@@ -10,6 +10,8 @@ The backbone is converted once per extractor (backbone, weights, size, preproces
 beside its features; when it is built, its features are compared with Keras' on a few images and
 the largest difference is stored with it (``backbone.check.json``) and recorded in every run
 that uses it. A conversion that does not agree within :data:`TOLERANCE` is not used.
+Prediction converts a run's whole classifier the same way (:class:`Conversion`,
+:mod:`breedscope.inference.runtime`).
 """
 
 from __future__ import annotations
