@@ -6,8 +6,9 @@ column to 46 of 80 characters (``--feature-cache  --no-feature-cache  <bool>``).
 line, the arguments panel and errors name arguments as Click and most tools do (``RUN_DIR
 IMAGES...``, ``[NAME]`` when optional, ``Missing argument 'RUN_DIR'``), a flag shows no type
 (it takes no value), and a flag pair is one entry, ``--feature-cache /`` over
-``--no-feature-cache``. What a value option takes
-(``<int>``, ``<path>``) and everything else are Typer's.
+``--no-feature-cache``. What a value option takes (``<int>``, ``<path>``) and everything else
+are Typer's; ``tests/test_cli.py`` checks the result, so a Typer that renames what is
+overridden here fails a test rather than the help silently.
 """
 
 from __future__ import annotations

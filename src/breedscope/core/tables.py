@@ -1,8 +1,8 @@
 """Tables in a terminal of any width, 80 columns included: a cell wraps onto more lines where a
-line may break (after a space, and after the ``/``, ``-``, en dash, ``,`` or ``;`` inside a path, a
-Kaggle slug or an interval), never inside a name or number; only a single token wider than its whole column is
-shortened, with an ellipsis in its middle. A table of runs too wide for the terminal is turned on
-its side, one column per run, so that an interval is always read whole."""
+line may break (after a space, and after the ``/``, ``-``, en dash, ``,`` or ``;`` inside a path,
+a Kaggle slug or an interval), never inside a name or number; only a single token wider than its
+whole column is shortened, with an ellipsis in its middle. A table of runs too wide for the
+terminal is turned on its side, one column per run, so that an interval is always read whole."""
 
 from __future__ import annotations
 
