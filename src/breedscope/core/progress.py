@@ -42,13 +42,20 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False, disable=not _shows_bars()) as bar:
+    # In a notebook, rich's timer would redraw the bar's widget from a thread of its own, and a
+    # kernel whose main thread meanwhile swaps sys.stdout (TensorFlow's converter, silenced)
+    # could leave the cell waiting for ever (it hung 3 runs in 6 of the quickstart notebook).
+    notebook = console.is_jupyter
+    shown = _shows_bars()
+    with Progress(
+        *columns, console=console, transient=False, disable=not shown, auto_refresh=not notebook
+    ) as bar:
         task = bar.add_task(description, total=total)
-        if not console.is_jupyter:
+        if not notebook:
             yield lambda steps=1: bar.advance(task, steps)
             return
-        # A notebook's bar is not refreshed on a timer (rich cannot there): drawn at most ten
-        # times a second as it advances, and once more at the end, so that it shows where it ended.
+        # A notebook's bar is drawn by the thread that advances it, at most ten times a second,
+        # and once more at the end, so that it shows where it ended.
         drawn = [0.0]
 
         def advance(steps: int = 1) -> None:
