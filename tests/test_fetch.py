@@ -335,3 +335,23 @@ def test_two_archive_entries_with_one_name_are_refused(tmp_path: Path) -> None:
             archive.writestr("b/1.png", b"three")
     with pytest.raises(DataError, match=r"Archive entry 'a/1.png' appears twice"):
         fetch(spec("folder"), name="twice", source=tmp_path / "twice.zip")
+
+
+def test_the_terminal_and_the_notebook_say_what_validation_found_in_the_same_words(make_tree) -> None:
+    tree = make_tree(classes=2, per_class=12, size=40)
+    (tree / "readme.txt").write_text("about these images")  # outside the class folders
+    shutil.copy(sorted((tree / "class_0").iterdir())[0], tree / "class_1" / "twin.png")  # two labels
+
+    result = cli("fetch", "folder", "--from", str(tree), "--name", "twins")
+
+    assert result.returncode == 0, result.stderr
+    said = store.load("twins").validation_summary()  # what the notebook's display shows
+    assert said == [
+        "1 file(s) skipped by the layout: outside the class folders.",
+        "1 set(s) of identical files, kept on one side of every split.",
+        "Label conflict, excluded: class_0/img_000.png (class_0) = class_1/twin.png (class_1).",
+    ]
+    printed = " ".join(result.stderr.split())
+    assert all(" ".join(sentence.split()) in printed for sentence in said)
+    again = cli("validate", "twins")
+    assert again.returncode == 0 and said[-1] in " ".join(again.stderr.split())

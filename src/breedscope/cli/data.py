@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,25 +13,21 @@ from breedscope.cli.app import app, out, parse_ratios
 from breedscope.core import tables
 from breedscope.core.progress import console
 
+if TYPE_CHECKING:
+    from breedscope.data.validate import Validation
 
-def _print_validation(validation) -> None:
+
+def _print_validation(validation: Validation, found: Mapping[str, Any]) -> None:
+    """The per-class table of ``validation``, then what ``found`` (its stored form) says in words."""
+    from breedscope.data.validate import findings  # not at start-up: it imports numpy and imagehash
+
     by_class = validation.counts_by_class()
     reasons = sorted({k for counts in by_class.values() for k in counts} - {"found", "kept"})
     numbers = ["found", "kept", *reasons]
     rows = [[label, *(str(counts.get(c, 0)) for c in numbers)] for label, counts in by_class.items()]
     tables.show(out, "Validation", ["class", *numbers], rows, right=numbers)
-    if validation.exact_duplicate_sets:
-        console.print(
-            f"{len(validation.exact_duplicate_sets)} set(s) of identical files, "
-            "kept on one side of every split."
-        )
-    if validation.near_duplicate_groups:
-        console.print(
-            f"{len(validation.near_duplicate_groups)} group(s) of near-duplicates, "
-            "kept on one side of every split."
-        )
-    for conflict in validation.label_conflicts:
-        console.print(f"[yellow]label conflict, excluded:[/] {' = '.join(conflict)}")
+    for line in findings(found):
+        console.print(escape(line))
 
 
 @app.command()
@@ -82,11 +79,7 @@ def fetch(
             "use --force to fetch it again."
         )
         return
-    for note in result.scan.notes if result.scan else []:
-        console.print(f"note: {escape(note)}")
-    for reason, count in sorted(result.scan.skipped.items()) if result.scan else []:
-        console.print(f"skipped {count} file(s): {reason}")
-    _print_validation(result.validation)
+    _print_validation(result.validation, result.dataset.validation())
     console.print(
         f"Stored [bold]{result.dataset.name}[/]: {len(result.validation.kept)} images in "
         f"{result.dataset.directory}"
@@ -101,7 +94,8 @@ def validate(name: Annotated[str, typer.Argument(help="A fetched dataset.")]) ->
     """
     from breedscope import api
 
-    _print_validation(api.validate(name))
+    validation = api.validate(name)
+    _print_validation(validation, validation.to_json())
 
 
 @app.command()

@@ -15,7 +15,7 @@ from pathlib import Path
 from breedscope.core import paths
 from breedscope.core.atomic import atomic_path
 from breedscope.core.markdown import markdown_literal
-from breedscope.data.validate import ImageRecord
+from breedscope.data.validate import ImageRecord, findings
 
 INFO_FILE = "dataset.json"
 IMAGES_FILE = "images.csv"
@@ -69,20 +69,7 @@ class StoredDataset:
 
     def validation_summary(self) -> list[str]:
         """What validation found, in sentences (what ``breedscope fetch`` prints below its table)."""
-        found = self.validation()
-        one_side = "kept on one side of every split."
-        lines = [
-            f"{n} file(s) skipped by the layout: {why}."
-            for why, n in found.get("skipped_by_layout", {}).items()
-        ]
-        if found.get("exact_duplicate_sets"):
-            lines.append(f"{len(found['exact_duplicate_sets'])} set(s) of identical files, {one_side}")
-        if found.get("near_duplicate_groups"):
-            lines.append(f"{len(found['near_duplicate_groups'])} group(s) of near-duplicates, {one_side}")
-        lines += [
-            f"Label conflict, excluded: {' = '.join(pair)}." for pair in found.get("label_conflicts", [])
-        ]
-        return lines
+        return findings(self.validation())
 
     def _repr_markdown_(self) -> str:
         by_class = self.validation().get("by_class", {})

@@ -11,11 +11,12 @@ import os
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import imagehash
 import numpy as np
@@ -276,6 +277,25 @@ class Validation:
             "near_duplicate_groups": self.near_duplicate_groups,
             "label_conflicts": self.label_conflicts,
         }
+
+
+def findings(found: Mapping[str, Any]) -> list[str]:
+    """What a fetch and its validation found, in sentences, from their stored form
+    (``validation.json``, or :meth:`Validation.to_json`): the layout's notes and the files it
+    skipped, duplicates kept together, label conflicts excluded. The CLI prints these under its
+    table and a notebook shows them under the dataset's: the same words in both."""
+    one_side = "kept on one side of every split."
+    lines = [f"Note: {note}" for note in found.get("notes", [])]
+    lines += [
+        f"{n} file(s) skipped by the layout: {why}."
+        for why, n in sorted(found.get("skipped_by_layout", {}).items())
+    ]
+    if found.get("exact_duplicate_sets"):
+        lines.append(f"{len(found['exact_duplicate_sets'])} set(s) of identical files, {one_side}")
+    if found.get("near_duplicate_groups"):
+        lines.append(f"{len(found['near_duplicate_groups'])} group(s) of near-duplicates, {one_side}")
+    lines += [f"Label conflict, excluded: {' = '.join(pair)}." for pair in found.get("label_conflicts", [])]
+    return lines
 
 
 class _Clusters:
