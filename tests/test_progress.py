@@ -17,8 +17,8 @@ def test_a_notebooks_bar_is_drawn_only_by_the_thread_that_advances_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A redraw from rich's timer thread, while the cell's own thread had swapped sys.stdout
-    # (TensorFlow's converter, silenced), left the quickstart notebook's predict cell waiting
-    # for ever in 3 runs of 6; with no timer thread, in none of 8.
+    # (TensorFlow's converter, silenced), often left the quickstart notebook's predict cell
+    # waiting for ever (about a third of runs; 2 in 49 without the thread).
     pytest.importorskip("ipywidgets", reason="a notebook's bars need ipywidgets")
     import IPython.display
 

@@ -44,7 +44,8 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
     )
     # In a notebook, rich's timer would redraw the bar's widget from a thread of its own, and a
     # kernel whose main thread meanwhile swaps sys.stdout (TensorFlow's converter, silenced)
-    # could leave the cell waiting for ever (it hung 3 runs in 6 of the quickstart notebook).
+    # often left the cell waiting for ever (the quickstart notebook hung in about a third of
+    # runs; without the timer thread, 2 in 49, not yet explained).
     notebook = console.is_jupyter
     shown = _shows_bars()
     with Progress(
