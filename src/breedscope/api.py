@@ -570,7 +570,7 @@ class Run:
         from breedscope.core.progress import progress_bar
         from breedscope.inference import predict as inference
 
-        paths = inference.image_paths([images] if isinstance(images, str | Path) else images)
+        paths = inference.image_paths(images)
         predictions = inference.iter_predictions(self._trained, paths, top=top, runtime=runtime)
         done: list[Prediction] = []
         with progress_bar("Predicting", total=len(paths)) as advance:
@@ -585,10 +585,8 @@ class Run:
         """:meth:`predict`, one image at a time as batches finish (for folders of any size)."""
         from breedscope.inference import predict as inference
 
-        named = [images] if isinstance(images, str | Path) else list(images)
-        return inference.iter_predictions(
-            self._trained, inference.image_paths(named), top=top, runtime=runtime
-        )
+        paths = inference.image_paths(images)
+        return inference.iter_predictions(self._trained, paths, top=top, runtime=runtime)
 
     def export(
         self,

@@ -73,12 +73,13 @@ class Prediction:
     decision: str = ""  # at the run's operating point: its positive class, or "not" it
 
 
-def image_paths(arguments: Iterable[str | Path]) -> list[Path]:
+def image_paths(arguments: str | Path | Iterable[str | Path]) -> list[Path]:
     """The files the arguments name, in order: a file as it is, a folder's files (recursively,
     sorted, without system litter), a glob pattern's matches (``**`` for any depth). A name that
-    is neither stays in the list, so that it is reported as not found."""
+    is neither stays in the list, so that it is reported as not found. One name may be given
+    alone (a string is one name, not its characters)."""
     found: list[Path] = []
-    for argument in arguments:
+    for argument in [arguments] if isinstance(arguments, str | Path) else arguments:
         path = Path(argument).expanduser()
         if path.is_dir():
             found += sorted(p for p in path.rglob("*") if p.is_file() and not is_junk(p.relative_to(path)))
