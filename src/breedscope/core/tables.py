@@ -120,7 +120,13 @@ def column_widths(columns: Sequence[Sequence[str]], available: int, whole: Seque
 def natural_width(header: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
     """The width the table takes with no cell folded (borders and padding included)."""
     columns = [[h, *(row[i] for row in rows)] for i, h in enumerate(header)]
-    return sum(max(widest_line(as_text(cell).plain) for cell in column) + 3 for column in columns) + 1
+    cells = sum(max(widest_line(as_text(cell).plain) for cell in column) for column in columns)
+    return cells + borders(len(header))
+
+
+def borders(columns: int) -> int:
+    """The cells a table's rules and padding take: "│ " before each cell, " " after, the last "│"."""
+    return 3 * columns + 1
 
 
 def sideways(header: Sequence[str], rows: Sequence[Sequence[str]]) -> tuple[list[str], list[list[str]]]:
@@ -148,8 +154,7 @@ def show(
     names = [as_text(name) for name in header]
     cells = [[as_text(cell) for cell in row] for row in rows]
     columns = [[name.plain, *(row[i].plain for row in cells)] for i, name in enumerate(names)]
-    borders = 3 * len(header) + 1  # "│ " before each cell, " " after, and the closing "│"
-    widths = column_widths(columns, console.width - borders, whole=(0,) if may_turn else ())
+    widths = column_widths(columns, console.width - borders(len(header)), whole=(0,) if may_turn else ())
     table = Table(title=title)
     for column, name, width in zip(header, names, widths, strict=True):
         justify = "right" if column in right else "left"
