@@ -13,7 +13,7 @@ import pytest
 import breedscope as bs
 from breedscope import plugins
 from breedscope.config import layering
-from tests.helpers import TINY_SETTINGS
+from tests.helpers import TINY_SETTINGS, notebook_client
 
 
 def test_importing_breedscope_changes_nothing_in_the_session() -> None:
@@ -131,7 +131,6 @@ def test_in_a_notebook_errors_and_ctrl_c_show_a_sentence_and_the_call_that_conti
     # caught like any other. Ctrl-C in a run (the kernel's interrupt, a SIGINT to its main
     # thread) names what was kept and the Python call that continues, not the command line's.
     import nbformat
-    from nbclient import NotebookClient
 
     missing, runs = tmp_path / "nowhere", tmp_path / "runs"
     archive = shutil.make_archive(
@@ -160,7 +159,7 @@ bs.run(dataset="shapes", epochs=30, patience=100, runs_dir={str(runs)!r}, **{TIN
         # The call it names continues the run to its end, in the same session.
         nbformat.v4.new_code_cell(f"bs.run(resume=next(Path({str(runs)!r}, 'shapes').iterdir())).status"),
     ]
-    NotebookClient(notebook, timeout=300, kernel_name="python3", allow_errors=True).execute()
+    notebook_client(notebook, timeout=300, kernel_name="python3", allow_errors=True).execute()
     (shown,) = notebook.cells[0].outputs
     assert shown.output_type == "error" and shown.ename == "BreedscopeError"
     sentence = f"{missing} is not a folder; pass a run directory (RUNS_DIR/DATASET/NAME)."

@@ -16,9 +16,7 @@ def _redraw_threads() -> list[threading.Thread]:
 def test_a_notebooks_bar_is_drawn_only_by_the_thread_that_advances_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A redraw from rich's timer thread, while the cell's own thread had swapped sys.stdout
-    # (TensorFlow's converter, silenced), often left the quickstart notebook's predict cell
-    # waiting for ever (about a third of runs; 2 in 49 without the thread).
+    # Each redraw is a widget message; from a timer, ten a second whether or not the bar moved.
     pytest.importorskip("ipywidgets", reason="a notebook's bars need ipywidgets")
     import IPython.display
 

@@ -42,10 +42,9 @@ def progress_bar(description: str, total: int | None) -> Iterator[Callable[[int]
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    # In a notebook, rich's timer would redraw the bar's widget from a thread of its own, and a
-    # kernel whose main thread meanwhile swaps sys.stdout (TensorFlow's converter, silenced)
-    # often left the cell waiting for ever (the quickstart notebook hung in about a third of
-    # runs; without the timer thread, 2 in 49, not yet explained).
+    # In a notebook every redraw is a widget message to the front end: rich's timer would send
+    # ten a second for as long as a step lasts, whether or not anything moved. There the bar is
+    # drawn by the thread that advances it instead (below).
     notebook = console.is_jupyter
     shown = _shows_bars()
     with Progress(
