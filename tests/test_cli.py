@@ -328,3 +328,20 @@ def test_datasets_at_80_columns_wraps_between_tokens_instead_of_cutting() -> Non
         line.split("│")[3].strip() for line in result.stdout.splitlines() if line.count("│") == 6
     )
     assert "paultimothymooney/chest-xray-pneumonia(version2)" in "".join(kaggle.split())
+
+
+@pytest.mark.parametrize("args", [["datasets"], ["--version"]], ids=["table", "version"])
+def test_output_whose_reader_has_gone_ends_quietly_with_sigpipes_exit_code(args: list[str]) -> None:
+    # `breedscope predict RUN images --json | head -1`: the reader may leave before the command
+    # writes. Nothing is said (there is nobody to say it to, and stderr may be the same pipe) and
+    # the exit code is a broken pipe's, 141, not 1 for a fault of breedscope's own.
+    import os
+
+    reader, writer = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "breedscope.cli", *args], stdout=writer, stderr=subprocess.PIPE, text=True
+    )
+    os.close(writer)
+    os.close(reader)  # gone before the command writes
+    _, err = process.communicate(timeout=120)
+    assert (process.returncode, err) == (128 + signal.SIGPIPE, "")

@@ -11,6 +11,7 @@ import errno
 import gc
 import importlib
 import os
+import signal
 import sys
 
 import typer
@@ -18,7 +19,7 @@ from rich.markup import escape
 
 from breedscope.cli.app import app, options
 from breedscope.core import signals
-from breedscope.core.errors import BreedscopeError, Interrupted
+from breedscope.core.errors import BreedscopeError, Interrupted, OutputClosed
 from breedscope.core.progress import console
 
 # Importing a command module registers its commands on ``app``, in this order in --help.
@@ -64,9 +65,13 @@ def main() -> None:
 def execute(args: list[str] | None = None) -> int:
     """Run one command (``args``, or the process's own arguments) and return its exit code:
     0, 2 for anything the user can fix (one sentence said), 130 for Ctrl-C, 143 and 129 for
-    SIGTERM and SIGHUP, 1 for breedscope's own faults."""
+    SIGTERM and SIGHUP, 141 where the output's reader has gone, 1 for breedscope's own faults."""
     with signals.as_interrupts():
-        code = _run_app(args)
+        try:
+            code = _run_app(args)
+            sys.stdout.flush()  # what print() left buffered: a reader that has gone shows here
+        except (OutputClosed, BrokenPipeError):
+            code = _output_gone()
     return code if isinstance(code, int) else 1
 
 
@@ -104,6 +109,8 @@ def _run_app(args: list[str] | None) -> int:
             f"[bold red]Error:[/] {os.strerror(exc.errno)}{escape(where)}: {_OS_ADVICE[exc.errno]}."
         )
         code = 2
+    except OutputClosed:
+        raise  # no fault, and nobody to tell: execute() ends the command
     except Exception as exc:
         if options["debug"]:
             raise
@@ -117,6 +124,18 @@ def _run_app(args: list[str] | None) -> int:
     if code in (130, *(128 + s for s in signals.HANDLED)):
         _say("Interrupted; finished work (downloads, manifests, features, checkpoints) is kept.")
     return code or 0
+
+
+def _output_gone() -> int:
+    """The reader of the output has gone (``breedscope predict ... --json | head``): end as a
+    program killed by SIGPIPE does, quietly (there is nobody to tell), with its code, 141. What
+    is still buffered for stdout goes to /dev/null, so that Python's flush at exit cannot fail."""
+    with contextlib.suppress(OSError, ValueError):  # a stand-in stdout (a test) has no descriptor
+        descriptor = sys.stdout.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, descriptor)
+        os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _say(text: str) -> None:

@@ -6,11 +6,11 @@ import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from breedscope.cli.help import App
 from breedscope.core import quiet
 from breedscope.core.errors import BreedscopeError
+from breedscope.core.progress import Console
 from breedscope.core.versions import __version__
 
 app = App(
@@ -26,7 +26,7 @@ out = Console(soft_wrap=True)  # results on stdout; progress, warnings and error
 
 def _version(value: bool) -> None:
     if value:
-        print(f"breedscope {__version__}")
+        out.print(f"breedscope {__version__}", markup=False, highlight=False)
         raise typer.Exit()
 
 

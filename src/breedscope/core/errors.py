@@ -41,3 +41,8 @@ class Interrupted(BreedscopeError):
     def _render_traceback_(self) -> list[str]:
         how = f" Continue with: bs.{self.command}(resume={str(self.path)!r})" if self.command else ""
         return [f"Interrupted: {self.kept}{how}"]
+
+
+class OutputClosed(Exception):
+    """The reader of breedscope's output has gone (``breedscope predict ... --json | head``).
+    Not an OSError: the command line framework would turn that into exit code 1 itself."""

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
+import rich.console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +18,19 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from breedscope.core.errors import OutputClosed
+
+
+class Console(rich.console.Console):
+    """rich's console, except where the reader of its output has gone (``breedscope ... | head``):
+    rich would end the process there with exit code 1, the code of breedscope's own faults; this
+    one raises OutputClosed, for the command line to end on."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True  # nothing more to write to
+        raise OutputClosed("the reader of its output went away (a pipe into head, say)")
+
 
 # Soft wrap: a message is never broken by inserted newlines, so paths and commands in it can be
 # copied whole from any terminal (the terminal wraps long lines itself).
