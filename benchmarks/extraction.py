@@ -69,7 +69,7 @@ def main() -> None:
 
     forwards = {"keras": runtime.keras_forward(extractor)}
     if runtime.litert_available():
-        forwards["litert"] = runtime.converted_backbone(extractor, work / "backbone", 224)
+        forwards["litert"] = runtime.converted(extractor, work / "backbone", 224)
     tensors = np.random.default_rng(0).uniform(0, 255, (len(rows), 224, 224, 3)).astype(np.float32)
     loader = ImageLoader(work, 224)
     start = time.perf_counter()

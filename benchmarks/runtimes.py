@@ -78,7 +78,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench_runtimes_"))
     keras = runtime.keras_forward(extractor)
-    litert = runtime.converted_backbone(extractor, work, 224)
+    litert = runtime.converted(extractor, work, 224)
     threads = runtime.cpu_threads()
     tensors = runtime.check_images(224)  # smooth images, so that features are image-like
     tensors = np.concatenate([tensors] * (args.images // len(tensors)))

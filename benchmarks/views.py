@@ -62,7 +62,7 @@ def main() -> None:
     sets = {"PBC, 360 px JPEG": (pbc, "light"), "X-ray, 2000x1700 JPEG": (xrays, "xray")}
 
     if runtime.litert_available():
-        forward = runtime.converted_backbone(extractor, work / "backbone", 224)
+        forward = runtime.converted(extractor, work / "backbone", 224)
     else:
         forward = runtime.keras_forward(extractor)
     forward(np.zeros((8, 224, 224, 3), np.float32))  # warm up

@@ -277,11 +277,6 @@ def converted(
     return forward
 
 
-def converted_backbone(extractor: keras.Model, directory: Path, image_size: int) -> Forward:
-    """LiteRT's forward pass of the feature extractor, converted and checked once, then reused."""
-    return converted(extractor, directory, image_size, BACKBONE)
-
-
 def choose(
     model: keras.Model, setting: str, directory: Path, image_size: int, conversion: Conversion = BACKBONE
 ) -> Forward:
